@@ -1,0 +1,46 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+  name: "finwait",
+  platforms: [.macOS(.v13)],
+  products: [
+    .executable(name: "finwait", targets: ["finwait"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+  ],
+  targets: [
+    // The ring-buffer record, shared with bpf/finwait.bpf.c.
+    .target(name: "CFinwaitEvent"),
+    // libbpf from the system (Debian: libbpf-dev).
+    .systemLibrary(
+      name: "CLibbpf",
+      pkgConfig: "libbpf",
+      providers: [.apt(["libbpf-dev"])]
+    ),
+    // The BPF object, embedded through the bpftool skeleton the Makefile
+    // generates, and the libbpf lifecycle around it.
+    .target(name: "CFinwaitBPF", dependencies: ["CLibbpf", "CFinwaitEvent"]),
+    // Domain logic: pure, no I/O, testable without privileges.
+    .target(name: "FinwaitCore", dependencies: ["CFinwaitEvent"]),
+    // The I/O edge: loading and polling the tracer, /proc and /sys reads.
+    .target(
+      name: "FinwaitTracing",
+      dependencies: [
+        "FinwaitCore", "CFinwaitBPF",
+        .product(name: "SystemPackage", package: "swift-system"),
+      ]
+    ),
+    .executableTarget(
+      name: "finwait",
+      dependencies: [
+        "FinwaitTracing", "FinwaitCore",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
+    .testTarget(name: "FinwaitCoreTests", dependencies: ["FinwaitCore", "CFinwaitEvent"]),
+    .testTarget(name: "LiveTests", dependencies: ["FinwaitCore"]),
+  ]
+)

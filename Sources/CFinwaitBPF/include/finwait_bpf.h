@@ -1,0 +1,67 @@
+/*
+ * The libbpf lifecycle of the embedded finwait BPF object, as a handful of
+ * plain C functions: Swift never sees the skeleton or libbpf's opts macros.
+ */
+#ifndef FINWAIT_BPF_H
+#define FINWAIT_BPF_H
+
+#include <stdio.h>
+#include "../../CFinwaitEvent/include/finwait_event.h"
+
+/* Which step of fw_tracer_start failed. */
+enum fw_stage {
+	FW_STAGE_NONE = 0,
+	FW_STAGE_OPEN = 1,    /* parse the embedded object, find kernel BTF */
+	FW_STAGE_LOAD = 2,    /* CO-RE relocation, verifier, map creation */
+	FW_STAGE_ATTACH = 3,  /* tp_btf/inet_sock_set_state */
+	FW_STAGE_RINGBUF = 4, /* ring buffer consumer */
+};
+
+struct fw_options {
+	__u32 tgid;           /* 0: all processes */
+	__u16 port;           /* 0: all ports; else local or remote port */
+	__u16 family;         /* 0, AF_INET or AF_INET6 */
+	char comm[FW_COMM_LEN];
+	int filter_comm;      /* compare comm exactly (15 chars max, like the kernel's) */
+	__u32 ringbuf_bytes;  /* power of two, multiple of the page size */
+	__u32 max_tracked;    /* entries of the per-socket map */
+	__u64 wakeup_bytes;   /* backlog that forces a consumer wakeup */
+	const char *btf_path; /* NULL: the running kernel's /sys/kernel/btf/vmlinux */
+};
+
+/* Called once per record; return non-zero to stop the current drain. */
+typedef int (*fw_record_fn)(void *ctx, const struct fw_event *event);
+
+struct fw_tracer;
+
+/* Opens, loads and attaches. Returns 0, or -errno with *failed set. */
+int fw_tracer_start(const struct fw_options *opts, fw_record_fn fn, void *ctx,
+		    struct fw_tracer **out, enum fw_stage *failed);
+/* Waits up to timeout_ms for a wakeup, then consumes everything queued
+ * (records are submitted without wakeups, so the timeout is the latency bound).
+ * Returns the number of records consumed or -errno (-EINTR on a signal). */
+int fw_tracer_drain(struct fw_tracer *tracer, int timeout_ms);
+void fw_tracer_counters(const struct fw_tracer *tracer, struct fw_counters *out);
+/* Calls fn with a FW_KIND_IN_FLIGHT copy of every socket the kernel map holds
+ * in FIN_WAIT2. Returns the number visited or -errno. */
+int fw_tracer_in_flight(struct fw_tracer *tracer, fw_record_fn fn, void *ctx);
+/* Detaches the program: no record is produced after this returns, so a last
+ * drain and an in-flight walk see a settled state. */
+void fw_tracer_detach(struct fw_tracer *tracer);
+/* Detaches and frees everything; safe with NULL. */
+void fw_tracer_stop(struct fw_tracer *tracer);
+
+/* libbpf's own messages go to stderr only when verbose. */
+void fw_set_libbpf_verbose(int verbose);
+
+/* SIGINT/SIGTERM set a flag (and interrupt the poll); SIGPIPE is ignored so a
+ * closed stdout shows up as EPIPE on write. */
+void fw_install_stop_handlers(void);
+int fw_stop_requested(void);
+void fw_request_stop(void);
+
+/* Swift 6 cannot name glibc's stdout/stderr globals. */
+FILE *fw_stdout(void);
+FILE *fw_stderr(void);
+
+#endif /* FINWAIT_BPF_H */

@@ -1,0 +1,67 @@
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <bpf/libbpf.h>
+#include "finwait_bpf.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+void fw_install_stop_handlers(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: a pending epoll_wait returns EINTR at once. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int fw_stop_requested(void)
+{
+	return stop_requested;
+}
+
+void fw_request_stop(void)
+{
+	stop_requested = 1;
+}
+
+static int libbpf_print_verbose(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	(void)level;
+	return vfprintf(stderr, fmt, args);
+}
+
+static int libbpf_print_quiet(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	/* finwait prints its own one-line error; libbpf's guesses (such as the
+	 * RLIMIT_MEMLOCK hint on EPERM) mislead more than they help. */
+	(void)level; (void)fmt; (void)args;
+	return 0;
+}
+
+void fw_set_libbpf_verbose(int verbose)
+{
+	libbpf_set_print(verbose ? libbpf_print_verbose : libbpf_print_quiet);
+}
+
+FILE *fw_stdout(void)
+{
+	return stdout;
+}
+
+FILE *fw_stderr(void)
+{
+	return stderr;
+}

@@ -1,0 +1,128 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include "finwait_bpf.h"
+#include "finwait.skel.h"
+
+struct fw_tracer {
+	struct finwait_bpf *skel;
+	struct ring_buffer *rb;
+	fw_record_fn fn;
+	void *ctx;
+};
+
+static int on_sample(void *ctx, void *data, size_t size)
+{
+	struct fw_tracer *t = ctx;
+
+	if (size < sizeof(struct fw_event))
+		return 0;
+	return t->fn(t->ctx, data);
+}
+
+static int fail(struct fw_tracer *t, enum fw_stage stage, enum fw_stage *failed, int err)
+{
+	*failed = stage;
+	fw_tracer_stop(t);
+	return err < 0 ? err : -err;
+}
+
+int fw_tracer_start(const struct fw_options *o, fw_record_fn fn, void *ctx,
+		    struct fw_tracer **out, enum fw_stage *failed)
+{
+	struct bpf_object_open_opts open_opts = { .sz = sizeof(open_opts) };
+	struct fw_tracer *t;
+	int err;
+
+	*out = NULL;
+	*failed = FW_STAGE_NONE;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return fail(NULL, FW_STAGE_OPEN, failed, -ENOMEM);
+	t->fn = fn;
+	t->ctx = ctx;
+
+	open_opts.btf_custom_path = o->btf_path;
+	t->skel = finwait_bpf__open_opts(&open_opts);
+	if (!t->skel)
+		return fail(t, FW_STAGE_OPEN, failed, -errno);
+
+	t->skel->rodata->target_tgid = o->tgid;
+	t->skel->rodata->target_port = o->port;
+	t->skel->rodata->target_family = o->family;
+	t->skel->rodata->filter_comm = o->filter_comm != 0;
+	memcpy((char *)t->skel->rodata->target_comm, o->comm, FW_COMM_LEN);
+	t->skel->rodata->wakeup_bytes = o->wakeup_bytes;
+	if ((err = bpf_map__set_max_entries(t->skel->maps.events, o->ringbuf_bytes)) ||
+	    (err = bpf_map__set_max_entries(t->skel->maps.socks, o->max_tracked)))
+		return fail(t, FW_STAGE_OPEN, failed, err);
+
+	if ((err = finwait_bpf__load(t->skel)))
+		return fail(t, FW_STAGE_LOAD, failed, err);
+	if ((err = finwait_bpf__attach(t->skel)))
+		return fail(t, FW_STAGE_ATTACH, failed, err);
+
+	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_sample, t, NULL);
+	if (!t->rb)
+		return fail(t, FW_STAGE_RINGBUF, failed, -errno);
+	*out = t;
+	return 0;
+}
+
+int fw_tracer_drain(struct fw_tracer *t, int timeout_ms)
+{
+	int polled, consumed;
+
+	polled = ring_buffer__poll(t->rb, timeout_ms);
+	if (polled < 0)
+		return polled;
+	consumed = ring_buffer__consume(t->rb);
+	if (consumed < 0)
+		return consumed;
+	return polled + consumed;
+}
+
+void fw_tracer_counters(const struct fw_tracer *t, struct fw_counters *out)
+{
+	/* .bss is mmap'ed: a plain read sees the kernel's latest values. */
+	*out = t->skel->bss->counters;
+}
+
+int fw_tracer_in_flight(struct fw_tracer *t, fw_record_fn fn, void *ctx)
+{
+	int fd = bpf_map__fd(t->skel->maps.socks);
+	__u64 key, next, *prev = NULL;
+	struct fw_event value;
+	int n = 0;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &value))
+			continue; /* deleted while we walked */
+		if (!(value.flags & FW_FLAG_FIN_WAIT2_SEEN))
+			continue;
+		value.kind = FW_KIND_IN_FLIGHT;
+		n++;
+		if (fn(ctx, &value))
+			break;
+	}
+	return n;
+}
+
+void fw_tracer_detach(struct fw_tracer *t)
+{
+	finwait_bpf__detach(t->skel);
+}
+
+void fw_tracer_stop(struct fw_tracer *t)
+{
+	if (!t)
+		return;
+	ring_buffer__free(t->rb);
+	finwait_bpf__destroy(t->skel);
+	free(t);
+}

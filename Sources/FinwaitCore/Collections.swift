@@ -1,0 +1,56 @@
+/// A first-in first-out queue over an array, compacted as it drains, so
+/// steady-state appends and removals do not allocate.
+struct FIFO<Element> {
+  private var storage: [Element] = []
+  private var head = 0
+
+  var first: Element? { head < storage.count ? storage[head] : nil }
+  var count: Int { storage.count - head }
+
+  mutating func append(_ element: Element) {
+    storage.append(element)
+  }
+
+  mutating func removeFirst() {
+    head += 1
+    if head == storage.count {
+      storage.removeAll(keepingCapacity: true)
+      head = 0
+    } else if head >= 1024 && head * 2 >= storage.count {
+      storage.removeFirst(head)
+      head = 0
+    }
+  }
+
+  mutating func removeAll() {
+    storage.removeAll(keepingCapacity: true)
+    head = 0
+  }
+}
+
+/// A set that forgets its oldest members beyond `capacity`.
+struct BoundedSet<Element: Hashable> {
+  private var members = Set<Element>()
+  private var order = FIFO<Element>()
+  let capacity: Int
+
+  init(capacity: Int) {
+    self.capacity = capacity
+  }
+
+  var count: Int { members.count }
+
+  mutating func insert(_ element: Element) {
+    guard members.insert(element).inserted else { return }
+    order.append(element)
+    while order.count > capacity, let oldest = order.first {
+      order.removeFirst()
+      members.remove(oldest)
+    }
+  }
+
+  /// Removes `element`; true if it was there.
+  mutating func remove(_ element: Element) -> Bool {
+    members.remove(element) != nil
+  }
+}

@@ -1,0 +1,128 @@
+/// Turns kernel events into per-connection records.
+///
+/// Only attached sockets need state here (the kernel sends an `enter` for
+/// them so they can be watched for the stuck threshold); everything else is
+/// settled by the single `leave` record, which carries what was gathered at
+/// FIN_WAIT1 and FIN_WAIT2 entry. The tracker copes with starts it never saw,
+/// lost records (a reused socket address ends the older connection as
+/// `lost`) and an `enter` arriving after its own `leave`.
+public struct ConnectionTracker {
+  /// An attached connection sitting in FIN_WAIT2.
+  private struct Open {
+    var event: Event
+    var stuckReported = false
+    var enteredAt: UInt64 { event.finWait2At ?? event.timestamp }
+  }
+
+  public struct Counters: Sendable, Equatable {
+    /// `enter` records that arrived after their connection had ended.
+    public var lateEnters = 0
+    /// Connections whose `leave` record never arrived.
+    public var lostEnds = 0
+  }
+
+  /// Dwell after which an attached connection is reported as stuck; nil: never.
+  public let stuckAfter: UInt64?
+  /// When tracing began: the lower bound for starts finwait did not see.
+  public let tracingSince: UInt64
+  public private(set) var counters = Counters()
+
+  private var open: [UInt64: Open] = [:]
+  /// Attached connections in the order they entered, for the stuck check.
+  private var entryOrder = FIFO<(socket: UInt64, enteredAt: UInt64)>()
+  /// Recently ended (socket, FIN_WAIT2 entry) pairs whose `enter` is still due.
+  private var endedBeforeEnter = BoundedSet<SocketEntry>(capacity: 4096)
+
+  private struct SocketEntry: Hashable {
+    var socket: UInt64
+    var enteredAt: UInt64
+  }
+
+  public init(stuckAfter: UInt64?, tracingSince: UInt64) {
+    self.stuckAfter = stuckAfter
+    self.tracingSince = tracingSince
+  }
+
+  /// Connections currently known to sit attached in FIN_WAIT2.
+  public var attachedInFinWait2: Int { open.count }
+
+  public mutating func handle(_ event: Event, emit: (Record) -> Void) {
+    switch event.kind {
+    case .enter: enter(event, emit: emit)
+    case let .leave(end): leave(event, end: end, emit: emit)
+    case .inFlight: break  // only meaningful to finish(at:inFlight:emit:)
+    }
+  }
+
+  private mutating func enter(_ event: Event, emit: (Record) -> Void) {
+    let enteredAt = event.finWait2At ?? event.timestamp
+    if endedBeforeEnter.remove(SocketEntry(socket: event.socket, enteredAt: enteredAt)) {
+      counters.lateEnters += 1
+      return
+    }
+    if let previous = open[event.socket] {
+      guard previous.enteredAt < enteredAt else { return }  // duplicate or stale
+      endAsLost(previous, emit: emit)
+    }
+    open[event.socket] = Open(event: event)
+    entryOrder.append((event.socket, enteredAt))
+  }
+
+  private mutating func leave(_ event: Event, end: End, emit: (Record) -> Void) {
+    if let previous = open[event.socket], previous.event.finWait2At != event.finWait2At {
+      endAsLost(previous, emit: emit)
+    }
+    let wasOpen = open.removeValue(forKey: event.socket) != nil
+    if !wasOpen, !event.orphanedAtEntry, let enteredAt = event.finWait2At {
+      endedBeforeEnter.insert(SocketEntry(socket: event.socket, enteredAt: enteredAt))
+    }
+    let dwell: Dwell
+    if let enteredAt = event.finWait2At {
+      let spent = event.timestamp &- enteredAt
+      dwell = end == .timewaitOrphan ? .pending(observed: spent) : .exact(spent)
+    } else {
+      let spent = event.timestamp &- min(tracingSince, event.timestamp)
+      dwell = end == .timewaitOrphan ? .pending(observed: spent) : .atLeast(spent)
+    }
+    emit(Record(event, kind: .finWait2, at: event.timestamp, dwell: dwell, end: end))
+  }
+
+  private mutating func endAsLost(_ stale: Open, emit: (Record) -> Void) {
+    open.removeValue(forKey: stale.event.socket)
+    counters.lostEnds += 1
+    emit(Record(stale.event, kind: .finWait2, at: stale.enteredAt, dwell: .atLeast(0), end: .lost))
+  }
+
+  /// Reports, once each, attached connections whose dwell reached `stuckAfter`.
+  public mutating func reportStuck(now: UInt64, emit: (Record) -> Void) {
+    guard let stuckAfter else { return }
+    while let first = entryOrder.first, now &- first.enteredAt >= stuckAfter, now >= first.enteredAt {
+      entryOrder.removeFirst()
+      guard var connection = open[first.socket], connection.enteredAt == first.enteredAt,
+        !connection.stuckReported
+      else { continue }
+      connection.stuckReported = true
+      open[first.socket] = connection
+      emit(Record(connection.event, kind: .stuck, at: now,
+                  dwell: .atLeast(now - connection.enteredAt), end: nil))
+    }
+  }
+
+  /// Ends everything still in FIN_WAIT2 as `tracer_exit`: the attached
+  /// connections known here and whatever else the kernel map still holds
+  /// (`inFlight`: orphans kept as full sockets, starts whose `enter` was lost).
+  public mutating func finish(at now: UInt64, inFlight: [Event], emit: (Record) -> Void) {
+    var seen = Set<UInt64>()
+    for connection in open.values.sorted(by: { $0.enteredAt < $1.enteredAt }) {
+      seen.insert(connection.event.socket)
+      emit(Record(connection.event, kind: .finWait2, at: now,
+                  dwell: .atLeast(now &- min(connection.enteredAt, now)), end: .tracerExit))
+    }
+    for event in inFlight where !seen.contains(event.socket) {
+      let since = min(event.finWait2At ?? tracingSince, now)
+      emit(Record(event, kind: .finWait2, at: now, dwell: .atLeast(now - since), end: .tracerExit))
+    }
+    open.removeAll()
+    entryOrder.removeAll()
+  }
+}

@@ -1,0 +1,143 @@
+import CFinwaitEvent
+
+/// The process that owned a socket when it sent its FIN, read in its own
+/// context at ESTABLISHED -> FIN_WAIT1 (never from softirq).
+public struct Owner: Sendable, Hashable {
+  public var pid: UInt32
+  public var tid: UInt32
+  public var comm: String
+  public var cgroupID: UInt64
+
+  public init(pid: UInt32, tid: UInt32, comm: String, cgroupID: UInt64) {
+    self.pid = pid
+    self.tid = tid
+    self.comm = comm
+    self.cgroupID = cgroupID
+  }
+}
+
+/// One decoded ring-buffer record (`struct fw_event` in bpf/finwait.h).
+/// Timestamps are CLOCK_MONOTONIC nanoseconds.
+public struct Event: Sendable, Equatable {
+  public enum Kind: Sendable, Equatable {
+    /// An attached socket entered FIN_WAIT2.
+    case enter
+    /// A socket left FIN_WAIT2 as a full socket.
+    case leave(End)
+    /// Still in FIN_WAIT2 in the kernel map when the tracer stopped.
+    case inFlight
+  }
+
+  public var kind: Kind
+  public var timestamp: UInt64
+  public var finWait1At: UInt64?
+  public var finWait2At: UInt64?
+  /// The kernel's socket address: identifies the connection while it lives.
+  public var socket: UInt64
+  public var owner: Owner?
+  public var endpoints: Endpoints
+  public var path: Path
+  public var syscall: Syscall
+  public var syscallNumber: Int32
+  public var orphanedAtEntry: Bool
+  public var orphanedAtEnd: Bool
+
+  public init(
+    kind: Kind, timestamp: UInt64, finWait1At: UInt64?, finWait2At: UInt64?, socket: UInt64,
+    owner: Owner?, endpoints: Endpoints, path: Path, syscall: Syscall, syscallNumber: Int32,
+    orphanedAtEntry: Bool, orphanedAtEnd: Bool
+  ) {
+    self.kind = kind
+    self.timestamp = timestamp
+    self.finWait1At = finWait1At
+    self.finWait2At = finWait2At
+    self.socket = socket
+    self.owner = owner
+    self.endpoints = endpoints
+    self.path = path
+    self.syscall = syscall
+    self.syscallNumber = syscallNumber
+    self.orphanedAtEntry = orphanedAtEntry
+    self.orphanedAtEnd = orphanedAtEnd
+  }
+}
+
+/// Why a raw record could not be decoded.
+public enum DecodeError: Error, Equatable {
+  case unknownKind(UInt8)
+  case unknownEnd(UInt8)
+  case unknownFamily(UInt16)
+}
+
+extension Event {
+  private static let afInet: UInt16 = 2
+  private static let afInet6: UInt16 = 10
+
+  /// Decodes a record without allocating (comm fits Swift's inline small strings).
+  public init(decoding raw: borrowing fw_event) throws(DecodeError) {
+    switch UInt32(raw.kind) {
+    case FW_KIND_ENTER.rawValue: kind = .enter
+    case FW_KIND_IN_FLIGHT.rawValue: kind = .inFlight
+    case FW_KIND_LEAVE.rawValue:
+      guard let end = End(raw: raw.end) else { throw .unknownEnd(raw.end) }
+      kind = .leave(end)
+    default: throw .unknownKind(raw.kind)
+    }
+    let flags = Int32(raw.flags)
+    timestamp = raw.ts_ns
+    finWait1At = raw.ts_fin_wait1_ns == 0 ? nil : raw.ts_fin_wait1_ns
+    finWait2At = flags & FW_FLAG_FIN_WAIT2_SEEN != 0 ? raw.ts_fin_wait2_ns : nil
+    socket = raw.skaddr
+    if flags & FW_FLAG_OWNER_KNOWN != 0 {
+      owner = Owner(pid: raw.tgid, tid: raw.tid, comm: Self.comm(raw.comm), cgroupID: raw.cgroup_id)
+    } else {
+      owner = nil
+    }
+    switch raw.family {
+    case Self.afInet:
+      endpoints = Endpoints(
+        local: Self.ipv4(raw.saddr), localPort: raw.sport,
+        remote: Self.ipv4(raw.daddr), remotePort: raw.dport)
+    case Self.afInet6:
+      endpoints = Endpoints(
+        local: Self.ipv6(raw.saddr), localPort: raw.sport,
+        remote: Self.ipv6(raw.daddr), remotePort: raw.dport)
+    default:
+      throw .unknownFamily(raw.family)
+    }
+    path = Path(raw: raw.path)
+    syscall = Syscall(raw: raw.syscall)
+    syscallNumber = raw.syscall_nr
+    orphanedAtEntry = flags & FW_FLAG_ORPHAN_AT_ENTRY != 0
+    orphanedAtEnd = flags & FW_FLAG_ORPHAN_AT_END != 0
+  }
+
+  private typealias Bytes16 = (
+    UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+    UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+  )
+
+  private static func ipv4(_ b: Bytes16) -> IPAddress {
+    .v4(b.0, b.1, b.2, b.3)
+  }
+
+  private static func ipv6(_ b: Bytes16) -> IPAddress {
+    withUnsafeBytes(of: b) { raw in
+      var high: UInt64 = 0
+      var low: UInt64 = 0
+      for i in 0..<8 {
+        high = high << 8 | UInt64(raw[i])
+        low = low << 8 | UInt64(raw[i + 8])
+      }
+      return .v6(high: high, low: low)
+    }
+  }
+
+  private static func comm(_ c: (CChar, CChar, CChar, CChar, CChar, CChar, CChar, CChar,
+                                 CChar, CChar, CChar, CChar, CChar, CChar, CChar, CChar)) -> String {
+    withUnsafeBytes(of: c) { raw in
+      let length = raw.firstIndex(of: 0) ?? raw.count
+      return String(decoding: raw[..<length], as: UTF8.self)
+    }
+  }
+}

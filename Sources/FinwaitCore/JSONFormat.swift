@@ -1,0 +1,113 @@
+/// `--json`: one object per line. Keys are documented in the README.
+public struct JSONFormat: Sendable {
+  public let clock: WallClock
+
+  public init(clock: WallClock) {
+    self.clock = clock
+  }
+
+  public func line(_ r: Record) -> String {
+    var o = JSONObject()
+    o.add("type", string: r.kind.rawValue)
+    o.add("time", string: clock.rfc3339(ofMonotonic: r.timestamp))
+    if let owner = r.owner {
+      o.add("pid", number: UInt64(owner.pid))
+      o.add("tid", number: UInt64(owner.tid))
+      o.add("comm", string: owner.comm)
+      o.add("cgroup_id", number: owner.cgroupID)
+    } else {
+      for key in ["pid", "tid", "comm", "cgroup_id"] { o.addNull(key) }
+    }
+    o.add("family", string: r.endpoints.local.family.rawValue)
+    o.add("saddr", string: r.endpoints.local.description)
+    o.add("sport", number: UInt64(r.endpoints.localPort))
+    o.add("daddr", string: r.endpoints.remote.description)
+    o.add("dport", number: UInt64(r.endpoints.remotePort))
+    o.add("path", string: r.path.rawValue)
+    o.add("syscall", string: r.syscall.rawValue)
+    o.add("syscall_nr", signed: Int64(r.syscallNumber))
+    o.add("orphaned", bool: r.orphaned)
+    o.add("orphaned_at_entry", bool: r.orphanedAtEntry)
+    switch r.dwell {
+    case let .exact(ns):
+      o.add("dwell_ns", number: ns)
+    case let .atLeast(ns):
+      o.add("dwell_ns", number: ns)
+      o.add("dwell_lower_bound", bool: true)
+    case let .pending(observed):
+      // Not a dwell: FIN_WAIT2 goes on inside a timewait socket.
+      o.addNull("dwell_ns")
+      o.add("dwell_pending", bool: true)
+      o.add("fullsock_dwell_ns", number: observed)
+    }
+    if let end = r.end { o.add("end", string: end.rawValue) }
+    o.add("socket", string: "0x" + String(r.socket, radix: 16))
+    return o.closed
+  }
+}
+
+/// A flat JSON object built by appending; strings are escaped per RFC 8259.
+public struct JSONObject {
+  public private(set) var text = "{"
+
+  public init() {
+    text.reserveCapacity(512)
+  }
+
+  private mutating func key(_ k: String) {
+    if text.utf8.count > 1 { text += "," }
+    text += "\""
+    text += k
+    text += "\":"
+  }
+
+  public mutating func add(_ k: String, string value: String) {
+    key(k)
+    Self.appendQuoted(value, to: &text)
+  }
+
+  public mutating func add(_ k: String, number value: UInt64) {
+    key(k)
+    text += String(value)
+  }
+
+  public mutating func add(_ k: String, signed value: Int64) {
+    key(k)
+    text += String(value)
+  }
+
+  public mutating func add(_ k: String, bool value: Bool) {
+    key(k)
+    text += value ? "true" : "false"
+  }
+
+  public mutating func add(_ k: String, raw json: String) {
+    key(k)
+    text += json
+  }
+
+  public mutating func addNull(_ k: String) {
+    key(k)
+    text += "null"
+  }
+
+  /// The object text with its closing brace.
+  public var closed: String { text + "}" }
+
+  static func appendQuoted(_ s: String, to out: inout String) {
+    out += "\""
+    for scalar in s.unicodeScalars {
+      switch scalar {
+      case "\"": out += "\\\""
+      case "\\": out += "\\\\"
+      case "\n": out += "\\n"
+      case "\r": out += "\\r"
+      case "\t": out += "\\t"
+      case _ where scalar.value < 0x20:
+        out += "\\u00" + digits(Int(scalar.value >> 4), 1) + String(scalar.value & 0xf, radix: 16)
+      default: out.unicodeScalars.append(scalar)
+      }
+    }
+    out += "\""
+  }
+}

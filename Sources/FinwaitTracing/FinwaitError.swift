@@ -1,0 +1,46 @@
+import SystemPackage
+
+/// Everything that stops finwait, each with one human line and its own exit code.
+public enum FinwaitError: Error, Equatable {
+  /// Not root and lacking CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN).
+  case notPermitted(String)
+  /// No kernel BTF at the given path: CO-RE cannot relocate.
+  case noBTF(path: String)
+  /// The running kernel predates what the BPF program needs.
+  case kernelTooOld(release: String)
+  /// libbpf failed at a stage (open, load, attach, ring buffer).
+  case bpf(stage: String, errno: Errno)
+  /// stdout or stderr could not be written.
+  case output(Errno)
+  /// A flag value that parsed but cannot be used.
+  case invalidArgument(String)
+
+  /// Exit codes, documented in the README. sysexits.h values where one fits.
+  public var exitCode: Int32 {
+    switch self {
+    case .invalidArgument: 64      // EX_USAGE, as swift-argument-parser uses for bad flags
+    case .kernelTooOld: 69         // EX_UNAVAILABLE
+    case .bpf: 70                  // EX_SOFTWARE
+    case .noBTF: 72                // EX_OSFILE
+    case .output: 74               // EX_IOERR
+    case .notPermitted: 77         // EX_NOPERM
+    }
+  }
+
+  public var message: String {
+    switch self {
+    case let .notPermitted(detail):
+      "permission denied: \(detail); run as root, or grant CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before Linux 5.8)"
+    case let .noBTF(path):
+      "kernel BTF not found at \(path): finwait needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (Linux 5.8+ with BTF)"
+    case let .kernelTooOld(release):
+      "kernel \(release) is too old: finwait needs Linux 5.8 or newer (BPF ring buffer, tp_btf)"
+    case let .bpf(stage, errno):
+      "failed to \(stage) the BPF program: \(errno) (errno \(errno.rawValue)); rerun with --verbose for libbpf's log"
+    case let .output(errno):
+      "cannot write output: \(errno)"
+    case let .invalidArgument(text):
+      text
+    }
+  }
+}

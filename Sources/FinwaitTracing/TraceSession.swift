@@ -1,0 +1,136 @@
+import CFinwaitBPF
+import CFinwaitEvent
+import FinwaitCore
+
+/// `finwait` (trace mode): attach, stream records until a signal or
+/// `--duration`, then detach, settle what is still open and print the summary.
+public struct TraceSession {
+  public enum Format: Sendable {
+    case text, json
+  }
+
+  public struct Configuration: Sendable {
+    public var tracer = Tracer.Options()
+    public var format = Format.text
+    /// nil: stuck warnings off.
+    public var stuckAfter: UInt64?
+    public var minDwell: UInt64 = 0
+    public var duration: UInt64?
+    public var verbose = false
+    /// How often queued records are drained (and the latency bound of output).
+    public var drainIntervalMilliseconds: Int32 = 100
+    /// The node's tcp_fin_timeout, shown at start.
+    public var finTimeoutSeconds: Int?
+
+    public init() {}
+  }
+
+  let configuration: Configuration
+
+  public init(configuration: Configuration) {
+    self.configuration = configuration
+  }
+
+  /// Runs until stopped. Throws only before tracing began or on an output error.
+  public func run() throws(FinwaitError) {
+    let config = configuration
+    try Preflight.check(btfPath: config.tracer.btfPath)
+    fw_set_libbpf_verbose(config.verbose ? 1 : 0)
+    fw_install_stop_handlers()
+
+    let state = SessionState(config: config, clock: .now(), start: monotonicNow())
+    let tracer = try Tracer(options: config.tracer) { raw in state.consume(raw) }
+    defer { tracer.stop() }
+
+    var err = LineOutput.standardError
+    try err.write(startBanner(config))
+    try err.flush()
+    if config.format == .text { try state.out.write(state.text.header) }
+    try state.out.flush()
+
+    let deadline = config.duration.map { state.start + $0 }
+    while fw_stop_requested() == 0 && !state.out.readerGone {
+      try tracer.drain(timeoutMilliseconds: config.drainIntervalMilliseconds)
+      let now = monotonicNow()
+      state.tracker.reportStuck(now: now) { state.emit($0) }
+      try state.flush()
+      if let deadline, now >= deadline { break }
+    }
+
+    tracer.detach()
+    try tracer.drain(timeoutMilliseconds: 0)
+    let now = monotonicNow()
+    let inFlight = tracer.inFlight().compactMap { try? Event(decoding: $0) }
+    state.tracker.finish(at: now, inFlight: inFlight) { state.emit($0) }
+    try state.flush()
+    guard !state.out.readerGone else { return }
+
+    let losses = Summary.Losses(
+      kernel: tracer.counters, tracker: state.tracker.counters, undecodable: state.undecodable)
+    switch config.format {
+    case .text:
+      for line in state.summary.text(losses: losses, tracedFor: now - state.start) { try state.out.write(line) }
+    case .json:
+      try state.out.write(state.summary.json(losses: losses, tracedFor: now - state.start))
+    }
+    try state.out.flush()
+  }
+
+  func startBanner(_ c: Configuration) -> String {
+    var what = "Tracing FIN_WAIT2 of "
+    what += c.tracer.family == 4 ? "IPv4" : c.tracer.family == 6 ? "IPv6" : "IPv4 and IPv6"
+    what += " TCP connections"
+    if c.tracer.pid != 0 { what += ", pid \(c.tracer.pid)" }
+    if let comm = c.tracer.comm { what += ", comm \(comm)" }
+    if c.tracer.port != 0 { what += ", port \(c.tracer.port)" }
+    let fin = c.finTimeoutSeconds.map { "\($0)s" } ?? "unknown"
+    let stuck = c.stuckAfter.map { "stuck after \(formatDuration(nanoseconds: $0))" } ?? "stuck warnings off"
+    return what + " (node tcp_fin_timeout \(fin), \(stuck)). Ctrl-C to stop."
+  }
+}
+
+/// What the poll loop mutates, reached from the ring-buffer callback.
+private final class SessionState {
+  let config: TraceSession.Configuration
+  let start: UInt64
+  let text: TextFormat
+  let json: JSONFormat
+  var tracker: ConnectionTracker
+  var summary = Summary()
+  var out = LineOutput.standardOutput
+  var undecodable = 0
+  var outputError: FinwaitError?
+
+  init(config: TraceSession.Configuration, clock: WallClock, start: UInt64) {
+    self.config = config
+    self.start = start
+    text = TextFormat(clock: clock)
+    json = JSONFormat(clock: clock)
+    tracker = ConnectionTracker(stuckAfter: config.stuckAfter, tracingSince: start)
+  }
+
+  func consume(_ raw: borrowing fw_event) {
+    do {
+      let event = try Event(decoding: raw)
+      tracker.handle(event) { emit($0) }
+    } catch {
+      undecodable += 1
+    }
+  }
+
+  func emit(_ record: Record) {
+    summary.add(record)
+    if record.kind == .finWait2, config.minDwell > 0, record.dwell.knownNanoseconds < config.minDwell,
+      record.end != .tracerExit
+    {
+      return
+    }
+    let line = config.format == .json ? json.line(record) : text.line(record)
+    do { try out.write(line) } catch { outputError = outputError ?? error }
+  }
+
+  func flush() throws(FinwaitError) {
+    if let outputError { throw outputError }
+    try out.flush()
+  }
+}

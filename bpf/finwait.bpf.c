@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * finwait: FIN_WAIT2 dwell, owner and code path from sock:inet_sock_set_state.
+ *
+ * Only the FIN path is followed: ESTABLISHED/SYN_RECV -> FIN_WAIT1 (process
+ * context: owner and code path are taken here and nowhere else),
+ * FIN_WAIT1 -> FIN_WAIT2 (softirq: only a timestamp), FIN_WAIT2 -> CLOSE
+ * (how it ended). Every other transition returns at the first compare.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "finwait.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define PF_EXITING 0x00000004
+#define ECONNRESET 104
+
+/* Syscall numbers differ per architecture; this is their only definition. */
+#if defined(__TARGET_ARCH_x86)
+#define NR_CLOSE 3
+#define NR_SHUTDOWN 48
+#define NR_DUP2 33
+#define NR_DUP3 292
+#define NR_EXECVE 59
+#define NR_EXECVEAT 322
+#define NR_EXIT 60
+#define NR_EXIT_GROUP 231
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_CLOSE 57
+#define NR_SHUTDOWN 210
+#define NR_DUP2 -1 /* arm64 has only dup3 */
+#define NR_DUP3 24
+#define NR_EXECVE 221
+#define NR_EXECVEAT 281
+#define NR_EXIT 93
+#define NR_EXIT_GROUP 94
+#else
+#error "finwait knows the syscall numbers of x86 and arm64 only"
+#endif
+#define NR_IO_URING_ENTER 426
+#define NR_CLOSE_RANGE 436
+#define SHUT_WR 1
+#define SHUT_RDWR 2
+
+/* Filters, set by user space before load. Zero means "no filter". */
+const volatile __u32 target_tgid = 0;
+const volatile __u16 target_port = 0;
+const volatile __u16 target_family = 0;
+const volatile bool filter_comm = false;
+const volatile char target_comm[FW_COMM_LEN] = {};
+/* Wake the consumer only once this much is queued; it also drains on a timer. */
+const volatile __u64 wakeup_bytes = 256 * 1024;
+
+struct fw_counters counters = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20); /* resized by user space before load */
+} events SEC(".maps");
+
+/* Sockets on the FIN path, keyed by struct sock address. Bounded: when full,
+ * new connections are counted in counters.map_full and not tracked. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* resized by user space before load */
+	__type(key, __u64);
+	__type(value, struct fw_event);
+} socks SEC(".maps");
+
+static __always_inline bool owner_filter_active(void)
+{
+	return target_tgid != 0 || filter_comm;
+}
+
+static __always_inline bool comm_matches(const char *comm)
+{
+	for (int i = 0; i < FW_COMM_LEN; i++) {
+		if (comm[i] != target_comm[i])
+			return false;
+		if (comm[i] == '\0')
+			return true;
+	}
+	return true;
+}
+
+/* Fills the 4-tuple; false if the socket is not one we trace. */
+static __always_inline bool read_tuple(struct sock *sk, struct fw_event *e)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	if (target_family && family != target_family)
+		return false;
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+		return false;
+
+	e->family = family;
+	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (target_port && e->sport != target_port && e->dport != target_port)
+		return false;
+
+	if (family == AF_INET) {
+		bpf_core_read(e->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(e->daddr, 4, &sk->__sk_common.skc_daddr);
+	} else {
+		bpf_core_read(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+	return true;
+}
+
+/* The syscall the current task is in, from its saved user registers. */
+static __always_inline long current_syscall(long *arg2)
+{
+	*arg2 = -1;
+	/* bpf_task_pt_regs exists from 5.15; before that the syscall stays unknown. */
+	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
+		return -1;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+#if defined(__TARGET_ARCH_x86)
+	*arg2 = BPF_CORE_READ(regs, si);
+	return BPF_CORE_READ(regs, orig_ax);
+#else
+	*arg2 = BPF_CORE_READ(regs, regs[1]);
+	return BPF_CORE_READ(regs, syscallno);
+#endif
+}
+
+/* Decides the code path at ESTABLISHED -> FIN_WAIT1, in the caller's context. */
+static __always_inline void classify(struct sock *sk, struct fw_event *e)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	long how, nr = current_syscall(&how);
+
+	e->syscall_nr = nr;
+	e->path = FW_PATH_OTHER;
+	e->syscall = FW_SYSCALL_UNKNOWN;
+
+	switch (nr) {
+	case NR_SHUTDOWN: e->syscall = FW_SYSCALL_SHUTDOWN; break;
+	case NR_CLOSE: e->syscall = FW_SYSCALL_CLOSE; break;
+	case NR_DUP2: e->syscall = FW_SYSCALL_DUP2; break;
+	case NR_DUP3: e->syscall = FW_SYSCALL_DUP3; break;
+	case NR_CLOSE_RANGE: e->syscall = FW_SYSCALL_CLOSE_RANGE; break;
+	case NR_EXECVE: e->syscall = FW_SYSCALL_EXECVE; break;
+	case NR_EXECVEAT: e->syscall = FW_SYSCALL_EXECVEAT; break;
+	case NR_EXIT: e->syscall = FW_SYSCALL_EXIT; break;
+	case NR_EXIT_GROUP: e->syscall = FW_SYSCALL_EXIT_GROUP; break;
+	case NR_IO_URING_ENTER: e->syscall = FW_SYSCALL_IO_URING_ENTER; break;
+	}
+
+	/* An exiting task closes its files from exit_files(): whatever syscall
+	 * (exit_group, or the one a fatal signal interrupted) is not the cause. */
+	if (BPF_CORE_READ(task, flags) & PF_EXITING) {
+		e->path = FW_PATH_EXIT;
+		return;
+	}
+	switch (e->syscall) {
+	case FW_SYSCALL_SHUTDOWN:
+		if (how == SHUT_WR)
+			e->path = FW_PATH_SHUTDOWN_WR;
+		else if (how == SHUT_RDWR)
+			e->path = FW_PATH_SHUTDOWN_RDWR;
+		break;
+	case FW_SYSCALL_CLOSE:
+	case FW_SYSCALL_DUP2:
+	case FW_SYSCALL_DUP3:
+	case FW_SYSCALL_CLOSE_RANGE:
+	case FW_SYSCALL_EXECVE:
+	case FW_SYSCALL_EXECVEAT:
+		e->path = FW_PATH_CLOSE;
+		break;
+	case FW_SYSCALL_UNKNOWN:
+		/* Without pt_regs, sk_shutdown still tells SHUT_WR from the rest. */
+		if (nr == -1 && BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) == 2 /* SEND_SHUTDOWN */)
+			e->path = FW_PATH_SHUTDOWN_WR;
+		break;
+	}
+}
+
+static __always_inline bool sock_flag_set(struct sock *sk, int bit)
+{
+	unsigned long flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+
+	return flags & (1UL << bit);
+}
+
+static __always_inline __u8 fin_wait2_end(struct sock *sk)
+{
+	if (BPF_CORE_READ(sk, sk_err) == ECONNRESET)
+		return FW_END_RESET;
+	/* tcp_fin() sets SOCK_DONE: the peer's FIN arrived, TIME_WAIT follows. */
+	if (sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE)))
+		return FW_END_PEER_FIN;
+	/* Still attached and closed without a FIN: tcp_disconnect() (SO_LINGER 0,
+	 * connect(AF_UNSPEC)) sends a RST. */
+	if (!sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DEAD)))
+		return FW_END_RESET;
+	/* Orphan with linger2 < 0: tcp_close() resets instead of waiting. */
+	if (BPF_CORE_READ((struct tcp_sock *)sk, linger2) < 0)
+		return FW_END_RESET;
+	return FW_END_TIMEWAIT_ORPHAN;
+}
+
+static __always_inline void emit(const struct fw_event *st)
+{
+	struct fw_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (!e) {
+		__sync_fetch_and_add(&counters.ringbuf_drops, 1);
+		return;
+	}
+	__builtin_memcpy(e, st, sizeof(*e));
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+static __always_inline int on_fin_wait1(struct sock *sk, __u64 key, __u64 now)
+{
+	struct fw_event st = {};
+	__u64 id = bpf_get_current_pid_tgid();
+
+	st.tgid = id >> 32;
+	st.tid = (__u32)id;
+	if (target_tgid && st.tgid != target_tgid)
+		return 0;
+	bpf_get_current_comm(st.comm, sizeof(st.comm));
+	if (filter_comm && !comm_matches(st.comm))
+		return 0;
+	if (!read_tuple(sk, &st))
+		return 0;
+
+	st.skaddr = key;
+	st.ts_fin_wait1_ns = now;
+	st.cgroup_id = bpf_get_current_cgroup_id();
+	st.flags = FW_FLAG_OWNER_KNOWN;
+	classify(sk, &st);
+	if (bpf_map_update_elem(&socks, &key, &st, BPF_ANY))
+		__sync_fetch_and_add(&counters.map_full, 1);
+	return 0;
+}
+
+/* FIN_WAIT2 of a socket whose FIN_WAIT1 we did not see: track it without an owner. */
+static __always_inline struct fw_event *adopt(struct sock *sk, __u64 key)
+{
+	struct fw_event st = {};
+
+	if (owner_filter_active() || !read_tuple(sk, &st))
+		return NULL;
+	st.skaddr = key;
+	st.syscall_nr = -1;
+	__sync_fetch_and_add(&counters.unseen_start, 1);
+	if (bpf_map_update_elem(&socks, &key, &st, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&counters.map_full, 1);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&socks, &key);
+}
+
+static __always_inline int on_fin_wait2(struct sock *sk, __u64 key, __u64 now)
+{
+	struct fw_event *st = bpf_map_lookup_elem(&socks, &key);
+
+	if (!st && !(st = adopt(sk, key)))
+		return 0;
+	st->ts_fin_wait2_ns = now;
+	st->ts_ns = now;
+	st->flags |= FW_FLAG_FIN_WAIT2_SEEN;
+	/* Orphans are handed to timewait at once (the usual case) and reported
+	 * then, in one record; only attached sockets need an ENTER to be watched. */
+	if (sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DEAD))) {
+		st->flags |= FW_FLAG_ORPHAN_AT_ENTRY;
+		return 0;
+	}
+	st->kind = FW_KIND_ENTER;
+	emit(st);
+	return 0;
+}
+
+static __always_inline int on_fin_wait2_exit(struct sock *sk, __u64 key, __u64 now)
+{
+	struct fw_event *st = bpf_map_lookup_elem(&socks, &key);
+
+	if (!st && !(st = adopt(sk, key)))
+		return 0;
+	st->ts_ns = now;
+	st->kind = FW_KIND_LEAVE;
+	st->end = fin_wait2_end(sk);
+	if (sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DEAD)))
+		st->flags |= FW_FLAG_ORPHAN_AT_END;
+	emit(st);
+	bpf_map_delete_elem(&socks, &key);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	__u64 key = (__u64)sk;
+
+	/* tcp_close_state() "moves" FIN_WAIT2 to FIN_WAIT2 when an attached
+	 * socket is closed: not a transition. */
+	if (newstate == oldstate)
+		return 0;
+	if (newstate == TCP_FIN_WAIT1) {
+		if (oldstate == TCP_ESTABLISHED || oldstate == TCP_SYN_RECV)
+			return on_fin_wait1(sk, key, bpf_ktime_get_ns());
+		return 0;
+	}
+	if (oldstate == TCP_FIN_WAIT1) {
+		if (newstate == TCP_FIN_WAIT2)
+			return on_fin_wait2(sk, key, bpf_ktime_get_ns());
+		/* Simultaneous close (CLOSING) or reset: never reached FIN_WAIT2. */
+		bpf_map_delete_elem(&socks, &key);
+		return 0;
+	}
+	if (oldstate == TCP_FIN_WAIT2)
+		return on_fin_wait2_exit(sk, key, bpf_ktime_get_ns());
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

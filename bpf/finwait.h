@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The one definition of what crosses from the kernel to user space: the
+ * ring-buffer record and the enums it carries. Included by finwait.bpf.c
+ * and imported by Swift (module CFinwaitEvent), so the layout cannot drift.
+ */
+#ifndef __FINWAIT_H
+#define __FINWAIT_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Not TASK_COMM_LEN: vmlinux.h defines that as an enum constant. */
+#define FW_COMM_LEN 16
+
+/* Record kinds. */
+enum fw_kind {
+	/* An attached socket entered FIN_WAIT2 (orphans are only reported at their end). */
+	FW_KIND_ENTER = 1,
+	/* A socket left FIN_WAIT2 as a full socket (or was handed to timewait). */
+	FW_KIND_LEAVE = 2,
+	/* Still in FIN_WAIT2 when the tracer stopped: read from the kernel map, never sent. */
+	FW_KIND_IN_FLIGHT = 3,
+};
+
+/* The code path that sent our FIN, decided at ESTABLISHED -> FIN_WAIT1. */
+enum fw_path {
+	FW_PATH_UNKNOWN = 0,       /* FIN_WAIT1 began before finwait attached */
+	FW_PATH_SHUTDOWN_WR = 1,   /* shutdown(SHUT_WR): the socket stays attached */
+	FW_PATH_SHUTDOWN_RDWR = 2, /* shutdown(SHUT_RDWR) */
+	FW_PATH_CLOSE = 3,         /* last reference dropped: close, dup2/dup3, close_range, exec */
+	FW_PATH_EXIT = 4,          /* the owning process exited with the socket open */
+	FW_PATH_OTHER = 5,         /* kernel-internal, io_uring, or a syscall we do not know */
+};
+
+/* The syscall the owner was in at ESTABLISHED -> FIN_WAIT1. */
+enum fw_syscall {
+	FW_SYSCALL_UNKNOWN = 0, /* not a syscall we name, or the kernel cannot tell (< 5.15) */
+	FW_SYSCALL_SHUTDOWN = 1,
+	FW_SYSCALL_CLOSE = 2,
+	FW_SYSCALL_DUP2 = 3,
+	FW_SYSCALL_DUP3 = 4,
+	FW_SYSCALL_CLOSE_RANGE = 5,
+	FW_SYSCALL_EXECVE = 6,
+	FW_SYSCALL_EXECVEAT = 7,
+	FW_SYSCALL_EXIT = 8,
+	FW_SYSCALL_EXIT_GROUP = 9,
+	FW_SYSCALL_IO_URING_ENTER = 10,
+};
+
+/* How a LEAVE record ended FIN_WAIT2 as a full socket. */
+enum fw_end {
+	FW_END_NONE = 0,            /* ENTER and IN_FLIGHT records */
+	FW_END_PEER_FIN = 1,        /* the peer's FIN arrived: TIME_WAIT follows */
+	FW_END_RESET = 2,           /* RST received, or the application aborted (SO_LINGER 0) */
+	FW_END_TIMEWAIT_ORPHAN = 3, /* orphan handed to a timewait socket: FIN_WAIT2 goes on */
+};
+
+/* Bits of fw_event.flags. */
+#define FW_FLAG_OWNER_KNOWN (1 << 0)     /* ESTABLISHED -> FIN_WAIT1 was seen in process context */
+#define FW_FLAG_ORPHAN_AT_ENTRY (1 << 1) /* SOCK_DEAD already set at FIN_WAIT1 -> FIN_WAIT2 */
+#define FW_FLAG_ORPHAN_AT_END (1 << 2)   /* SOCK_DEAD set when FIN_WAIT2 ended */
+#define FW_FLAG_FIN_WAIT2_SEEN (1 << 3)  /* ts_fin_wait2_ns is valid */
+
+/*
+ * One record. Also the value of the per-socket kernel map, so a LEAVE is a
+ * single copy of what was gathered at FIN_WAIT1 and FIN_WAIT2 entry.
+ * Timestamps are CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns).
+ */
+struct fw_event {
+	__u64 ts_ns;           /* when this record's transition happened */
+	__u64 ts_fin_wait1_ns; /* 0 if not seen */
+	__u64 ts_fin_wait2_ns; /* valid when FW_FLAG_FIN_WAIT2_SEEN */
+	__u64 cgroup_id;       /* owner's cgroup v2 id */
+	__u64 skaddr;          /* kernel socket address: the connection's identity while it lives */
+	__u32 tgid;            /* owner process id (0 when the owner is unknown) */
+	__u32 tid;             /* owner thread id */
+	__u8 saddr[16];        /* IPv4 in the first 4 bytes, network order */
+	__u8 daddr[16];
+	__u16 sport;           /* host order */
+	__u16 dport;           /* host order */
+	__u16 family;          /* AF_INET or AF_INET6 */
+	__u8 kind;             /* enum fw_kind */
+	__u8 path;             /* enum fw_path */
+	__u8 syscall;          /* enum fw_syscall */
+	__u8 end;              /* enum fw_end */
+	__u8 flags;            /* FW_FLAG_* */
+	__u8 __pad;
+	__s32 syscall_nr;      /* raw syscall number at FIN_WAIT1 entry, -1 if unknown */
+	char comm[FW_COMM_LEN];
+};
+
+_Static_assert(sizeof(struct fw_event) == 112, "fw_event layout changed: update both sides");
+
+/* Counters the BPF program keeps; read by user space through the skeleton. */
+struct fw_counters {
+	__u64 ringbuf_drops;   /* bpf_ringbuf_reserve failed: a record was lost */
+	__u64 map_full;        /* the per-socket map was full: a connection went untracked */
+	__u64 unseen_start;    /* FIN_WAIT2 transitions of sockets whose FIN_WAIT1 we never saw */
+};
+
+#endif /* __FINWAIT_H */
