@@ -41,6 +41,7 @@ let package = Package(
       ]
     ),
     .testTarget(name: "FinwaitCoreTests", dependencies: ["FinwaitCore", "CFinwaitEvent"]),
+    .testTarget(name: "FinwaitTracingTests", dependencies: ["FinwaitTracing"]),
     .testTarget(name: "LiveTests", dependencies: ["FinwaitCore"]),
   ]
 )

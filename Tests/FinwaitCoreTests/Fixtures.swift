@@ -1,0 +1,87 @@
+import CFinwaitEvent
+@testable import FinwaitCore
+
+/// Synthetic kernel records, built the way the BPF program fills them.
+enum Fixture {
+  static let ms: UInt64 = 1_000_000
+
+  static func raw(
+    kind: fw_kind, socket: UInt64 = 0xffff_8881_0000_1000, ts: UInt64,
+    fw1: UInt64 = 0, fw2: UInt64? = nil, path: fw_path = FW_PATH_SHUTDOWN_WR,
+    syscall: fw_syscall = FW_SYSCALL_SHUTDOWN, end: fw_end = FW_END_NONE,
+    owner: (pid: UInt32, comm: String)? = (4242, "nginx"),
+    orphanAtEntry: Bool = false, orphanAtEnd: Bool = false, ipv6: Bool = false
+  ) -> fw_event {
+    var e = fw_event()
+    e.kind = UInt8(kind.rawValue)
+    e.skaddr = socket
+    e.ts_ns = ts
+    e.ts_fin_wait1_ns = fw1
+    var flags: Int32 = 0
+    if let fw2 {
+      e.ts_fin_wait2_ns = fw2
+      flags |= FW_FLAG_FIN_WAIT2_SEEN
+    }
+    if let owner {
+      flags |= FW_FLAG_OWNER_KNOWN
+      e.tgid = owner.pid
+      e.tid = owner.pid + 1
+      e.cgroup_id = 77
+      withUnsafeMutableBytes(of: &e.comm) { $0.copyBytes(from: Array(owner.comm.utf8.prefix(15))) }
+    }
+    if orphanAtEntry { flags |= FW_FLAG_ORPHAN_AT_ENTRY }
+    if orphanAtEnd { flags |= FW_FLAG_ORPHAN_AT_END }
+    e.flags = UInt8(flags)
+    e.path = UInt8(path.rawValue)
+    e.syscall = UInt8(syscall.rawValue)
+    e.syscall_nr = 48
+    e.end = UInt8(end.rawValue)
+    e.sport = 41234
+    e.dport = 8080
+    if ipv6 {
+      e.family = 10
+      withUnsafeMutableBytes(of: &e.saddr) { $0[15] = 1 }  // ::1
+      withUnsafeMutableBytes(of: &e.daddr) { b in
+        b[0] = 0x20; b[1] = 0x01; b[2] = 0x0d; b[3] = 0xb8; b[15] = 2  // 2001:db8::2
+      }
+    } else {
+      e.family = 2
+      withUnsafeMutableBytes(of: &e.saddr) { $0.copyBytes(from: [10, 0, 0, 1]) }
+      withUnsafeMutableBytes(of: &e.daddr) { $0.copyBytes(from: [10, 0, 0, 2]) }
+    }
+    return e
+  }
+
+  static func event(
+    _ kind: fw_kind, socket: UInt64 = 0xffff_8881_0000_1000, ts: UInt64, fw2: UInt64? = nil,
+    end: fw_end = FW_END_NONE, orphanAtEntry: Bool = false, orphanAtEnd: Bool = false,
+    owner: (pid: UInt32, comm: String)? = (4242, "nginx"), path: fw_path = FW_PATH_SHUTDOWN_WR
+  ) -> Event {
+    // Fixtures are valid by construction; a decode failure is a test bug.
+    try! Event(decoding: raw(
+      kind: kind, socket: socket, ts: ts, fw1: fw2.map { $0 - 1 } ?? 0, fw2: fw2, path: path,
+      end: end, owner: owner, orphanAtEntry: orphanAtEntry, orphanAtEnd: orphanAtEnd))
+  }
+}
+
+/// Runs the tracker over events and collects what it emits.
+struct TrackerHarness {
+  var tracker: ConnectionTracker
+  var records: [Record] = []
+
+  init(stuckAfter: UInt64? = nil, tracingSince: UInt64 = 0) {
+    tracker = ConnectionTracker(stuckAfter: stuckAfter, tracingSince: tracingSince)
+  }
+
+  mutating func feed(_ events: Event...) {
+    for e in events { tracker.handle(e) { records.append($0) } }
+  }
+
+  mutating func tick(_ now: UInt64) {
+    tracker.reportStuck(now: now) { records.append($0) }
+  }
+
+  mutating func finish(_ now: UInt64, inFlight: [Event] = []) {
+    tracker.finish(at: now, inFlight: inFlight) { records.append($0) }
+  }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import XCTest
+
+/// The command as a user meets it: stuck warnings, stopping, filters, errors.
+final class CommandTests: XCTestCase {
+  override func setUpWithError() throws {
+    try Live.requireLive()
+  }
+
+  func testStuckWarningWhileStuckThenTracerExitWithSummary() throws {
+    let port = Live.port(10)
+    let finwait = try FinwaitProcess(["--json", "--port", String(port), "--stuck", "300ms"])
+    let driver = try DriverProcess("shutdown_wr", port: port, holdMs: 3_000)
+    let truth = try driver.truth()
+    // Stuck is reported while the connection is still in FIN_WAIT2.
+    XCTAssertTrue(waitUntil(3) { finwait.stdout.text.contains("\"type\":\"stuck\"") }, finwait.stdout.text)
+    XCTAssertTrue(driver.process.isRunning, "the warning came before the connection ended")
+    kill(finwait.process.processIdentifier, SIGTERM)
+    XCTAssertTrue(waitUntil(1) { !finwait.process.isRunning }, "exits within 1 s of SIGTERM")
+    // The driver inherited finwait's pipes: output ends only once it is gone.
+    kill(driver.process.processIdentifier, SIGKILL)
+    XCTAssertEqual(try finwait.waitForExit(), 0)
+
+    let records = try finwait.jsonRecords()
+    let stuck = records.filter { $0["type"] as? String == "stuck" }
+    XCTAssertEqual(stuck.count, 1, "reported once")
+    XCTAssertEqual(stuck.first?["pid"] as? Int, truth.ownerPid)
+    XCTAssertEqual(stuck.first?["comm"] as? String, "fwdrive")
+    XCTAssertEqual(stuck.first?["path"] as? String, "shutdown_wr")
+    XCTAssertNil(stuck.first?["end"])
+    XCTAssertGreaterThanOrEqual(stuck.first?["dwell_ns"] as? Int ?? 0, 300_000_000)
+
+    let exit = records.filter { $0["type"] as? String == "fin_wait2" }
+    XCTAssertEqual(exit.count, 1)
+    XCTAssertEqual(exit.first?["end"] as? String, "tracer_exit")
+    XCTAssertEqual(exit.first?["dwell_lower_bound"] as? Bool, true)
+    XCTAssertEqual(exit.first?["pid"] as? Int, truth.ownerPid)
+
+    let summary = try XCTUnwrap(records.last)
+    XCTAssertEqual(summary["type"] as? String, "summary")
+    XCTAssertEqual((summary["ends"] as? [String: Int])?["tracer_exit"], 1)
+    XCTAssertEqual(summary["stuck"] as? Int, 1)
+    XCTAssertTrue(waitUntil(3) { !bpftoolShowsFinwait() }, "program detached after exit")
+  }
+
+  func testDurationStopsAndTextOutputHasHeaderAndSummary() throws {
+    let port = Live.port(11)
+    let finwait = try FinwaitProcess(["--port", String(port), "--duration", "1500ms"])
+    let driver = try DriverProcess("shutdown_wr", port: port, holdMs: 200)
+    let truth = try driver.truth()
+    try driver.finish()
+    XCTAssertEqual(try finwait.waitForExit(10), 0)
+    let lines = finwait.stdout.lines
+    XCTAssertTrue(lines.first?.hasPrefix("TIME") == true, lines.joined(separator: "\n"))
+    let line = try XCTUnwrap(lines.first { $0.contains(":\(truth.clientPort) > ") })
+    XCTAssertTrue(line.contains(String(truth.ownerPid)) && line.contains("fwdrive") && line.contains("shutdown_wr"), line)
+    XCTAssertTrue(line.contains("attached") && line.hasSuffix("peer_fin"), line)
+    XCTAssertTrue(lines.contains("path = shutdown_wr"), lines.joined(separator: "\n"))
+    XCTAssertTrue(lines.contains { $0.hasPrefix("Lost: ring buffer drops 0") })
+  }
+
+  func testFiltersAreAppliedInTheKernel() throws {
+    let port = Live.port(12)
+    let other = try ScenarioRun.run("shutdown_wr", port: port, holdMs: 100, extraArguments: ["--comm", "nomatch"])
+    XCTAssertTrue(other.connectionRecords.isEmpty, "--comm excludes other processes")
+    let v6only = try ScenarioRun.run("shutdown_wr", port: port, holdMs: 100, extraArguments: ["--family", "6"])
+    XCTAssertTrue(v6only.connectionRecords.isEmpty, "--family 6 excludes IPv4")
+    let match = try ScenarioRun.run("shutdown_wr", port: port, holdMs: 100, extraArguments: ["--comm", "fwdrive"])
+    XCTAssertEqual(match.connectionRecords.count, 1, "--comm fwdrive matches")
+    let minDwell = try ScenarioRun.run("shutdown_wr", port: port, holdMs: 100, extraArguments: ["--min-dwell", "2s"])
+    XCTAssertTrue(minDwell.connectionRecords.isEmpty, "--min-dwell hides short dwells")
+    XCTAssertEqual((minDwell.summary?["ends"] as? [String: Int])?["peer_fin"], 1, "but the summary counts them")
+  }
+
+  func testBadFlagsExitWithUsageError() throws {
+    for args in [["--family", "5"], ["--bogus"], ["--stuck", "soon"], ["--port", "70000"], ["--duration", "0"]] {
+      let finwait = try FinwaitProcess(args, waitForAttach: false)
+      XCTAssertEqual(try finwait.waitForExit(), 64, "\(args): \(finwait.stderr.text)")
+      XCTAssertTrue(finwait.stderr.text.contains("Error"), finwait.stderr.text)
+    }
+  }
+
+  func testMissingBTFIsAClearError() throws {
+    let finwait = try FinwaitProcess(["--btf", "/nonexistent/vmlinux"], waitForAttach: false)
+    XCTAssertEqual(try finwait.waitForExit(), 72)
+    XCTAssertEqual(finwait.stderr.lines.count, 1, finwait.stderr.text)
+    XCTAssertTrue(finwait.stderr.text.contains("kernel BTF not found at /nonexistent/vmlinux"), finwait.stderr.text)
+  }
+
+  func testUnprivilegedUserIsToldWhatIsMissing() throws {
+    let finwait = try FinwaitProcess([], user: "65534", waitForAttach: false)
+    XCTAssertEqual(try finwait.waitForExit(), 77, finwait.stderr.text)
+    XCTAssertEqual(finwait.stderr.lines.count, 1, finwait.stderr.text)
+    XCTAssertTrue(finwait.stderr.text.contains("permission denied"), finwait.stderr.text)
+  }
+
+  func testClosedStdoutExitsQuietly() throws {
+    // `finwait --json | head -1`: the reader goes away after the first line.
+    let port = Live.port(13)
+    let shell = Process()
+    shell.executableURL = URL(fileURLWithPath: "/bin/bash")
+    shell.arguments = ["-c", "'\(Live.finwait ?? "")' --json --port \(port) --duration 5s | head -1; echo \"status=${PIPESTATUS[0]}\""]
+    let out = Pipe()
+    let err = Pipe()
+    shell.standardOutput = out
+    shell.standardError = err
+    let stdout = Collector(out)
+    let stderr = Collector(err)
+    try shell.run()
+    usleep(800_000)
+    for _ in 0..<2 {
+      let driver = try DriverProcess("shutdown_wr", port: port, holdMs: 50)
+      try driver.finish()
+    }
+    XCTAssertTrue(waitUntil(10) { !shell.isRunning })
+    XCTAssertEqual(stdout.lines.filter { $0.hasPrefix("{") }.count, 1, stdout.text)
+    XCTAssertTrue(stdout.text.contains("status=0"), "finwait exits 0 when its reader goes away: \(stdout.text)")
+    XCTAssertFalse(stderr.text.contains("error"), stderr.text)
+    XCTAssertTrue(waitUntil(3) { !bpftoolShowsFinwait() }, "program detached after exit")
+  }
+
+  /// The kernel frees a program after an RCU grace period: poll, do not sample once.
+  func bpftoolShowsFinwait() -> Bool {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/sbin/bpftool")
+    p.arguments = ["prog", "show"]
+    let out = Pipe()
+    p.standardOutput = out
+    let collector = Collector(out)
+    guard (try? p.run()) != nil else { return false }
+    p.waitUntilExit()
+    waitUntil(2) { collector.isClosed }
+    // bpftool shows the program's name truncated to 15 characters.
+    return collector.text.contains("inet_sock_set_s")
+  }
+}

@@ -1,0 +1,222 @@
+import Foundation
+import XCTest
+
+/// Runs the real finwait binary (which loads the real BPF program) and the
+/// fwdrive scenario driver (real loopback sockets), and hands back what each
+/// printed. Needs root; see `requireLive()`.
+enum Live {
+  static let environment = ProcessInfo.processInfo.environment
+  static var finwait: String? { environment["FINWAIT_BIN"] }
+  static var driver: String? { environment["FINWAIT_DRIVER"] }
+
+  /// Skips loudly without root or the binaries, and fails instead when
+  /// FINWAIT_REQUIRE_LIVE=1 (CI), so a skipped live test can never pass CI.
+  static func requireLive(file: StaticString = #filePath, line: UInt = #line) throws {
+    var missing: [String] = []
+    if geteuid() != 0 { missing.append("root") }
+    if finwait.map({ FileManager.default.isExecutableFile(atPath: $0) }) != true {
+      missing.append("FINWAIT_BIN (run through `make test`)")
+    }
+    if driver.map({ FileManager.default.isExecutableFile(atPath: $0) }) != true {
+      missing.append("FINWAIT_DRIVER (run through `make test`)")
+    }
+    guard !missing.isEmpty else { return }
+    let message = "LIVE TEST SKIPPED: needs " + missing.joined(separator: ", ")
+    FileHandle.standardError.write(Data("\n*** \(message) ***\n".utf8))
+    if environment["FINWAIT_REQUIRE_LIVE"] == "1" {
+      XCTFail(message + " (FINWAIT_REQUIRE_LIVE=1)", file: file, line: line)
+      throw XCTSkip("failed: " + message)
+    }
+    throw XCTSkip(message)
+  }
+
+  /// A port per test, so leftover sockets of one never match another's filter.
+  static func port(_ offset: Int) -> Int { 31_000 + offset * 7 + Int(getpid() % 5) * 1_000 }
+}
+
+/// Collects a pipe's output on a background queue.
+final class Collector: @unchecked Sendable {
+  private let lock = NSLock()
+  private var data = Data()
+  private var closed = false
+
+  init(_ pipe: Pipe) {
+    pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+      let chunk = handle.availableData
+      guard let self else { return }
+      self.lock.lock()
+      if chunk.isEmpty {
+        self.closed = true
+        handle.readabilityHandler = nil
+      } else {
+        self.data.append(chunk)
+      }
+      self.lock.unlock()
+    }
+  }
+
+  var text: String {
+    lock.lock()
+    defer { lock.unlock() }
+    return String(decoding: data, as: UTF8.self)
+  }
+
+  var isClosed: Bool {
+    lock.lock()
+    defer { lock.unlock() }
+    return closed
+  }
+
+  var lines: [String] { text.split(separator: "\n").map(String.init) }
+}
+
+/// Polls `condition` every 20 ms until it holds or `seconds` pass.
+@discardableResult
+func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+  let deadline = Date().addingTimeInterval(seconds)
+  while Date() < deadline {
+    if condition() { return true }
+    usleep(20_000)
+  }
+  return condition()
+}
+
+/// A running finwait.
+final class FinwaitProcess {
+  let process = Process()
+  let stdout: Collector
+  let stderr: Collector
+
+  /// Starts finwait and waits for its "attached" line on stderr.
+  init(_ arguments: [String], user: String? = nil, waitForAttach: Bool = true) throws {
+    let out = Pipe()
+    let err = Pipe()
+    if let user {
+      process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+      process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--inh-caps=-all",
+                           Live.finwait ?? "finwait"] + arguments
+    } else {
+      process.executableURL = URL(fileURLWithPath: Live.finwait ?? "finwait")
+      process.arguments = arguments
+    }
+    process.standardOutput = out
+    process.standardError = err
+    stdout = Collector(out)
+    stderr = Collector(err)
+    try process.run()
+    if waitForAttach {
+      let attached = waitUntil(20) { stderr.text.contains("Ctrl-C to stop") || !process.isRunning }
+      guard attached, process.isRunning else {
+        throw LiveError("finwait did not attach: \(stderr.text)")
+      }
+    }
+  }
+
+  /// Sends `signal` and waits for exit; returns the exit status.
+  @discardableResult
+  func stop(_ signal: Int32 = SIGINT, within seconds: Double = 10) throws -> Int32 {
+    if process.isRunning { kill(process.processIdentifier, signal) }
+    return try waitForExit(seconds)
+  }
+
+  func waitForExit(_ seconds: Double = 10) throws -> Int32 {
+    guard waitUntil(seconds, { !process.isRunning }) else {
+      kill(process.processIdentifier, SIGKILL)
+      throw LiveError("finwait did not exit within \(seconds)s")
+    }
+    waitUntil(2) { stdout.isClosed && stderr.isClosed }
+    return process.terminationStatus
+  }
+
+  /// stdout parsed as JSON lines.
+  func jsonRecords() throws -> [[String: Any]] {
+    try stdout.lines.map { line in
+      guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        throw LiveError("not a JSON object: \(line)")
+      }
+      return o
+    }
+  }
+}
+
+/// What fwdrive says it did: the truth finwait's output is compared with.
+struct Truth {
+  var scenario: String
+  var ownerPid: Int
+  var ownerComm: String
+  var clientPort: Int
+  var holdMs: Int
+}
+
+final class DriverProcess {
+  let process = Process()
+  let stdout: Collector
+  let stderr: Collector
+
+  init(_ scenario: String, port: Int, holdMs: Int, family: Int = 4) throws {
+    let out = Pipe()
+    let err = Pipe()
+    process.executableURL = URL(fileURLWithPath: Live.driver ?? "fwdrive")
+    process.arguments = [scenario, String(port), String(holdMs), String(family)]
+    process.standardOutput = out
+    process.standardError = err
+    stdout = Collector(out)
+    stderr = Collector(err)
+    try process.run()
+  }
+
+  /// Waits for the truth line (printed once the connection is set up).
+  func truth() throws -> Truth {
+    guard waitUntil(10, { stdout.text.contains("\n") }),
+      let line = stdout.lines.first,
+      let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+      let scenario = o["scenario"] as? String, let pid = o["owner_pid"] as? Int,
+      let comm = o["owner_comm"] as? String, let port = o["client_port"] as? Int,
+      let hold = o["hold_ms"] as? Int
+    else { throw LiveError("fwdrive printed no truth: \(stdout.text) \(stderr.text)") }
+    return Truth(scenario: scenario, ownerPid: pid, ownerComm: comm, clientPort: port, holdMs: hold)
+  }
+
+  func finish() throws {
+    guard waitUntil(15, { !process.isRunning }) else {
+      kill(process.processIdentifier, SIGKILL)
+      throw LiveError("fwdrive did not finish")
+    }
+    guard process.terminationStatus == 0 else {
+      throw LiveError("fwdrive failed (\(process.terminationStatus)): \(stderr.text)")
+    }
+  }
+}
+
+struct LiveError: Error, CustomStringConvertible {
+  var description: String
+  init(_ description: String) { self.description = description }
+}
+
+/// One scenario under a fresh finwait: start, drive, stop, parse.
+struct ScenarioRun {
+  var truth: Truth
+  var records: [[String: Any]]
+  var exitStatus: Int32
+  var stderr: String
+
+  /// fin_wait2 records of the driver's client connection.
+  var connectionRecords: [[String: Any]] {
+    records.filter { $0["type"] as? String == "fin_wait2" && $0["sport"] as? Int == truth.clientPort }
+  }
+
+  var summary: [String: Any]? { records.first { $0["type"] as? String == "summary" } }
+
+  static func run(_ scenario: String, port: Int, holdMs: Int = 300, family: Int = 4,
+                  extraArguments: [String] = []) throws -> ScenarioRun {
+    let finwait = try FinwaitProcess(["--json", "--port", String(port)] + extraArguments)
+    let driver = try DriverProcess(scenario, port: port, holdMs: holdMs, family: family)
+    let truth = try driver.truth()
+    try driver.finish()
+    // Records are drained every 100 ms; give the last one time to arrive.
+    usleep(400_000)
+    let status = try finwait.stop()
+    return ScenarioRun(truth: truth, records: try finwait.jsonRecords(), exitStatus: status,
+                       stderr: finwait.stderr.text)
+  }
+}

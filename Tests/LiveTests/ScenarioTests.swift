@@ -1,0 +1,130 @@
+import Foundation
+import XCTest
+
+/// Each test loads the real BPF program (through finwait) and drives one
+/// real loopback connection through a FIN path, then checks owner, path,
+/// orphaned/attached, end and dwell against what the driver did.
+///
+/// Dwell tolerance: the driver holds FIN_WAIT2 for `holdMs` with nanosleep;
+/// the measured dwell must lie within [holdMs - 50 ms, holdMs + 150 ms]
+/// (FIN_WAIT2 begins when our FIN is ACKed, a few ms after shutdown()).
+final class ScenarioTests: XCTestCase {
+  static let toleranceBelowMs = 50
+  static let toleranceAboveMs = 150
+
+  override func setUpWithError() throws {
+    try Live.requireLive()
+  }
+
+  /// The single fin_wait2 record of the scenario's connection, owner checked.
+  func connection(_ run: ScenarioRun, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+    XCTAssertEqual(run.exitStatus, 0, run.stderr, file: file, line: line)
+    let records = run.connectionRecords
+    XCTAssertEqual(records.count, 1, "one record per connection: \(run.records)", file: file, line: line)
+    let r = try XCTUnwrap(records.first, "no record for port \(run.truth.clientPort): \(run.records)", file: file, line: line)
+    XCTAssertEqual(r["pid"] as? Int, run.truth.ownerPid, "owner pid", file: file, line: line)
+    XCTAssertEqual(r["comm"] as? String, run.truth.ownerComm, "owner comm", file: file, line: line)
+    XCTAssertNotNil(r["cgroup_id"] as? Int, file: file, line: line)
+    // The passive side (CLOSE_WAIT -> LAST_ACK) never yields a record.
+    XCTAssertEqual(run.records.filter { $0["type"] as? String == "fin_wait2" }.count, 1,
+                   "nothing but the active closer is reported", file: file, line: line)
+    XCTAssertEqual(run.summary?["ringbuf_drops"] as? Int, 0, file: file, line: line)
+    return r
+  }
+
+  func assertDwell(_ ns: Any?, near holdMs: Int, file: StaticString = #filePath, line: UInt = #line) {
+    guard let ns = ns as? Int else { return XCTFail("no dwell: \(String(describing: ns))", file: file, line: line) }
+    let ms = ns / 1_000_000
+    XCTAssertGreaterThanOrEqual(ms, holdMs - Self.toleranceBelowMs, "dwell \(ms) ms", file: file, line: line)
+    XCTAssertLessThanOrEqual(ms, holdMs + Self.toleranceAboveMs, "dwell \(ms) ms", file: file, line: line)
+  }
+
+  func testShutdownWriteThenPeerClosesAfter300ms() throws {
+    let run = try ScenarioRun.run("shutdown_wr", port: Live.port(1), holdMs: 300)
+    let r = try connection(run)
+    XCTAssertEqual(r["path"] as? String, "shutdown_wr")
+    XCTAssertEqual(r["syscall"] as? String, "shutdown")
+    XCTAssertEqual(r["orphaned"] as? Bool, false)
+    XCTAssertEqual(r["end"] as? String, "peer_fin")
+    XCTAssertEqual(r["family"] as? String, "ipv4")
+    XCTAssertEqual(r["saddr"] as? String, "127.0.0.1")
+    XCTAssertEqual(r["dport"] as? Int, Live.port(1))
+    assertDwell(r["dwell_ns"], near: 300)
+  }
+
+  func testShutdownReadWrite() throws {
+    let run = try ScenarioRun.run("shutdown_rdwr", port: Live.port(2), holdMs: 300)
+    let r = try connection(run)
+    XCTAssertEqual(r["path"] as? String, "shutdown_rdwr")
+    XCTAssertEqual(r["orphaned"] as? Bool, false)
+    XCTAssertEqual(r["end"] as? String, "peer_fin")
+    assertDwell(r["dwell_ns"], near: 300)
+  }
+
+  func testCloseWhilePeerKeepsItsSocketIsAPendingOrphan() throws {
+    let run = try ScenarioRun.run("close", port: Live.port(3), holdMs: 300)
+    let r = try connection(run)
+    XCTAssertEqual(r["path"] as? String, "close")
+    XCTAssertEqual(r["syscall"] as? String, "close")
+    XCTAssertEqual(r["orphaned"] as? Bool, true)
+    XCTAssertEqual(r["orphaned_at_entry"] as? Bool, true)
+    XCTAssertEqual(r["end"] as? String, "timewait_orphan")
+    XCTAssertTrue(r["dwell_ns"] is NSNull, "an orphan's dwell is not known, never ~0")
+    XCTAssertEqual(r["dwell_pending"] as? Bool, true)
+  }
+
+  func testDup2OverTheSocketIsCloseByDup2() throws {
+    let run = try ScenarioRun.run("dup2", port: Live.port(4), holdMs: 200)
+    let r = try connection(run)
+    XCTAssertEqual(r["path"] as? String, "close")
+    XCTAssertEqual(r["syscall"] as? String, "dup2")
+    XCTAssertEqual(r["orphaned"] as? Bool, true)
+    XCTAssertEqual(r["end"] as? String, "timewait_orphan")
+  }
+
+  func testChildExitingWithTheSocketOpen() throws {
+    let run = try ScenarioRun.run("exit", port: Live.port(5), holdMs: 200)
+    let r = try connection(run)
+    XCTAssertEqual(r["path"] as? String, "exit")
+    XCTAssertEqual(r["syscall"] as? String, "exit_group")
+    XCTAssertEqual(r["orphaned"] as? Bool, true)
+    XCTAssertEqual(r["end"] as? String, "timewait_orphan")
+  }
+
+  func testCloseOnExec() throws {
+    let run = try ScenarioRun.run("exec", port: Live.port(6), holdMs: 200)
+    let r = try connection(run)
+    XCTAssertEqual(r["path"] as? String, "close")
+    XCTAssertEqual(r["syscall"] as? String, "execve")
+  }
+
+  func testResetWhileInFinWait2() throws {
+    let run = try ScenarioRun.run("rst", port: Live.port(7), holdMs: 300)
+    let r = try connection(run)
+    XCTAssertEqual(r["path"] as? String, "shutdown_wr")
+    XCTAssertEqual(r["orphaned"] as? Bool, false)
+    XCTAssertEqual(r["end"] as? String, "reset")
+    assertDwell(r["dwell_ns"], near: 300)
+  }
+
+  func testClosingAnAttachedFinWait2SocketOrphansIt() throws {
+    let run = try ScenarioRun.run("close_attached", port: Live.port(8), holdMs: 300)
+    let r = try connection(run)
+    XCTAssertEqual(r["path"] as? String, "shutdown_wr", "the path is what sent the FIN")
+    XCTAssertEqual(r["orphaned_at_entry"] as? Bool, false)
+    XCTAssertEqual(r["orphaned"] as? Bool, true)
+    XCTAssertEqual(r["end"] as? String, "timewait_orphan")
+    XCTAssertTrue(r["dwell_ns"] is NSNull)
+    assertDwell(r["fullsock_dwell_ns"], near: 300)
+  }
+
+  func testIPv6() throws {
+    let run = try ScenarioRun.run("shutdown_wr", port: Live.port(9), holdMs: 300, family: 6)
+    let r = try connection(run)
+    XCTAssertEqual(r["family"] as? String, "ipv6")
+    XCTAssertEqual(r["saddr"] as? String, "::1")
+    XCTAssertEqual(r["daddr"] as? String, "::1")
+    XCTAssertEqual(r["end"] as? String, "peer_fin")
+    assertDwell(r["dwell_ns"], near: 300)
+  }
+}
