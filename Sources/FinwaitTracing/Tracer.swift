@@ -11,8 +11,8 @@ public final class Tracer {
     /// 0, 4 or 6.
     public var family: Int = 0
     public var comm: String?
-    /// Ring buffer size. 1 MiB holds 9,362 records of 112 bytes: about a
-    /// second of the heaviest churn measured here, against a 100 ms drain.
+    /// Ring buffer size. 1 MiB holds 8,738 records (112 bytes + 8-byte
+    /// header): far more than a 100 ms drain interval sees on a busy node.
     public var ringBufferBytes: UInt32 = 1 << 20
     /// Sockets on the FIN path tracked at once; beyond it, counted as map_full.
     public var maxTracked: UInt32 = 65_536
