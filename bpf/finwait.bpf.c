@@ -192,6 +192,12 @@ static __always_inline bool sock_flag_set(struct sock *sk, int bit)
 	return flags & (1UL << bit);
 }
 
+/* SOCK_DEAD: sock_orphan() detached it from its process (close, exit). */
+static __always_inline bool is_orphan(struct sock *sk)
+{
+	return sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DEAD));
+}
+
 static __always_inline __u8 fin_wait2_end(struct sock *sk)
 {
 	if (BPF_CORE_READ(sk, sk_err) == ECONNRESET)
@@ -201,7 +207,7 @@ static __always_inline __u8 fin_wait2_end(struct sock *sk)
 		return FW_END_PEER_FIN;
 	/* Still attached and closed without a FIN: tcp_disconnect() (SO_LINGER 0,
 	 * connect(AF_UNSPEC)) sends a RST. */
-	if (!sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DEAD)))
+	if (!is_orphan(sk))
 		return FW_END_RESET;
 	/* Orphan with linger2 < 0: tcp_close() resets instead of waiting. */
 	if (BPF_CORE_READ((struct tcp_sock *)sk, linger2) < 0)
@@ -249,17 +255,22 @@ static __always_inline int on_fin_wait1(struct sock *sk, __u64 key, __u64 now)
 	return 0;
 }
 
-/* FIN_WAIT2 of a socket whose FIN_WAIT1 we did not see: track it without an owner. */
-static __always_inline struct fw_event *adopt(struct sock *sk, __u64 key)
+/* The socket's state, or, for a FIN_WAIT2 whose FIN_WAIT1 we did not see,
+ * new state without an owner. NULL when it is filtered out or the map is full. */
+static __always_inline struct fw_event *tracked(struct sock *sk, __u64 key)
 {
-	struct fw_event st = {};
+	struct fw_event *st = bpf_map_lookup_elem(&socks, &key);
 
-	if (owner_filter_active() || !read_tuple(sk, &st))
+	if (st)
+		return st;
+	struct fw_event fresh = {};
+
+	if (owner_filter_active() || !read_tuple(sk, &fresh))
 		return NULL;
-	st.skaddr = key;
-	st.syscall_nr = -1;
+	fresh.skaddr = key;
+	fresh.syscall_nr = -1;
 	__sync_fetch_and_add(&counters.unseen_start, 1);
-	if (bpf_map_update_elem(&socks, &key, &st, BPF_NOEXIST)) {
+	if (bpf_map_update_elem(&socks, &key, &fresh, BPF_NOEXIST)) {
 		__sync_fetch_and_add(&counters.map_full, 1);
 		return NULL;
 	}
@@ -268,16 +279,16 @@ static __always_inline struct fw_event *adopt(struct sock *sk, __u64 key)
 
 static __always_inline int on_fin_wait2(struct sock *sk, __u64 key, __u64 now)
 {
-	struct fw_event *st = bpf_map_lookup_elem(&socks, &key);
+	struct fw_event *st = tracked(sk, key);
 
-	if (!st && !(st = adopt(sk, key)))
+	if (!st)
 		return 0;
 	st->ts_fin_wait2_ns = now;
 	st->ts_ns = now;
 	st->flags |= FW_FLAG_FIN_WAIT2_SEEN;
 	/* Orphans are handed to timewait at once (the usual case) and reported
 	 * then, in one record; only attached sockets need an ENTER to be watched. */
-	if (sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DEAD))) {
+	if (is_orphan(sk)) {
 		st->flags |= FW_FLAG_ORPHAN_AT_ENTRY;
 		return 0;
 	}
@@ -288,14 +299,14 @@ static __always_inline int on_fin_wait2(struct sock *sk, __u64 key, __u64 now)
 
 static __always_inline int on_fin_wait2_exit(struct sock *sk, __u64 key, __u64 now)
 {
-	struct fw_event *st = bpf_map_lookup_elem(&socks, &key);
+	struct fw_event *st = tracked(sk, key);
 
-	if (!st && !(st = adopt(sk, key)))
+	if (!st)
 		return 0;
 	st->ts_ns = now;
 	st->kind = FW_KIND_LEAVE;
 	st->end = fin_wait2_end(sk);
-	if (sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DEAD)))
+	if (is_orphan(sk))
 		st->flags |= FW_FLAG_ORPHAN_AT_END;
 	emit(st);
 	bpf_map_delete_elem(&socks, &key);

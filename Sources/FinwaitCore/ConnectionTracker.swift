@@ -56,25 +56,25 @@ public struct ConnectionTracker {
 
   private mutating func enter(_ event: Event, emit: (Record) -> Void) {
     let enteredAt = event.finWait2At ?? event.timestamp
-    if endedBeforeEnter.remove(SocketEntry(socket: event.socket, enteredAt: enteredAt)) {
+    if endedBeforeEnter.remove(SocketEntry(socket: event.connection.socket, enteredAt: enteredAt)) {
       counters.lateEnters += 1
       return
     }
-    if let previous = open[event.socket] {
+    if let previous = open[event.connection.socket] {
       guard previous.enteredAt < enteredAt else { return }  // duplicate or stale
       endAsLost(previous, emit: emit)
     }
-    open[event.socket] = Open(event: event)
-    entryOrder.append((event.socket, enteredAt))
+    open[event.connection.socket] = Open(event: event)
+    entryOrder.append((event.connection.socket, enteredAt))
   }
 
   private mutating func leave(_ event: Event, end: End, emit: (Record) -> Void) {
-    if let previous = open[event.socket], previous.event.finWait2At != event.finWait2At {
+    if let previous = open[event.connection.socket], previous.event.finWait2At != event.finWait2At {
       endAsLost(previous, emit: emit)
     }
-    let wasOpen = open.removeValue(forKey: event.socket) != nil
-    if !wasOpen, !event.orphanedAtEntry, let enteredAt = event.finWait2At {
-      endedBeforeEnter.insert(SocketEntry(socket: event.socket, enteredAt: enteredAt))
+    let wasOpen = open.removeValue(forKey: event.connection.socket) != nil
+    if !wasOpen, !event.connection.orphanedAtEntry, let enteredAt = event.finWait2At {
+      endedBeforeEnter.insert(SocketEntry(socket: event.connection.socket, enteredAt: enteredAt))
     }
     let dwell: Dwell
     if let enteredAt = event.finWait2At {
@@ -88,7 +88,7 @@ public struct ConnectionTracker {
   }
 
   private mutating func endAsLost(_ stale: Open, emit: (Record) -> Void) {
-    open.removeValue(forKey: stale.event.socket)
+    open.removeValue(forKey: stale.event.connection.socket)
     counters.lostEnds += 1
     emit(Record(stale.event, kind: .finWait2, at: stale.enteredAt, dwell: .atLeast(0), end: .lost))
   }
@@ -114,11 +114,11 @@ public struct ConnectionTracker {
   public mutating func finish(at now: UInt64, inFlight: [Event], emit: (Record) -> Void) {
     var seen = Set<UInt64>()
     for connection in open.values.sorted(by: { $0.enteredAt < $1.enteredAt }) {
-      seen.insert(connection.event.socket)
+      seen.insert(connection.event.connection.socket)
       emit(Record(connection.event, kind: .finWait2, at: now,
                   dwell: .atLeast(now &- min(connection.enteredAt, now)), end: .tracerExit))
     }
-    for event in inFlight where !seen.contains(event.socket) {
+    for event in inFlight where !seen.contains(event.connection.socket) {
       let since = min(event.finWait2At ?? tracingSince, now)
       emit(Record(event, kind: .finWait2, at: now, dwell: .atLeast(now - since), end: .tracerExit))
     }

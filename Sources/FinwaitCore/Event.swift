@@ -16,6 +16,32 @@ public struct Owner: Sendable, Hashable {
   }
 }
 
+/// What finwait knows of a connection on the FIN path: its identity, who
+/// sent the FIN and how. Fixed once FIN_WAIT2 begins.
+public struct Connection: Sendable, Equatable {
+  /// The kernel's socket address: identifies the connection while it lives.
+  public var socket: UInt64
+  public var owner: Owner?
+  public var endpoints: Endpoints
+  public var path: Path
+  public var syscall: Syscall
+  public var syscallNumber: Int32
+  public var orphanedAtEntry: Bool
+
+  public init(
+    socket: UInt64, owner: Owner?, endpoints: Endpoints, path: Path, syscall: Syscall,
+    syscallNumber: Int32, orphanedAtEntry: Bool
+  ) {
+    self.socket = socket
+    self.owner = owner
+    self.endpoints = endpoints
+    self.path = path
+    self.syscall = syscall
+    self.syscallNumber = syscallNumber
+    self.orphanedAtEntry = orphanedAtEntry
+  }
+}
+
 /// One decoded ring-buffer record (`struct fw_event` in bpf/finwait.h).
 /// Timestamps are CLOCK_MONOTONIC nanoseconds.
 public struct Event: Sendable, Equatable {
@@ -32,32 +58,18 @@ public struct Event: Sendable, Equatable {
   public var timestamp: UInt64
   public var finWait1At: UInt64?
   public var finWait2At: UInt64?
-  /// The kernel's socket address: identifies the connection while it lives.
-  public var socket: UInt64
-  public var owner: Owner?
-  public var endpoints: Endpoints
-  public var path: Path
-  public var syscall: Syscall
-  public var syscallNumber: Int32
-  public var orphanedAtEntry: Bool
+  public var connection: Connection
   public var orphanedAtEnd: Bool
 
   public init(
-    kind: Kind, timestamp: UInt64, finWait1At: UInt64?, finWait2At: UInt64?, socket: UInt64,
-    owner: Owner?, endpoints: Endpoints, path: Path, syscall: Syscall, syscallNumber: Int32,
-    orphanedAtEntry: Bool, orphanedAtEnd: Bool
+    kind: Kind, timestamp: UInt64, finWait1At: UInt64?, finWait2At: UInt64?,
+    connection: Connection, orphanedAtEnd: Bool
   ) {
     self.kind = kind
     self.timestamp = timestamp
     self.finWait1At = finWait1At
     self.finWait2At = finWait2At
-    self.socket = socket
-    self.owner = owner
-    self.endpoints = endpoints
-    self.path = path
-    self.syscall = syscall
-    self.syscallNumber = syscallNumber
-    self.orphanedAtEntry = orphanedAtEntry
+    self.connection = connection
     self.orphanedAtEnd = orphanedAtEnd
   }
 }
@@ -87,12 +99,10 @@ extension Event {
     timestamp = raw.ts_ns
     finWait1At = raw.ts_fin_wait1_ns == 0 ? nil : raw.ts_fin_wait1_ns
     finWait2At = flags & FW_FLAG_FIN_WAIT2_SEEN != 0 ? raw.ts_fin_wait2_ns : nil
-    socket = raw.skaddr
-    if flags & FW_FLAG_OWNER_KNOWN != 0 {
-      owner = Owner(pid: raw.tgid, tid: raw.tid, comm: Self.comm(raw.comm), cgroupID: raw.cgroup_id)
-    } else {
-      owner = nil
-    }
+    let owner = flags & FW_FLAG_OWNER_KNOWN != 0
+      ? Owner(pid: raw.tgid, tid: raw.tid, comm: Self.comm(raw.comm), cgroupID: raw.cgroup_id)
+      : nil
+    let endpoints: Endpoints
     switch raw.family {
     case Self.afInet:
       endpoints = Endpoints(
@@ -105,10 +115,10 @@ extension Event {
     default:
       throw .unknownFamily(raw.family)
     }
-    path = Path(raw: raw.path)
-    syscall = Syscall(raw: raw.syscall)
-    syscallNumber = raw.syscall_nr
-    orphanedAtEntry = flags & FW_FLAG_ORPHAN_AT_ENTRY != 0
+    connection = Connection(
+      socket: raw.skaddr, owner: owner, endpoints: endpoints, path: Path(raw: raw.path),
+      syscall: Syscall(raw: raw.syscall), syscallNumber: raw.syscall_nr,
+      orphanedAtEntry: flags & FW_FLAG_ORPHAN_AT_ENTRY != 0)
     orphanedAtEnd = flags & FW_FLAG_ORPHAN_AT_END != 0
   }
 

@@ -10,7 +10,7 @@ public struct JSONFormat: Sendable {
     var o = JSONObject()
     o.add("type", string: r.kind.rawValue)
     o.add("time", string: clock.rfc3339(ofMonotonic: r.timestamp))
-    if let owner = r.owner {
+    if let owner = r.connection.owner {
       o.add("pid", number: UInt64(owner.pid))
       o.add("tid", number: UInt64(owner.tid))
       o.add("comm", string: owner.comm)
@@ -18,16 +18,16 @@ public struct JSONFormat: Sendable {
     } else {
       for key in ["pid", "tid", "comm", "cgroup_id"] { o.addNull(key) }
     }
-    o.add("family", string: r.endpoints.local.family.rawValue)
-    o.add("saddr", string: r.endpoints.local.description)
-    o.add("sport", number: UInt64(r.endpoints.localPort))
-    o.add("daddr", string: r.endpoints.remote.description)
-    o.add("dport", number: UInt64(r.endpoints.remotePort))
-    o.add("path", string: r.path.rawValue)
-    o.add("syscall", string: r.syscall.rawValue)
-    o.add("syscall_nr", signed: Int64(r.syscallNumber))
+    o.add("family", string: r.connection.endpoints.local.family.rawValue)
+    o.add("saddr", string: r.connection.endpoints.local.description)
+    o.add("sport", number: UInt64(r.connection.endpoints.localPort))
+    o.add("daddr", string: r.connection.endpoints.remote.description)
+    o.add("dport", number: UInt64(r.connection.endpoints.remotePort))
+    o.add("path", string: r.connection.path.rawValue)
+    o.add("syscall", string: r.connection.syscall.rawValue)
+    o.add("syscall_nr", signed: Int64(r.connection.syscallNumber))
     o.add("orphaned", bool: r.orphaned)
-    o.add("orphaned_at_entry", bool: r.orphanedAtEntry)
+    o.add("orphaned_at_entry", bool: r.connection.orphanedAtEntry)
     switch r.dwell {
     case let .exact(ns):
       o.add("dwell_ns", number: ns)
@@ -41,7 +41,7 @@ public struct JSONFormat: Sendable {
       o.add("fullsock_dwell_ns", number: observed)
     }
     if let end = r.end { o.add("end", string: end.rawValue) }
-    o.add("socket", string: "0x" + String(r.socket, radix: 16))
+    o.add("socket", string: "0x" + String(r.connection.socket, radix: 16))
     return o.closed
   }
 }

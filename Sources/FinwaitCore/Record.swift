@@ -29,13 +29,7 @@ public struct Record: Sendable, Equatable {
   public var kind: Kind
   /// CLOCK_MONOTONIC nanoseconds of what this record reports.
   public var timestamp: UInt64
-  public var socket: UInt64
-  public var owner: Owner?
-  public var endpoints: Endpoints
-  public var path: Path
-  public var syscall: Syscall
-  public var syscallNumber: Int32
-  public var orphanedAtEntry: Bool
+  public var connection: Connection
   /// Orphaned when the record was written (the application may have closed
   /// an attached FIN_WAIT2 socket since it entered).
   public var orphaned: Bool
@@ -43,20 +37,10 @@ public struct Record: Sendable, Equatable {
   /// nil for `stuck` records.
   public var end: End?
 
-  public init(
-    kind: Kind, timestamp: UInt64, socket: UInt64, owner: Owner?, endpoints: Endpoints,
-    path: Path, syscall: Syscall, syscallNumber: Int32, orphanedAtEntry: Bool, orphaned: Bool,
-    dwell: Dwell, end: End?
-  ) {
+  public init(kind: Kind, timestamp: UInt64, connection: Connection, orphaned: Bool, dwell: Dwell, end: End?) {
     self.kind = kind
     self.timestamp = timestamp
-    self.socket = socket
-    self.owner = owner
-    self.endpoints = endpoints
-    self.path = path
-    self.syscall = syscall
-    self.syscallNumber = syscallNumber
-    self.orphanedAtEntry = orphanedAtEntry
+    self.connection = connection
     self.orphaned = orphaned
     self.dwell = dwell
     self.end = end
@@ -64,9 +48,7 @@ public struct Record: Sendable, Equatable {
 
   init(_ event: Event, kind: Kind, at timestamp: UInt64, dwell: Dwell, end: End?) {
     self.init(
-      kind: kind, timestamp: timestamp, socket: event.socket, owner: event.owner,
-      endpoints: event.endpoints, path: event.path, syscall: event.syscall,
-      syscallNumber: event.syscallNumber, orphanedAtEntry: event.orphanedAtEntry,
-      orphaned: event.orphanedAtEnd || event.orphanedAtEntry, dwell: dwell, end: end)
+      kind: kind, timestamp: timestamp, connection: event.connection,
+      orphaned: event.orphanedAtEnd || event.connection.orphanedAtEntry, dwell: dwell, end: end)
   }
 }

@@ -18,7 +18,7 @@ public struct Summary: Sendable {
     if let end = r.end { ends[end, default: 0] += 1 }
     switch r.dwell {
     case let .exact(ns):
-      dwellByPath[r.path, default: Log2Histogram()].record(ns / 1_000)
+      dwellByPath[r.connection.path, default: Log2Histogram()].record(ns / 1_000)
     case let .atLeast(ns) where r.end == .tracerExit:
       oldestAtExit = max(oldestAtExit ?? 0, ns)
     default:

@@ -13,18 +13,18 @@ public struct TextFormat: Sendable {
   }
 
   public func line(_ r: Record) -> String {
-    let pid = r.owner.map { String($0.pid) } ?? "?"
-    let comm = r.owner?.comm ?? "?"
+    let pid = r.connection.owner.map { String($0.pid) } ?? "?"
+    let comm = r.connection.owner?.comm ?? "?"
     return pad(clock.clockTime(ofMonotonic: r.timestamp), right: 9) + pad(pid, right: 8)
       + pad(comm, right: 16) + pad(Self.pathText(r), right: 14)
-      + pad(Self.connectionText(r.endpoints), right: 44) + pad(Self.socketText(r), right: 10)
+      + pad(Self.connectionText(r.connection.endpoints), right: 44) + pad(Self.socketText(r), right: 10)
       + pad(Self.dwellText(r.dwell), right: 10) + Self.endText(r)
   }
 
   /// `close` names the syscall when it was not close() itself (dup2, execve, ...).
   static func pathText(_ r: Record) -> String {
-    guard r.path == .close, r.syscall != .close, r.syscall != .unknown else { return r.path.rawValue }
-    return "close(\(r.syscall.rawValue))"
+    guard r.connection.path == .close, r.connection.syscall != .close, r.connection.syscall != .unknown else { return r.connection.path.rawValue }
+    return "close(\(r.connection.syscall.rawValue))"
   }
 
   static func connectionText(_ e: Endpoints) -> String {
@@ -32,7 +32,7 @@ public struct TextFormat: Sendable {
   }
 
   static func socketText(_ r: Record) -> String {
-    switch (r.orphanedAtEntry, r.orphaned) {
+    switch (r.connection.orphanedAtEntry, r.orphaned) {
     case (false, false): "attached"
     case (false, true): "att>orph"
     case (true, _): "orphan"

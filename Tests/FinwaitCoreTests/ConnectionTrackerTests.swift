@@ -15,7 +15,7 @@ final class ConnectionTrackerTests: XCTestCase {
     XCTAssertEqual(r.kind, .finWait2)
     XCTAssertEqual(r.dwell, .exact(300 * ms))
     XCTAssertEqual(r.end, .peerFin)
-    XCTAssertEqual(r.owner?.pid, 4242)
+    XCTAssertEqual(r.connection.owner?.pid, 4242)
     XCTAssertFalse(r.orphaned)
     XCTAssertEqual(h.tracker.attachedInFinWait2, 0)
   }
@@ -36,7 +36,7 @@ final class ConnectionTrackerTests: XCTestCase {
       Fixture.event(FW_KIND_ENTER, ts: 0, fw2: 1),
       Fixture.event(FW_KIND_LEAVE, ts: 300 * ms, fw2: 1, end: FW_END_TIMEWAIT_ORPHAN, orphanAtEnd: true))
     let r = h.records[0]
-    XCTAssertFalse(r.orphanedAtEntry)
+    XCTAssertFalse(r.connection.orphanedAtEntry)
     XCTAssertTrue(r.orphaned)
     XCTAssertEqual(r.dwell, .pending(observed: 300 * ms - 1))
   }
@@ -45,14 +45,14 @@ final class ConnectionTrackerTests: XCTestCase {
     var h = TrackerHarness(tracingSince: 50 * ms)
     h.feed(Fixture.event(FW_KIND_LEAVE, ts: 250 * ms, end: FW_END_PEER_FIN, owner: nil, path: FW_PATH_UNKNOWN))
     XCTAssertEqual(h.records.map(\.dwell), [.atLeast(200 * ms)])
-    XCTAssertNil(h.records[0].owner)
+    XCTAssertNil(h.records[0].connection.owner)
   }
 
   func testLeaveWithoutItsEnterStillReportsEverything() {
     var h = TrackerHarness()  // the enter record was dropped
     h.feed(Fixture.event(FW_KIND_LEAVE, ts: 400 * ms, fw2: 100 * ms, end: FW_END_RESET))
     XCTAssertEqual(h.records.map(\.dwell), [.exact(300 * ms)])
-    XCTAssertEqual(h.records[0].owner?.comm, "nginx")
+    XCTAssertEqual(h.records[0].connection.owner?.comm, "nginx")
   }
 
   func testEnterArrivingAfterItsLeaveIsIgnored() {
@@ -72,7 +72,7 @@ final class ConnectionTrackerTests: XCTestCase {
       Fixture.event(FW_KIND_ENTER, ts: 100, fw2: 100),
       Fixture.event(FW_KIND_ENTER, ts: 900, fw2: 900, owner: (7, "other")))
     XCTAssertEqual(h.records.map(\.end), [.lost])
-    XCTAssertEqual(h.records[0].owner?.pid, 4242)
+    XCTAssertEqual(h.records[0].connection.owner?.pid, 4242)
     XCTAssertEqual(h.tracker.counters.lostEnds, 1)
     XCTAssertEqual(h.tracker.attachedInFinWait2, 1)
   }
@@ -94,11 +94,11 @@ final class ConnectionTrackerTests: XCTestCase {
     XCTAssertTrue(h.records.isEmpty)
     h.tick(1_200 * ms)
     XCTAssertEqual(h.records.map(\.kind), [.stuck])
-    XCTAssertEqual(h.records[0].socket, 1)
+    XCTAssertEqual(h.records[0].connection.socket, 1)
     XCTAssertEqual(h.records[0].dwell, .atLeast(1_200 * ms - 1))
     XCTAssertNil(h.records[0].end)
     h.tick(5_000 * ms)
-    XCTAssertEqual(h.records.map(\.socket), [1, 2], "each connection is reported once")
+    XCTAssertEqual(h.records.map(\.connection.socket), [1, 2], "each connection is reported once")
     h.tick(9_000 * ms)
     XCTAssertEqual(h.records.count, 2)
   }
@@ -127,7 +127,7 @@ final class ConnectionTrackerTests: XCTestCase {
       Fixture.event(FW_KIND_IN_FLIGHT, socket: 2, ts: 300, fw2: 300, orphanAtEntry: true),
     ]
     h.finish(1_000, inFlight: inFlight)
-    XCTAssertEqual(h.records.map(\.socket), [1, 2])
+    XCTAssertEqual(h.records.map(\.connection.socket), [1, 2])
     XCTAssertEqual(h.records.map(\.end), [.tracerExit, .tracerExit])
     XCTAssertEqual(h.records.map(\.dwell), [.atLeast(900), .atLeast(700)])
     XCTAssertEqual(h.records[1].orphaned, true)

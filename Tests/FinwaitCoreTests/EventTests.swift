@@ -11,27 +11,27 @@ final class EventTests: XCTestCase {
   func testDecodesAnAttachedEnterWithOwner() throws {
     let e = try Event(decoding: Fixture.raw(kind: FW_KIND_ENTER, ts: 500, fw1: 400, fw2: 500))
     XCTAssertEqual(e.kind, .enter)
-    XCTAssertEqual(e.owner, Owner(pid: 4242, tid: 4243, comm: "nginx", cgroupID: 77))
+    XCTAssertEqual(e.connection.owner, Owner(pid: 4242, tid: 4243, comm: "nginx", cgroupID: 77))
     XCTAssertEqual(e.finWait1At, 400)
     XCTAssertEqual(e.finWait2At, 500)
-    XCTAssertEqual(e.path, .shutdownWrite)
-    XCTAssertEqual(e.syscall, .shutdown)
-    XCTAssertEqual(e.syscallNumber, 48)
-    XCTAssertEqual(e.endpoints.local.description, "10.0.0.1")
-    XCTAssertEqual(e.endpoints.remote.description, "10.0.0.2")
-    XCTAssertEqual(e.endpoints.localPort, 41234)
-    XCTAssertEqual(e.endpoints.remotePort, 8080)
-    XCTAssertFalse(e.orphanedAtEntry)
+    XCTAssertEqual(e.connection.path, .shutdownWrite)
+    XCTAssertEqual(e.connection.syscall, .shutdown)
+    XCTAssertEqual(e.connection.syscallNumber, 48)
+    XCTAssertEqual(e.connection.endpoints.local.description, "10.0.0.1")
+    XCTAssertEqual(e.connection.endpoints.remote.description, "10.0.0.2")
+    XCTAssertEqual(e.connection.endpoints.localPort, 41234)
+    XCTAssertEqual(e.connection.endpoints.remotePort, 8080)
+    XCTAssertFalse(e.connection.orphanedAtEntry)
   }
 
   func testDecodesALeaveWithItsEndAndIPv6() throws {
     let e = try Event(decoding: Fixture.raw(
       kind: FW_KIND_LEAVE, ts: 900, fw2: 500, end: FW_END_RESET, orphanAtEnd: true, ipv6: true))
     XCTAssertEqual(e.kind, .leave(.reset))
-    XCTAssertEqual(e.endpoints.local, .v6(high: 0, low: 1))
-    XCTAssertEqual(e.endpoints.local.description, "::1")
-    XCTAssertEqual(e.endpoints.remote.description, "2001:db8::2")
-    XCTAssertEqual(e.endpoints.local.family, .ipv6)
+    XCTAssertEqual(e.connection.endpoints.local, .v6(high: 0, low: 1))
+    XCTAssertEqual(e.connection.endpoints.local.description, "::1")
+    XCTAssertEqual(e.connection.endpoints.remote.description, "2001:db8::2")
+    XCTAssertEqual(e.connection.endpoints.local.family, .ipv6)
     XCTAssertTrue(e.orphanedAtEnd)
   }
 
@@ -39,10 +39,10 @@ final class EventTests: XCTestCase {
     let e = try Event(decoding: Fixture.raw(
       kind: FW_KIND_LEAVE, ts: 900, path: FW_PATH_UNKNOWN, syscall: FW_SYSCALL_UNKNOWN,
       end: FW_END_PEER_FIN, owner: nil))
-    XCTAssertNil(e.owner)
+    XCTAssertNil(e.connection.owner)
     XCTAssertNil(e.finWait2At)
     XCTAssertNil(e.finWait1At)
-    XCTAssertEqual(e.path, .unknown)
+    XCTAssertEqual(e.connection.path, .unknown)
   }
 
   func testRejectsGarbage() {
@@ -59,6 +59,6 @@ final class EventTests: XCTestCase {
 
   func testCommOfFullLengthIsNotOverrun() throws {
     let e = try Event(decoding: Fixture.raw(kind: FW_KIND_ENTER, ts: 1, owner: (1, "exactly15chars!")))
-    XCTAssertEqual(e.owner?.comm, "exactly15chars!")
+    XCTAssertEqual(e.connection.owner?.comm, "exactly15chars!")
   }
 }

@@ -72,9 +72,9 @@ final class FormatTests: XCTestCase {
 
   func testPathNamesTheSyscallWhenItWasNotClose() {
     var r = record(.exact(1), end: .peerFin)
-    r.syscall = .dup2
+    r.connection.syscall = .dup2
     XCTAssertEqual(TextFormat.pathText(r), "close(dup2)")
-    r.syscall = .close
+    r.connection.syscall = .close
     XCTAssertEqual(TextFormat.pathText(r), "close")
   }
 
