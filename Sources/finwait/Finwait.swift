@@ -60,6 +60,28 @@ struct Finwait: ParsableCommand {
   @Option(help: ArgumentHelp("Kernel BTF to use instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
   var btf: String?
 
+  /// One line per error (`finwait: error: ...`, see `--help` for usage)
+  /// instead of the parser's error + usage block; help and version as usual.
+  static func main() {
+    do {
+      var command = try parseAsRoot()
+      try command.run()
+    } catch {
+      let code = exitCode(for: error)
+      if code == .success {
+        print(fullMessage(for: error))
+      } else {
+        let text = message(for: error)
+        if !text.isEmpty {
+          var err = LineOutput.standardError
+          try? err.write("finwait: error: \(text) (see finwait --help)")
+          try? err.flush()
+        }
+      }
+      exit(withError: code == .success ? nil : ExitCode(code.rawValue))
+    }
+  }
+
   static func duration(_ text: String) throws -> UInt64 {
     guard let ns = parseDuration(text) else {
       throw ValidationError("'\(text)' is not a duration: use a number with ns, us, ms, s, m or h (bare numbers are seconds)")

@@ -76,7 +76,8 @@ final class CommandTests: XCTestCase {
     for args in [["--family", "5"], ["--bogus"], ["--stuck", "soon"], ["--port", "70000"], ["--duration", "0"]] {
       let finwait = try FinwaitProcess(args, waitForAttach: false)
       XCTAssertEqual(try finwait.waitForExit(), 64, "\(args): \(finwait.stderr.text)")
-      XCTAssertTrue(finwait.stderr.text.contains("Error"), finwait.stderr.text)
+      XCTAssertEqual(finwait.stderr.lines.count, 1, finwait.stderr.text)
+      XCTAssertTrue(finwait.stderr.text.hasPrefix("finwait: error: "), finwait.stderr.text)
     }
   }
 
