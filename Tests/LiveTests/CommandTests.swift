@@ -9,7 +9,9 @@ final class CommandTests: XCTestCase {
 
   func testStuckWarningWhileStuckThenTracerExitWithSummary() throws {
     let port = Live.port(10)
+    let before = finwaitProgramIDs()
     let finwait = try FinwaitProcess(["--json", "--port", String(port), "--stuck", "300ms"])
+    let ours = finwaitProgramIDs().subtracting(before)
     let driver = try DriverProcess("shutdown_wr", port: port, holdMs: 3_000)
     let truth = try driver.truth()
     // Stuck is reported while the connection is still in FIN_WAIT2.
@@ -40,7 +42,7 @@ final class CommandTests: XCTestCase {
     XCTAssertEqual(summary["type"] as? String, "summary")
     XCTAssertEqual((summary["ends"] as? [String: Int])?["tracer_exit"], 1)
     XCTAssertEqual(summary["stuck"] as? Int, 1)
-    XCTAssertTrue(waitUntil(3) { !bpftoolShowsFinwait() }, "program detached after exit")
+    assertDetached(ours)
   }
 
   func testDurationStopsAndTextOutputHasHeaderAndSummary() throws {
@@ -107,8 +109,10 @@ final class CommandTests: XCTestCase {
     shell.standardError = err
     let stdout = Collector(out)
     let stderr = Collector(err)
+    let before = finwaitProgramIDs()
     try shell.run()
     usleep(800_000)
+    let ours = finwaitProgramIDs().subtracting(before)
     for _ in 0..<2 {
       let driver = try DriverProcess("shutdown_wr", port: port, holdMs: 50)
       try driver.finish()
@@ -117,21 +121,29 @@ final class CommandTests: XCTestCase {
     XCTAssertEqual(stdout.lines.filter { $0.hasPrefix("{") }.count, 1, stdout.text)
     XCTAssertTrue(stdout.text.contains("status=0"), "finwait exits 0 when its reader goes away: \(stdout.text)")
     XCTAssertFalse(stderr.text.contains("error"), stderr.text)
-    XCTAssertTrue(waitUntil(3) { !bpftoolShowsFinwait() }, "program detached after exit")
+    assertDetached(ours)
   }
 
-  /// The kernel frees a program after an RCU grace period: poll, do not sample once.
-  func bpftoolShowsFinwait() -> Bool {
+  /// IDs of loaded BPF programs named like finwait's. Compare sets taken
+  /// before and after a start, so another tracer on the machine does not count.
+  func finwaitProgramIDs() -> Set<Int> {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/sbin/bpftool")
-    p.arguments = ["prog", "show"]
+    p.arguments = ["-j", "prog", "show"]
     let out = Pipe()
     p.standardOutput = out
     let collector = Collector(out)
-    guard (try? p.run()) != nil else { return false }
+    guard (try? p.run()) != nil else { return [] }
     p.waitUntilExit()
     waitUntil(2) { collector.isClosed }
-    // bpftool shows the program's name truncated to 15 characters.
-    return collector.text.contains("inet_sock_set_s")
+    let programs = (try? JSONSerialization.jsonObject(with: Data(collector.text.utf8))) as? [[String: Any]] ?? []
+    return Set(programs.filter { $0["name"] as? String == "inet_sock_set_state" }.compactMap { $0["id"] as? Int })
+  }
+
+  /// The kernel frees a program after an RCU grace period: poll, do not sample once.
+  func assertDetached(_ ours: Set<Int>, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertFalse(ours.isEmpty, "finwait's program was seen while attached", file: file, line: line)
+    XCTAssertTrue(waitUntil(3) { finwaitProgramIDs().isDisjoint(with: ours) },
+                  "program \(ours) still loaded after exit", file: file, line: line)
   }
 }

@@ -31,7 +31,9 @@ enum Live {
   }
 
   /// A port per test, so leftover sockets of one never match another's filter.
-  static func port(_ offset: Int) -> Int { 31_000 + offset * 7 + Int(getpid() % 5) * 1_000 }
+  /// Below the ephemeral range (32768+): a listener there can collide with a
+  /// client port still held by an earlier test's timewait socket.
+  static func port(_ offset: Int) -> Int { 20_000 + offset * 7 + Int(getpid() % 5) * 1_000 }
 }
 
 /// Collects a pipe's output on a background queue.
@@ -112,6 +114,11 @@ final class FinwaitProcess {
     }
   }
 
+  /// A test that throws midway must not leave a tracer attached.
+  deinit {
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+  }
+
   /// Sends `signal` and waits for exit; returns the exit status.
   @discardableResult
   func stop(_ signal: Int32 = SIGINT, within seconds: Double = 10) throws -> Int32 {
@@ -163,6 +170,10 @@ final class DriverProcess {
     stdout = Collector(out)
     stderr = Collector(err)
     try process.run()
+  }
+
+  deinit {
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
   }
 
   /// Waits for the truth line (printed once the connection is set up).
