@@ -18,13 +18,17 @@ BIN := .build/release/finwait
 DRIVER := .build/finwait-test/fwdrive
 ARGS ?=
 
-.PHONY: all deps build run test install clean vmlinux
+KERNEL_TEST_PACKAGES := qemu-system-x86 busybox-static kmod cpio
+# The second kernel the live tests run on: the newest Debian 12 Linux 6.1.
+KERNEL_PACKAGE ?= ^linux-image-6\.1\.0-[0-9]+-amd64$$
+
+.PHONY: all deps build run test test-kernel install clean vmlinux
 
 all: build
 
 # Installs only what is missing.
 deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -54,6 +58,16 @@ $(DRIVER): Tests/driver/fwdrive.c | deps
 # FINWAIT_REQUIRE_LIVE=1 turns a skipped live test into a failure (CI).
 test: build $(DRIVER)
 	FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) $(SWIFT) test --disable-swift-testing
+
+# The same binary and live scenario tests again, on Linux 6.1 booted under
+# QEMU (software emulation): proves the CO-RE object is not tied to the
+# kernel it was built on. Downloads the kernel package (about 70 MB) once.
+test-kernel: build $(DRIVER)
+	$(MAKE) deps EXTRA_PACKAGES="$(KERNEL_TEST_PACKAGES)"
+	$(SWIFT) build --build-tests
+	Tests/kernels/boot-kernel.sh .build/kernels '$(KERNEL_PACKAGE)' \
+		env FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) FINWAIT_REQUIRE_LIVE=1 \
+		$(abspath $(shell $(SWIFT) build --show-bin-path)/finwaitPackageTests.xctest) LiveTests.ScenarioTests
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/finwait

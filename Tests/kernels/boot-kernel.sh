@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs a command as root on another kernel: boots a Debian kernel package
+# under QEMU's software emulation (TCG: /dev/kvm here cannot boot a stock
+# kernel), with the host's root filesystem mounted read-only over 9p.
+#
+#   boot-kernel.sh WORKDIR 'PACKAGE-REGEX' COMMAND...
+#
+# The newest kernel package matching PACKAGE-REGEX is fetched with
+# `apt-get download` into WORKDIR (never installed). Prints the guest console
+# and exits with the command's exit code (125 if the guest never reported one).
+set -euo pipefail
+work=$1 pattern=$2
+shift 2
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$work"
+cd "$work"
+
+pkg=$(apt-cache search --names-only "$pattern" | awk '{print $1}' | sort -V | tail -1)
+[ -n "$pkg" ] || { echo "boot-kernel: no package matches $pattern (apt-get update?)" >&2; exit 125; }
+kver=${pkg#linux-image-}
+if [ ! -d "kroot-$kver" ]; then
+  rm -f "$pkg"_*.deb
+  apt-get download -q "$pkg" >/dev/null
+  dpkg -x "$pkg"_*.deb "kroot-$kver.tmp"
+  depmod -b "kroot-$kver.tmp" "$kver"
+  mv "kroot-$kver.tmp" "kroot-$kver"
+fi
+
+# initramfs: static busybox, the modules 9p and overlay need, /init, /cmd.
+rm -rf initramfs && mkdir -p initramfs/bin initramfs/mods initramfs/proc initramfs/sys initramfs/dev
+cp /bin/busybox initramfs/bin/busybox
+install -m 0755 "$here/init" initramfs/init
+printf '%q ' "$@" > initramfs/cmd
+for m in virtio_pci 9p 9pnet_virtio overlay; do
+  modprobe -d "kroot-$kver" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" { print $2 }'
+done | awk '!seen[$0]++' | while read -r f; do
+  cp "$f" initramfs/mods/
+  basename "$f" >> initramfs/modules.list
+done
+(cd initramfs && find . | cpio -o -H newc --quiet | gzip -1) > initramfs.cpio.gz
+
+console=console-$kver.log
+rm -f "$console"
+timeout -k 10 900 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
+  -kernel "kroot-$kver/boot/vmlinuz-$kver" -initrd initramfs.cpio.gz \
+  -append "console=ttyS0 panic=-1 quiet loglevel=4" \
+  -fsdev local,id=fs0,path=/,readonly=on,security_model=none,multidevs=remap \
+  -device virtio-9p-pci,fsdev=fs0,mount_tag=hostroot \
+  -display none -monitor none -serial "file:$console" -no-reboot -nic none || true
+tr -d '\r' < "$console"
+code=$(tr -d '\r' < "$console" | sed -n 's/^=== GUEST EXIT CODE: \([0-9]*\).*/\1/p' | tail -1)
+exit "${code:-125}"
