@@ -55,12 +55,17 @@ public enum Preflight {
     return nil
   }
 
+  /// Root is not enough inside a container that dropped capabilities, so the
+  /// effective set decides whenever it can be read.
   public static func checkPrivileges(effectiveUID: uid_t, capabilities: UInt64?) throws(FinwaitError) {
-    guard effectiveUID != 0 else { return }
-    guard let caps = capabilities else { throw .notPermitted("not root and capabilities unreadable") }
+    guard let caps = capabilities else {
+      if effectiveUID == 0 { return }
+      throw .notPermitted("not root and capabilities unreadable")
+    }
     func has(_ cap: Int) -> Bool { caps & (1 << UInt64(cap)) != 0 }
     if has(capSysAdmin) || (has(capBPF) && has(capPerfmon)) { return }
-    throw .notPermitted("not root (uid \(effectiveUID)) and missing CAP_BPF/CAP_PERFMON")
+    let who = effectiveUID == 0 ? "root without capabilities" : "not root (uid \(effectiveUID))"
+    throw .notPermitted("\(who): missing CAP_BPF/CAP_PERFMON")
   }
 }
 

@@ -64,6 +64,19 @@ enum Fixture {
   }
 }
 
+extension Fixture {
+  /// A finished record of a `close` connection with the given dwell and end.
+  static func record(_ dwell: Dwell, end: End?, kind: Record.Kind = .finWait2, path: fw_path = FW_PATH_CLOSE) -> Record {
+    var h = TrackerHarness()
+    h.feed(Fixture.event(FW_KIND_LEAVE, ts: 10, fw2: 5, end: FW_END_PEER_FIN, path: path))
+    var r = h.records[0]
+    r.kind = kind
+    r.dwell = dwell
+    r.end = end
+    return r
+  }
+}
+
 /// Runs the tracker over events and collects what it emits.
 struct TrackerHarness {
   var tracker: ConnectionTracker

@@ -26,6 +26,10 @@ final class PreflightTests: XCTestCase {
       XCTAssertEqual(($0 as? FinwaitError)?.exitCode, 77)
     }
     XCTAssertThrowsError(try Preflight.checkPrivileges(effectiveUID: 1000, capabilities: 1 << 39))
+    // Root in a container that dropped them is refused too.
+    XCTAssertThrowsError(try Preflight.checkPrivileges(effectiveUID: 0, capabilities: 0)) {
+      XCTAssertEqual(($0 as? FinwaitError)?.message.contains("root without capabilities"), true)
+    }
   }
 
   func testExitCodesAreDistinct() {

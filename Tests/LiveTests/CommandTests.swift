@@ -91,10 +91,21 @@ final class CommandTests: XCTestCase {
   }
 
   func testUnprivilegedUserIsToldWhatIsMissing() throws {
-    let finwait = try FinwaitProcess([], user: "65534", waitForAttach: false)
+    let finwait = try FinwaitProcess(
+      [], wrapper: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"],
+      waitForAttach: false)
     XCTAssertEqual(try finwait.waitForExit(), 77, finwait.stderr.text)
     XCTAssertEqual(finwait.stderr.lines.count, 1, finwait.stderr.text)
     XCTAssertTrue(finwait.stderr.text.contains("permission denied"), finwait.stderr.text)
+  }
+
+  func testRootWithoutBPFCapabilitiesIsRefused() throws {
+    // As in a container: uid 0, but CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN dropped.
+    let finwait = try FinwaitProcess([], wrapper: ["/usr/bin/setpriv", "--bounding-set=-bpf,-perfmon,-sys_admin"],
+                                     waitForAttach: false)
+    XCTAssertEqual(try finwait.waitForExit(), 77, finwait.stderr.text)
+    XCTAssertEqual(finwait.stderr.lines.count, 1, finwait.stderr.text)
+    XCTAssertTrue(finwait.stderr.text.contains("root without capabilities"), finwait.stderr.text)
   }
 
   func testClosedStdoutExitsQuietly() throws {

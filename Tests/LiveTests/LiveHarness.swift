@@ -90,17 +90,13 @@ final class FinwaitProcess {
   let stderr: Collector
 
   /// Starts finwait and waits for its "attached" line on stderr.
-  init(_ arguments: [String], user: String? = nil, waitForAttach: Bool = true) throws {
+  /// `wrapper`: a command finwait runs under (e.g. setpriv to drop privileges).
+  init(_ arguments: [String], wrapper: [String] = [], waitForAttach: Bool = true) throws {
     let out = Pipe()
     let err = Pipe()
-    if let user {
-      process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-      process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--inh-caps=-all",
-                           Live.finwait ?? "finwait"] + arguments
-    } else {
-      process.executableURL = URL(fileURLWithPath: Live.finwait ?? "finwait")
-      process.arguments = arguments
-    }
+    let command = wrapper + [Live.finwait ?? "finwait"] + arguments
+    process.executableURL = URL(fileURLWithPath: command[0])
+    process.arguments = Array(command.dropFirst())
     process.standardOutput = out
     process.standardError = err
     stdout = Collector(out)
