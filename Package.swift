@@ -23,13 +23,15 @@ let package = Package(
     // The BPF object, embedded through the bpftool skeleton the Makefile
     // generates, and the libbpf lifecycle around it.
     .target(name: "CFinwaitBPF", dependencies: ["CLibbpf", "CFinwaitEvent"]),
+    // sock_diag netlink sockets inside other network namespaces.
+    .target(name: "CFinwaitDiag", linkerSettings: [.linkedLibrary("pthread")]),
     // Domain logic: pure, no I/O, testable without privileges.
     .target(name: "FinwaitCore", dependencies: ["CFinwaitEvent"]),
     // The I/O edge: loading and polling the tracer, /proc and /sys reads.
     .target(
       name: "FinwaitTracing",
       dependencies: [
-        "FinwaitCore", "CFinwaitBPF",
+        "FinwaitCore", "CFinwaitBPF", "CFinwaitDiag",
         .product(name: "SystemPackage", package: "swift-system"),
       ]
     ),

@@ -51,6 +51,9 @@
 const volatile __u32 target_tgid = 0;
 const volatile __u16 target_port = 0;
 const volatile __u16 target_family = 0;
+const volatile __u32 target_netns = 0;
+/* Follow local peers: one map lookup per passive close (CLOSE_WAIT entry and exit). */
+const volatile bool follow_peers = true;
 const volatile bool filter_comm = false;
 const volatile char target_comm[FW_COMM_LEN] = {};
 /* Wake the consumer only once this much is queued; it also drains on a timer. */
@@ -72,6 +75,23 @@ struct {
 	__type(value, struct fw_event);
 } socks SEC(".maps");
 
+struct fw_peer {
+	__u64 skaddr;          /* the traced socket */
+	__u64 ts_close_wait;   /* when the peer entered CLOSE_WAIT, 0 until then */
+	__u32 netns;           /* the traced socket's namespace */
+	__u32 peer_netns;
+};
+
+/* Traced connections by 4-tuple, so that a peer on this host (its view is the
+ * reverse) finds them. LRU: a remote peer never looks its entry up, and
+ * eviction only loses the exact peer time (sock_diag still resolves it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct fw_tuple);
+	__type(value, struct fw_peer);
+} fin_peers SEC(".maps");
+
 static __always_inline bool owner_filter_active(void)
 {
 	return target_tgid != 0 || filter_comm;
@@ -88,6 +108,13 @@ static __always_inline bool comm_matches(const char *comm)
 	return true;
 }
 
+/* inet_sport, not skc_num: moving to CLOSE releases the port (skc_num = 0)
+ * before the tracepoint fires, and the end must name the same connection. */
+static __always_inline __u16 local_port(struct sock *sk)
+{
+	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+}
+
 /* Fills the 4-tuple; false if the socket is not one we trace. */
 static __always_inline bool read_tuple(struct sock *sk, struct fw_event *e)
 {
@@ -100,8 +127,11 @@ static __always_inline bool read_tuple(struct sock *sk, struct fw_event *e)
 	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
 		return false;
 
+	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (target_netns && e->netns != target_netns)
+		return false;
 	e->family = family;
-	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->sport = local_port(sk);
 	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (target_port && e->sport != target_port && e->dport != target_port)
 		return false;
@@ -114,6 +144,59 @@ static __always_inline bool read_tuple(struct sock *sk, struct fw_event *e)
 		bpf_core_read(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
 	return true;
+}
+
+static __always_inline bool is_loopback(const __u8 *a, __u16 family)
+{
+	if (family == AF_INET)
+		return a[0] == 127;
+	/* ::1, or IPv4-mapped 127.0.0.0/8 */
+	for (int i = 0; i < 10; i++)
+		if (a[i])
+			return false;
+	if (a[10] == 0xff && a[11] == 0xff)
+		return a[12] == 127;
+	return !a[10] && !a[11] && !a[12] && !a[13] && !a[14] && a[15] == 1;
+}
+
+static __always_inline void tuple_of(const struct fw_event *e, struct fw_tuple *t)
+{
+	__builtin_memcpy(t->saddr, e->saddr, sizeof(t->saddr));
+	__builtin_memcpy(t->daddr, e->daddr, sizeof(t->daddr));
+	t->sport = e->sport;
+	t->dport = e->dport;
+	t->family = e->family;
+	t->netns = is_loopback(e->daddr, e->family) ? e->netns : 0;
+}
+
+/* The tuple a traced connection would have if sk is its peer. */
+static __always_inline void peer_tuple_of(struct sock *sk, struct fw_tuple *t)
+{
+	struct fw_event e = {};
+
+	/* Unfiltered: the peer may live in another namespace, on another port. */
+	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (e.family == AF_INET) {
+		bpf_core_read(e.saddr, 4, &sk->__sk_common.skc_daddr);
+		bpf_core_read(e.daddr, 4, &sk->__sk_common.skc_rcv_saddr);
+	} else {
+		bpf_core_read(e.saddr, 16, &sk->__sk_common.skc_v6_daddr);
+		bpf_core_read(e.daddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+	}
+	e.sport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	e.dport = local_port(sk);
+	e.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	tuple_of(&e, t);
+}
+
+static __always_inline void forget_peer(const struct fw_event *st)
+{
+	struct fw_tuple t = {};
+
+	if (!follow_peers)
+		return;
+	tuple_of(st, &t);
+	bpf_map_delete_elem(&fin_peers, &t);
 }
 
 /* The syscall the current task is in, from its saved user registers. */
@@ -250,8 +333,74 @@ static __always_inline int on_fin_wait1(struct sock *sk, __u64 key, __u64 now)
 	st.cgroup_id = bpf_get_current_cgroup_id();
 	st.flags = FW_FLAG_OWNER_KNOWN;
 	classify(sk, &st);
-	if (bpf_map_update_elem(&socks, &key, &st, BPF_ANY))
+	if (bpf_map_update_elem(&socks, &key, &st, BPF_ANY)) {
 		__sync_fetch_and_add(&counters.map_full, 1);
+		return 0;
+	}
+	if (follow_peers) {
+		struct fw_tuple t = {};
+		struct fw_peer peer = { .skaddr = key, .netns = st.netns };
+
+		tuple_of(&st, &t);
+		bpf_map_update_elem(&fin_peers, &t, &peer, BPF_ANY);
+	}
+	return 0;
+}
+
+/* A socket entered CLOSE_WAIT: if it is the peer of a traced connection,
+ * note when (softirq: only the time and namespace mean anything here). */
+static __always_inline int on_close_wait(struct sock *sk, __u64 now)
+{
+	struct fw_tuple t = {};
+	struct fw_peer *peer;
+	struct fw_event *st;
+
+	peer_tuple_of(sk, &t);
+	peer = bpf_map_lookup_elem(&fin_peers, &t);
+	if (!peer)
+		return 0;
+	peer->ts_close_wait = now;
+	peer->peer_netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	st = bpf_map_lookup_elem(&socks, &peer->skaddr);
+	if (st) {
+		st->ts_peer_close_wait_ns = now;
+		st->peer_netns = peer->peer_netns;
+	}
+	return 0;
+}
+
+/* The peer left CLOSE_WAIT for LAST_ACK: it closed (process context, so the
+ * owner is the peer's) and its FIN is on the way. */
+static __always_inline int on_peer_close(struct sock *sk, __u64 now)
+{
+	struct fw_tuple t = {};
+	struct fw_event e = {};
+	struct fw_peer *peer;
+	__u64 id = bpf_get_current_pid_tgid();
+
+	peer_tuple_of(sk, &t);
+	peer = bpf_map_lookup_elem(&fin_peers, &t);
+	if (!peer)
+		return 0;
+	e.kind = FW_KIND_PEER_CLOSE;
+	e.ts_ns = now;
+	e.ts_peer_close_wait_ns = peer->ts_close_wait;
+	e.skaddr = peer->skaddr;
+	e.netns = peer->netns;
+	e.peer_netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	__builtin_memcpy(e.saddr, t.saddr, sizeof(e.saddr));
+	__builtin_memcpy(e.daddr, t.daddr, sizeof(e.daddr));
+	e.sport = t.sport;
+	e.dport = t.dport;
+	e.family = t.family;
+	e.tgid = id >> 32;
+	e.tid = (__u32)id;
+	e.cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(e.comm, sizeof(e.comm));
+	e.flags = FW_FLAG_OWNER_KNOWN;
+	e.syscall_nr = -1;
+	bpf_map_delete_elem(&fin_peers, &t);
+	emit(&e);
 	return 0;
 }
 
@@ -309,6 +458,9 @@ static __always_inline int on_fin_wait2_exit(struct sock *sk, __u64 key, __u64 n
 	if (is_orphan(sk))
 		st->flags |= FW_FLAG_ORPHAN_AT_END;
 	emit(st);
+	/* An orphan's FIN_WAIT2 goes on in timewait: its peer may still close. */
+	if (st->end != FW_END_TIMEWAIT_ORPHAN)
+		forget_peer(st);
 	bpf_map_delete_elem(&socks, &key);
 	return 0;
 }
@@ -331,11 +483,22 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 		if (newstate == TCP_FIN_WAIT2)
 			return on_fin_wait2(sk, key, bpf_ktime_get_ns());
 		/* Simultaneous close (CLOSING) or reset: never reached FIN_WAIT2. */
-		bpf_map_delete_elem(&socks, &key);
+		struct fw_event *st = bpf_map_lookup_elem(&socks, &key);
+
+		if (st) {
+			forget_peer(st);
+			bpf_map_delete_elem(&socks, &key);
+		}
 		return 0;
 	}
 	if (oldstate == TCP_FIN_WAIT2)
 		return on_fin_wait2_exit(sk, key, bpf_ktime_get_ns());
+	if (!follow_peers)
+		return 0;
+	if (newstate == TCP_CLOSE_WAIT && oldstate == TCP_ESTABLISHED)
+		return on_close_wait(sk, bpf_ktime_get_ns());
+	if (oldstate == TCP_CLOSE_WAIT && newstate == TCP_LAST_ACK)
+		return on_peer_close(sk, bpf_ktime_get_ns());
 	return 0;
 }
 

@@ -22,6 +22,10 @@ enum fw_kind {
 	FW_KIND_LEAVE = 2,
 	/* Still in FIN_WAIT2 when the tracer stopped: read from the kernel map, never sent. */
 	FW_KIND_IN_FLIGHT = 3,
+	/* The local peer of a traced connection left CLOSE_WAIT (it called close or
+	 * shutdown and sent its FIN). Addresses are the traced side's; the owner
+	 * fields are the peer's. */
+	FW_KIND_PEER_CLOSE = 4,
 };
 
 /* The code path that sent our FIN, decided at ESTABLISHED -> FIN_WAIT1. */
@@ -72,10 +76,13 @@ struct fw_event {
 	__u64 ts_ns;           /* when this record's transition happened */
 	__u64 ts_fin_wait1_ns; /* 0 if not seen */
 	__u64 ts_fin_wait2_ns; /* valid when FW_FLAG_FIN_WAIT2_SEEN */
+	__u64 ts_peer_close_wait_ns; /* a local peer entered CLOSE_WAIT; 0 if none seen */
 	__u64 cgroup_id;       /* owner's cgroup v2 id */
 	__u64 skaddr;          /* kernel socket address: the connection's identity while it lives */
 	__u32 tgid;            /* owner process id (0 when the owner is unknown) */
 	__u32 tid;             /* owner thread id */
+	__u32 netns;           /* network namespace inode number */
+	__u32 peer_netns;      /* the local peer's network namespace, 0 if none seen */
 	__u8 saddr[16];        /* IPv4 in the first 4 bytes, network order */
 	__u8 daddr[16];
 	__u16 sport;           /* host order */
@@ -91,7 +98,22 @@ struct fw_event {
 	char comm[FW_COMM_LEN];
 };
 
-_Static_assert(sizeof(struct fw_event) == 112, "fw_event layout changed: update both sides");
+_Static_assert(sizeof(struct fw_event) == 128, "fw_event layout changed: update both sides");
+
+/* A connection as seen from the side that sent the first FIN: the key under
+ * which a local peer (whose view is the reverse) finds it. */
+struct fw_tuple {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 __pad;
+	/* Loopback addresses exist in every namespace: for them the peer is in
+	 * the same namespace, and it is part of the key. 0 otherwise (pods on
+	 * one node reach each other across namespaces). */
+	__u32 netns;
+};
 
 /* Counters the BPF program keeps; read by user space through the skeleton. */
 struct fw_counters {

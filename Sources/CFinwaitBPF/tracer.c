@@ -53,6 +53,8 @@ int fw_tracer_start(const struct fw_options *o, fw_record_fn fn, void *ctx,
 	t->skel->rodata->target_tgid = o->tgid;
 	t->skel->rodata->target_port = o->port;
 	t->skel->rodata->target_family = o->family;
+	t->skel->rodata->target_netns = o->netns;
+	t->skel->rodata->follow_peers = o->follow_peers != 0;
 	t->skel->rodata->filter_comm = o->filter_comm != 0;
 	memcpy((char *)t->skel->rodata->target_comm, o->comm, FW_COMM_LEN);
 	t->skel->rodata->wakeup_bytes = o->wakeup_bytes;

@@ -3,4 +3,4 @@
 #include "finwait_event.h"
 #include <stddef.h>
 
-_Static_assert(offsetof(struct fw_event, comm) == 96, "comm must be the last 16 bytes");
+_Static_assert(offsetof(struct fw_event, comm) == 112, "comm must be the last 16 bytes");

@@ -6,6 +6,14 @@ public enum IPAddress: Sendable, Hashable {
 
   public var family: Family { if case .v4 = self { .ipv4 } else { .ipv6 } }
 
+  /// 127.0.0.0/8, ::1 or IPv4-mapped 127/8: exists in every network namespace.
+  public var isLoopback: Bool {
+    switch self {
+    case let .v4(a, _, _, _): a == 127
+    case let .v6(high, low): high == 0 && (low == 1 || low >> 24 == 0xffff7f)
+    }
+  }
+
   public enum Family: String, Sendable {
     case ipv4, ipv6
   }

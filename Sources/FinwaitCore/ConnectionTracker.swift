@@ -26,8 +26,14 @@ public struct ConnectionTracker {
   /// When tracing began: the lower bound for starts finwait did not see.
   public let tracingSince: UInt64
   public private(set) var counters = Counters()
+  /// Orphans handed to timewait, followed to their real end when the caller
+  /// feeds sock_diag dumps; nil: reported at once as `timewait_orphan`.
+  public private(set) var orphans: OrphanReconciler?
 
   private var open: [UInt64: Open] = [:]
+  /// Attached connections that were in FIN_WAIT2 before tracing began; their
+  /// end arrives as a `leave` without a start, matched by namespace and tuple.
+  private var existing: [OrphanReconciler.Key: Record] = [:]
   /// Attached connections in the order they entered, for the stuck check.
   private var entryOrder = FIFO<(socket: UInt64, enteredAt: UInt64)>()
   /// Recently ended (socket, FIN_WAIT2 entry) pairs whose `enter` is still due.
@@ -38,9 +44,10 @@ public struct ConnectionTracker {
     var enteredAt: UInt64
   }
 
-  public init(stuckAfter: UInt64?, tracingSince: UInt64) {
+  public init(stuckAfter: UInt64?, tracingSince: UInt64, reconcilesOrphans: Bool = false) {
     self.stuckAfter = stuckAfter
     self.tracingSince = tracingSince
+    orphans = reconcilesOrphans ? OrphanReconciler(tracingSince: tracingSince) : nil
   }
 
   /// Connections currently known to sit attached in FIN_WAIT2.
@@ -51,7 +58,46 @@ public struct ConnectionTracker {
     case .enter: enter(event, emit: emit)
     case let .leave(end): leave(event, end: end, emit: emit)
     case .inFlight: break  // only meaningful to finish(at:inFlight:emit:)
+    case .peerClose: peerClosed(event, emit: emit)
     }
+  }
+
+  /// Takes over connections found in FIN_WAIT2 at start (`Snapshot.records`):
+  /// attached ones end through the tracepoint, timewait orphans through
+  /// reconciliation.
+  public mutating func adopt(existing records: [Record]) {
+    for r in records where r.kind == .existing {
+      let since = r.timestamp - min(r.timestamp, r.dwell.knownNanoseconds)
+      var record = r
+      record.kind = .finWait2
+      if r.orphaned {
+        record.end = .timewaitOrphan
+        orphans?.follow(record, enteredAt: since, handedOverAt: r.timestamp, deadline: r.deadline,
+                        startIsLowerBound: true)
+      } else {
+        existing[OrphanReconciler.Key(netns: r.connection.netns, endpoints: r.connection.endpoints)] = record
+      }
+    }
+  }
+
+  /// Hands a sock_diag dump of `netns` to the orphan reconciler.
+  public mutating func observe(
+    netns: UInt32, sockets: [DiagSocket], at now: UInt64, finTimeout: UInt64?, emit: (Record) -> Void
+  ) {
+    orphans?.observe(netns: netns, sockets: sockets, at: now, finTimeout: finTimeout, emit: emit)
+  }
+
+  private mutating func peerClosed(_ event: Event, emit: (Record) -> Void) {
+    let socket = event.connection.socket
+    if var connection = open[socket], connection.event.connection.endpoints == event.connection.endpoints,
+      let peer = event.peer
+    {
+      // Attached: the peer's FIN follows; the leave record will carry this.
+      connection.event.peer = (connection.event.peer ?? peer).merged(with: peer)
+      open[socket] = connection
+      return
+    }
+    orphans?.peerClosed(event, emit: emit)
   }
 
   private mutating func enter(_ event: Event, emit: (Record) -> Void) {
@@ -72,8 +118,8 @@ public struct ConnectionTracker {
     if let previous = open[event.connection.socket], previous.event.finWait2At != event.finWait2At {
       endAsLost(previous, emit: emit)
     }
-    let wasOpen = open.removeValue(forKey: event.connection.socket) != nil
-    if !wasOpen, !event.connection.orphanedAtEntry, let enteredAt = event.finWait2At {
+    let opened = open.removeValue(forKey: event.connection.socket)
+    if opened == nil, !event.connection.orphanedAtEntry, let enteredAt = event.finWait2At {
       endedBeforeEnter.insert(SocketEntry(socket: event.connection.socket, enteredAt: enteredAt))
     }
     let dwell: Dwell
@@ -84,7 +130,28 @@ public struct ConnectionTracker {
       let spent = event.timestamp &- min(tracingSince, event.timestamp)
       dwell = end == .timewaitOrphan ? .pending(observed: spent) : .atLeast(spent)
     }
-    emit(Record(event, kind: .finWait2, at: event.timestamp, dwell: dwell, end: end))
+    var record = Record(event, kind: .finWait2, at: event.timestamp, dwell: dwell, end: end)
+    var start = (at: event.finWait2At, isLowerBound: false)
+    if event.finWait2At == nil, let known = existing.removeValue(
+      forKey: OrphanReconciler.Key(netns: event.connection.netns, endpoints: event.connection.endpoints))
+    {
+      // Found at start: the snapshot knows the owner and an earlier start.
+      let since = known.timestamp - min(known.timestamp, known.dwell.knownNanoseconds)
+      record.connection.owner = known.connection.owner
+      record.peer = known.peer.map { $0.merged(with: event.peer) } ?? event.peer
+      let spent = event.timestamp - min(event.timestamp, since)
+      record.dwell = end == .timewaitOrphan ? .pending(observed: spent) : .atLeast(spent)
+      start = (since, true)
+    }
+    if let known = opened?.event.peer {
+      record.peer = (event.peer ?? known).merged(with: known)
+    }
+    if end == .timewaitOrphan, orphans != nil {
+      orphans?.follow(record, enteredAt: start.at, handedOverAt: event.timestamp,
+                      startIsLowerBound: start.isLowerBound)
+      return
+    }
+    emit(record)
   }
 
   private mutating func endAsLost(_ stale: Open, emit: (Record) -> Void) {
@@ -122,7 +189,16 @@ public struct ConnectionTracker {
       let since = min(event.finWait2At ?? tracingSince, now)
       emit(Record(event, kind: .finWait2, at: now, dwell: .atLeast(now - since), end: .tracerExit))
     }
+    for var record in existing.values.sorted(by: { $0.timestamp < $1.timestamp }) {
+      let since = record.timestamp - min(record.timestamp, record.dwell.knownNanoseconds)
+      record.timestamp = now
+      record.end = .tracerExit
+      record.dwell = .atLeast(now - min(now, since))
+      emit(record)
+    }
     open.removeAll()
+    existing.removeAll()
     entryOrder.removeAll()
+    orphans?.finish(at: now, emit: emit)
   }
 }

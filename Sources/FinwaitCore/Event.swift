@@ -27,11 +27,14 @@ public struct Connection: Sendable, Equatable {
   public var syscall: Syscall
   public var syscallNumber: Int32
   public var orphanedAtEntry: Bool
+  /// Network namespace inode number: the same 4-tuple can live in several.
+  public var netns: UInt32
 
   public init(
     socket: UInt64, owner: Owner?, endpoints: Endpoints, path: Path, syscall: Syscall,
-    syscallNumber: Int32, orphanedAtEntry: Bool
+    syscallNumber: Int32, orphanedAtEntry: Bool, netns: UInt32
   ) {
+    self.netns = netns
     self.socket = socket
     self.owner = owner
     self.endpoints = endpoints
@@ -52,6 +55,9 @@ public struct Event: Sendable, Equatable {
     case leave(End)
     /// Still in FIN_WAIT2 in the kernel map when the tracer stopped.
     case inFlight
+    /// The connection's local peer closed (CLOSE_WAIT -> LAST_ACK): `peer`
+    /// says who and when; `connection.owner` is not known from this record.
+    case peerClose
   }
 
   public var kind: Kind
@@ -60,11 +66,14 @@ public struct Event: Sendable, Equatable {
   public var finWait2At: UInt64?
   public var connection: Connection
   public var orphanedAtEnd: Bool
+  /// The connection's peer on this host, if one was seen entering CLOSE_WAIT.
+  public var peer: Peer?
 
   public init(
     kind: Kind, timestamp: UInt64, finWait1At: UInt64?, finWait2At: UInt64?,
-    connection: Connection, orphanedAtEnd: Bool
+    connection: Connection, orphanedAtEnd: Bool, peer: Peer? = nil
   ) {
+    self.peer = peer
     self.kind = kind
     self.timestamp = timestamp
     self.finWait1At = finWait1At
@@ -90,6 +99,7 @@ extension Event {
     switch UInt32(raw.kind) {
     case FW_KIND_ENTER.rawValue: kind = .enter
     case FW_KIND_IN_FLIGHT.rawValue: kind = .inFlight
+    case FW_KIND_PEER_CLOSE.rawValue: kind = .peerClose
     case FW_KIND_LEAVE.rawValue:
       guard let end = End(raw: raw.end) else { throw .unknownEnd(raw.end) }
       kind = .leave(end)
@@ -115,11 +125,20 @@ extension Event {
     default:
       throw .unknownFamily(raw.family)
     }
+    let closeWaitSince = raw.ts_peer_close_wait_ns == 0 ? nil : raw.ts_peer_close_wait_ns
+    let isPeerClose = kind == .peerClose
     connection = Connection(
-      socket: raw.skaddr, owner: owner, endpoints: endpoints, path: Path(raw: raw.path),
-      syscall: Syscall(raw: raw.syscall), syscallNumber: raw.syscall_nr,
-      orphanedAtEntry: flags & FW_FLAG_ORPHAN_AT_ENTRY != 0)
+      socket: raw.skaddr, owner: isPeerClose ? nil : owner, endpoints: endpoints,
+      path: Path(raw: raw.path), syscall: Syscall(raw: raw.syscall), syscallNumber: raw.syscall_nr,
+      orphanedAtEntry: flags & FW_FLAG_ORPHAN_AT_ENTRY != 0, netns: raw.netns)
     orphanedAtEnd = flags & FW_FLAG_ORPHAN_AT_END != 0
+    if isPeerClose {
+      peer = Peer(netns: raw.peer_netns, closeWaitSince: closeWaitSince, closedAt: raw.ts_ns, owner: owner)
+    } else if closeWaitSince != nil {
+      peer = Peer(netns: raw.peer_netns, closeWaitSince: closeWaitSince)
+    } else {
+      peer = nil
+    }
   }
 
   private typealias Bytes16 = (

@@ -41,7 +41,21 @@ public struct JSONFormat: Sendable {
       o.add("fullsock_dwell_ns", number: observed)
     }
     if let end = r.end { o.add("end", string: end.rawValue) }
-    o.add("socket", string: "0x" + String(r.connection.socket, radix: 16))
+    o.add("netns", number: UInt64(r.connection.netns))
+    if let deadline = r.deadline { o.add("deadline", string: clock.rfc3339(ofMonotonic: deadline)) }
+    if let peer = r.peer {
+      if let owner = peer.owner {
+        o.add("peer_pid", number: UInt64(owner.pid))
+        o.add("peer_comm", string: owner.comm)
+      } else {
+        o.addNull("peer_pid")
+        o.addNull("peer_comm")
+      }
+      if let wait = peer.closeWait(now: r.timestamp) { o.add("peer_close_wait_ns", number: wait) }
+      o.add("peer_closed", bool: peer.closedAt != nil)
+      o.add("peer_netns", number: UInt64(peer.netns))
+    }
+    if r.connection.socket != 0 { o.add("socket", string: "0x" + String(r.connection.socket, radix: 16)) }
     return o.closed
   }
 }

@@ -36,6 +36,9 @@ public enum End: String, Sendable, CaseIterable {
   /// An orphan was handed to a timewait socket: FIN_WAIT2 goes on where
   /// the tracepoint cannot see it, so its dwell is not known yet.
   case timewaitOrphan = "timewait_orphan"
+  /// An orphan's fin timeout expired in timewait (TCP_LINGER2 or the
+  /// namespace's tcp_fin_timeout): the kernel dropped the connection.
+  case timeout
   /// Still in FIN_WAIT2 when finwait stopped.
   case tracerExit = "tracer_exit"
   /// The record of its end was lost (see the drop counters).

@@ -18,12 +18,49 @@ public enum Dwell: Sendable, Equatable {
   }
 }
 
+/// The other end of a connection, when it is on this host (loopback,
+/// same-node pods, node-local proxies): usually the application that never
+/// closed its side.
+public struct Peer: Sendable, Equatable {
+  public var netns: UInt32
+  /// When it entered CLOSE_WAIT (our FIN arrived), CLOCK_MONOTONIC ns.
+  public var closeWaitSince: UInt64?
+  /// When it left CLOSE_WAIT by closing (its FIN went out).
+  public var closedAt: UInt64?
+  /// Known from its close (process context) or from its socket's owner in /proc.
+  public var owner: Owner?
+
+  public init(netns: UInt32, closeWaitSince: UInt64? = nil, closedAt: UInt64? = nil, owner: Owner? = nil) {
+    self.netns = netns
+    self.closeWaitSince = closeWaitSince
+    self.closedAt = closedAt
+    self.owner = owner
+  }
+
+  /// How long it sat in CLOSE_WAIT: until it closed, or until `now`.
+  public func closeWait(now: UInt64) -> UInt64? {
+    guard let since = closeWaitSince else { return nil }
+    let until = closedAt ?? now
+    return until >= since ? until - since : 0
+  }
+
+  /// Combines what two records know; the other's facts win where both know one.
+  public func merged(with other: Peer?) -> Peer {
+    guard let other else { return self }
+    return Peer(netns: other.netns != 0 ? other.netns : netns,
+                closeWaitSince: other.closeWaitSince ?? closeWaitSince,
+                closedAt: other.closedAt ?? closedAt, owner: other.owner ?? owner)
+  }
+}
+
 /// One line of output: a connection whose FIN_WAIT2 ended (or that finwait
 /// stopped watching), or one that crossed the stuck threshold.
 public struct Record: Sendable, Equatable {
   public enum Kind: String, Sendable {
     case finWait2 = "fin_wait2"
     case stuck
+    /// Already in FIN_WAIT2 when finwait started (or `finwait snapshot`).
+    case existing
   }
 
   public var kind: Kind
@@ -36,8 +73,16 @@ public struct Record: Sendable, Equatable {
   public var dwell: Dwell
   /// nil for `stuck` records.
   public var end: End?
+  public var peer: Peer?
+  /// For an orphan still in timewait: when the kernel will drop it (monotonic ns).
+  public var deadline: UInt64?
 
-  public init(kind: Kind, timestamp: UInt64, connection: Connection, orphaned: Bool, dwell: Dwell, end: End?) {
+  public init(
+    kind: Kind, timestamp: UInt64, connection: Connection, orphaned: Bool, dwell: Dwell, end: End?,
+    peer: Peer? = nil, deadline: UInt64? = nil
+  ) {
+    self.peer = peer
+    self.deadline = deadline
     self.kind = kind
     self.timestamp = timestamp
     self.connection = connection
@@ -49,6 +94,7 @@ public struct Record: Sendable, Equatable {
   init(_ event: Event, kind: Kind, at timestamp: UInt64, dwell: Dwell, end: End?) {
     self.init(
       kind: kind, timestamp: timestamp, connection: event.connection,
-      orphaned: event.orphanedAtEnd || event.connection.orphanedAtEntry, dwell: dwell, end: end)
+      orphaned: event.orphanedAtEnd || event.connection.orphanedAtEntry, dwell: dwell, end: end,
+      peer: event.peer)
   }
 }

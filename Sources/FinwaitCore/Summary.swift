@@ -10,10 +10,19 @@ public struct Summary: Sendable {
 
   public init() {}
 
+  /// Connections already in FIN_WAIT2 when tracing began.
+  public private(set) var existing = 0
+
   public mutating func add(_ r: Record) {
-    if r.kind == .stuck {
+    switch r.kind {
+    case .stuck:
       stuck += 1
       return
+    case .existing:
+      existing += 1
+      return
+    case .finWait2:
+      break
     }
     if let end = r.end { ends[end, default: 0] += 1 }
     switch r.dwell {
@@ -57,9 +66,9 @@ public struct Summary: Sendable {
       lines.append("Still in FIN_WAIT2 at exit: \(ends[.tracerExit, default: 0]), oldest >= \(formatDuration(nanoseconds: oldest))")
     }
     if ends[.timewaitOrphan, default: 0] > 0 {
-      lines.append("timewait_orphan: orphans handed to timewait sockets; their FIN_WAIT2 goes on for up to the fin timeout and is not counted in the histograms.")
+      lines.append("timewait_orphan: orphans handed to timewait sockets whose end could not be followed; not counted in the histograms.")
     }
-    lines.append("Stuck warnings: \(stuck)")
+    lines.append("Stuck warnings: \(stuck); already in FIN_WAIT2 at start: \(existing)")
     lines.append(
       "Lost: ring buffer drops \(losses.kernel.ringbufDrops), untracked (socket map full) \(losses.kernel.mapFull), "
         + "ends lost \(losses.tracker.lostEnds), undecodable records \(losses.undecodable); "
@@ -86,6 +95,7 @@ public struct Summary: Sendable {
     for end in End.allCases { endCounts.add(end.rawValue, number: UInt64(ends[end, default: 0])) }
     o.add("ends", raw: endCounts.closed)
     o.add("stuck", number: UInt64(stuck))
+    o.add("existing", number: UInt64(existing))
     o.add("ringbuf_drops", number: losses.kernel.ringbufDrops)
     o.add("map_full", number: losses.kernel.mapFull)
     o.add("lost_ends", number: UInt64(losses.tracker.lostEnds))

@@ -1,9 +1,12 @@
 /// The default output: a header, then one line per record.
 public struct TextFormat: Sendable {
   public let clock: WallClock
+  /// finwait's own network namespace: others are named on each line.
+  public let ownNetns: UInt32
 
-  public init(clock: WallClock) {
+  public init(clock: WallClock, ownNetns: UInt32 = 0) {
     self.clock = clock
+    self.ownNetns = ownNetns
   }
 
   public var header: String {
@@ -18,7 +21,20 @@ public struct TextFormat: Sendable {
     return pad(clock.clockTime(ofMonotonic: r.timestamp), right: 9) + pad(pid, right: 8)
       + pad(comm, right: 16) + pad(Self.pathText(r), right: 14)
       + pad(Self.connectionText(r.connection.endpoints), right: 44) + pad(Self.socketText(r), right: 10)
-      + pad(Self.dwellText(r.dwell), right: 10) + Self.endText(r)
+      + pad(Self.dwellText(r.dwell), right: 10) + Self.endText(r, clock: clock) + details(r)
+  }
+
+  /// Where it is and who is on the other end, when that is known.
+  func details(_ r: Record) -> String {
+    var text = ""
+    if r.connection.netns != ownNetns && r.connection.netns != 0 { text += " netns=\(r.connection.netns)" }
+    if let peer = r.peer {
+      text += " peer=" + (peer.owner.map { "\($0.pid)/\($0.comm)" } ?? "local")
+      if let wait = peer.closeWait(now: r.timestamp) {
+        text += (peer.closedAt == nil ? " close_wait>=" : " close_wait=") + formatDuration(nanoseconds: wait)
+      }
+    }
+    return text
   }
 
   /// `close` names the syscall when it was not close() itself (dup2, execve, ...).
@@ -47,12 +63,14 @@ public struct TextFormat: Sendable {
     }
   }
 
-  static func endText(_ r: Record) -> String {
+  static func endText(_ r: Record, clock: WallClock) -> String {
+    let deadline = r.deadline.map { " (timewait until " + clock.clockTime(ofMonotonic: $0) + ")" } ?? ""
     switch (r.kind, r.end) {
-    case (.stuck, _): "STUCK (still in FIN_WAIT2)"
-    case (_, .timewaitOrphan?): "timewait_orphan (FIN_WAIT2 goes on in timewait)"
-    case let (_, end?): end.rawValue
-    case (_, nil): ""
+    case (.stuck, _): return "STUCK (still in FIN_WAIT2)"
+    case (.existing, _): return "EXISTING" + deadline
+    case (_, .timewaitOrphan?): return "timewait_orphan (FIN_WAIT2 goes on in timewait)"
+    case let (_, end?): return end.rawValue + deadline
+    case (_, nil): return ""
     }
   }
 }

@@ -14,6 +14,8 @@ public enum FinwaitError: Error, Equatable {
   case output(Errno)
   /// A flag value that parsed but cannot be used.
   case invalidArgument(String)
+  /// A sock_diag dump failed.
+  case diag(String)
 
   /// Exit codes, documented in the README. sysexits.h values where one fits.
   public var exitCode: Int32 {
@@ -21,6 +23,7 @@ public enum FinwaitError: Error, Equatable {
     case .invalidArgument: 64      // EX_USAGE, as swift-argument-parser uses for bad flags
     case .kernelTooOld: 69         // EX_UNAVAILABLE
     case .bpf: 70                  // EX_SOFTWARE
+    case .diag: 71                 // EX_OSERR
     case .noBTF: 72                // EX_OSFILE
     case .output: 74               // EX_IOERR
     case .notPermitted: 77         // EX_NOPERM
@@ -40,6 +43,8 @@ public enum FinwaitError: Error, Equatable {
     case let .output(errno):
       "cannot write output: \(errno)"
     case let .invalidArgument(text):
+      text
+    case let .diag(text):
       text
     }
   }

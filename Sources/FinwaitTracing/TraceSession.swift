@@ -21,6 +21,16 @@ public struct TraceSession {
     public var drainIntervalMilliseconds: Int32 = 100
     /// The node's tcp_fin_timeout, shown at start.
     public var finTimeoutSeconds: Int?
+    /// Follow orphans in timewait to their end and list existing FIN_WAIT2
+    /// connections at start (sock_diag).
+    public var reconcile = true
+
+    /// The filters, for records that do not come through the BPF program.
+    public var filter: RecordFilter {
+      RecordFilter(
+        pid: tracer.pid == 0 ? nil : tracer.pid, comm: tracer.comm, port: tracer.port == 0 ? nil : tracer.port,
+        family: tracer.family == 0 ? nil : tracer.family, netns: tracer.netns == 0 ? nil : tracer.netns)
+    }
 
     public init() {}
   }
@@ -38,27 +48,43 @@ public struct TraceSession {
     fw_set_libbpf_verbose(config.verbose ? 1 : 0)
     fw_install_stop_handlers()
 
-    let state = SessionState(config: config, clock: .now(), start: monotonicNow())
+    var err = LineOutput.standardError
+    var reconciliation: Reconciliation? = config.reconcile ? Reconciliation() : nil
+    do {
+      try reconciliation?.check()
+    } catch {
+      try err.write("finwait: warning: \(error.message); orphans in timewait are reported without their end")
+      reconciliation = nil
+    }
+    let state = SessionState(
+      config: config, clock: .now(), start: monotonicNow(), reconciliation: reconciliation)
     let tracer = try Tracer(options: config.tracer) { raw in state.consume(raw) }
     defer { tracer.stop() }
 
-    var err = LineOutput.standardError
     try err.write(startBanner(config))
     try err.flush()
     if config.format == .text { try state.out.write(state.text.header) }
-    try state.out.flush()
+    // Attached first, then listed: a connection ending in between is seen by the tracepoint.
+    if let reconciliation {
+      let existing = reconciliation.snapshot(filter: config.filter, at: monotonicNow())
+      for record in existing { state.emit(record) }
+      state.tracker.adopt(existing: existing)
+    }
+    try state.flush()
 
     let deadline = config.duration.map { state.start + $0 }
     while fw_stop_requested() == 0 && !state.out.readerGone {
       try tracer.drain(timeoutMilliseconds: config.drainIntervalMilliseconds)
       let now = monotonicNow()
       state.tracker.reportStuck(now: now) { state.emit($0) }
+      reconciliation?.poll(&state.tracker, now: now) { state.emit($0) }
       try state.flush()
       if let deadline, now >= deadline { break }
     }
 
     tracer.detach()
     try tracer.drain(timeoutMilliseconds: 0)
+    reconciliation?.poll(&state.tracker, now: monotonicNow(), force: true) { state.emit($0) }
     let now = monotonicNow()
     let inFlight = tracer.inFlight().compactMap { try? Event(decoding: $0) }
     state.tracker.finish(at: now, inFlight: inFlight) { state.emit($0) }
@@ -101,12 +127,16 @@ private final class SessionState {
   var undecodable = 0
   var outputError: FinwaitError?
 
-  init(config: TraceSession.Configuration, clock: WallClock, start: UInt64) {
+  let reconciliation: Reconciliation?
+
+  init(config: TraceSession.Configuration, clock: WallClock, start: UInt64, reconciliation: Reconciliation?) {
     self.config = config
     self.start = start
-    text = TextFormat(clock: clock)
+    self.reconciliation = reconciliation
+    text = TextFormat(clock: clock, ownNetns: reconciliation?.namespaces.own ?? 0)
     json = JSONFormat(clock: clock)
-    tracker = ConnectionTracker(stuckAfter: config.stuckAfter, tracingSince: start)
+    tracker = ConnectionTracker(
+      stuckAfter: config.stuckAfter, tracingSince: start, reconcilesOrphans: reconciliation != nil)
   }
 
   func consume(_ raw: borrowing fw_event) {
@@ -119,6 +149,14 @@ private final class SessionState {
   }
 
   func emit(_ record: Record) {
+    var record = record
+    // A peer still in CLOSE_WAIT is named from /proc: worth it for the rare
+    // records where it usually is the culprit (stuck, timed out, still open at exit).
+    if record.kind == .stuck || record.end == .tracerExit || record.end == .timeout, let peer = record.peer,
+      let reconciliation
+    {
+      record.peer = reconciliation.resolveOwner(of: peer, for: record.connection.endpoints)
+    }
     summary.add(record)
     if record.kind == .finWait2, config.minDwell > 0, record.dwell.knownNanoseconds < config.minDwell,
       record.end != .tracerExit

@@ -11,6 +11,10 @@ public final class Tracer {
     /// 0, 4 or 6.
     public var family: Int = 0
     public var comm: String?
+    /// 0: every network namespace.
+    public var netns: UInt32 = 0
+    /// Follow local peers' CLOSE_WAIT (a map lookup per passive close).
+    public var followPeers = true
     /// Ring buffer size. 1 MiB holds 8,738 records (112 bytes + 8-byte
     /// header): far more than a 100 ms drain interval sees on a busy node.
     public var ringBufferBytes: UInt32 = 1 << 20
@@ -38,6 +42,8 @@ public final class Tracer {
     o.tgid = options.pid
     o.port = options.port
     o.family = options.family == 4 ? 2 : options.family == 6 ? 10 : 0
+    o.netns = options.netns
+    o.follow_peers = options.followPeers ? 1 : 0
     if let comm = options.comm {
       o.filter_comm = 1
       withUnsafeMutableBytes(of: &o.comm) { dst in

@@ -7,58 +7,10 @@ struct Finwait: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "finwait",
     abstract: "Trace TCP connections through FIN_WAIT2: dwell, owner, code path and end.",
-    discussion: """
-      Every connection whose FIN_WAIT2 ends is printed with the process that sent the \
-      FIN (pid, comm, cgroup), the code path (shutdown_wr, shutdown_rdwr, close, exit, \
-      other), whether the socket was still attached to its process or orphaned, the \
-      dwell and how it ended. Attached connections still in FIN_WAIT2 after --stuck \
-      are reported once while they are stuck. A summary with dwell histograms is \
-      printed on Ctrl-C, SIGTERM or after --duration.
-
-      EXAMPLES:
-        finwait                      # trace everything
-        finwait --port 8080          # connections with local or remote port 8080
-        finwait --comm nginx --json  # JSON lines for nginx's connections
-        finwait --stuck 30s          # warn about attached FIN_WAIT2 older than 30 s
-        finwait --min-dwell 1s -d 10m
-      """,
-    version: "0.1.0"
+    version: "0.2.0",
+    subcommands: [Trace.self, SnapshotCommand.self],
+    defaultSubcommand: Trace.self
   )
-
-  @Option(name: [.short, .long], help: "Trace only connections owned by this process id.")
-  var pid: UInt32?
-
-  @Option(help: "Trace only connections owned by processes with this name (15 characters at most).")
-  var comm: String?
-
-  @Option(help: "Trace only connections with this local or remote port.")
-  var port: UInt16?
-
-  @Option(help: "Trace only IPv4 (4) or IPv6 (6).")
-  var family: Int?
-
-  @Option(name: .customLong("min-dwell"), help: "Print only connections whose FIN_WAIT2 lasted at least this long (e.g. 500ms, 2s).",
-          transform: Self.duration)
-  var minDwell: UInt64?
-
-  @Option(help: ArgumentHelp("Warn once about an attached connection in FIN_WAIT2 for longer than this, or 'off'.",
-                             discussion: "Default: the node's net.ipv4.tcp_fin_timeout."))
-  var stuck: String?
-
-  @Option(name: [.short, .long], help: "Stop after this long (e.g. 30s, 10m).", transform: Self.duration)
-  var duration: UInt64?
-
-  @Flag(help: "Print JSON lines instead of text.")
-  var json = false
-
-  @Flag(name: [.short, .long], help: "Print libbpf's messages.")
-  var verbose = false
-
-  @Option(name: .customLong("max-tracked"), help: "Sockets tracked at once in the kernel (beyond it: counted as untracked).")
-  var maxTracked: UInt32 = 65_536
-
-  @Option(help: ArgumentHelp("Kernel BTF to use instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
-  var btf: String?
 
   /// One line per error (`finwait: error: ...`, see `--help` for usage)
   /// instead of the parser's error + usage block; help and version as usual.
@@ -81,6 +33,60 @@ struct Finwait: ParsableCommand {
       exit(withError: code == .success ? nil : ExitCode(code.rawValue))
     }
   }
+}
+
+struct Trace: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "trace",
+    abstract: "Trace connections through FIN_WAIT2 until Ctrl-C (the default command).",
+    discussion: """
+      Every connection whose FIN_WAIT2 ends is printed with the process that sent the \
+      FIN (pid, comm, cgroup), the code path (shutdown_wr, shutdown_rdwr, close, exit, \
+      other), whether the socket was still attached to its process or orphaned, the \
+      dwell and how it ended. Orphans handed to timewait sockets are followed to their \
+      real end (peer_fin, timeout) through sock_diag. Connections already in FIN_WAIT2 \
+      are listed at start and tracked to their end. Attached connections still in \
+      FIN_WAIT2 after --stuck are reported once while stuck, with the local peer that \
+      holds CLOSE_WAIT. A summary with dwell histograms is printed on Ctrl-C, SIGTERM \
+      or after --duration.
+
+      EXAMPLES:
+        finwait                      # trace everything
+        finwait --port 8080          # connections with local or remote port 8080
+        finwait --comm nginx --json  # JSON lines for nginx's connections
+        finwait --stuck 30s          # warn about attached FIN_WAIT2 older than 30 s
+        finwait --netns 4026532345   # one pod's network namespace
+        finwait snapshot             # what is in FIN_WAIT2 now, then exit
+      """
+  )
+
+  @OptionGroup var filters: FilterOptions
+
+  @Option(name: .customLong("min-dwell"), help: "Print only connections whose FIN_WAIT2 lasted at least this long (e.g. 500ms, 2s).",
+          transform: Self.duration)
+  var minDwell: UInt64?
+
+  @Option(help: ArgumentHelp("Warn once about an attached connection in FIN_WAIT2 for longer than this, or 'off'.",
+                             discussion: "Default: the node's net.ipv4.tcp_fin_timeout."))
+  var stuck: String?
+
+  @Option(name: [.short, .long], help: "Stop after this long (e.g. 30s, 10m).", transform: Self.duration)
+  var duration: UInt64?
+
+  @Flag(name: [.short, .long], help: "Print libbpf's messages.")
+  var verbose = false
+
+  @Flag(name: .customLong("no-peers"), help: "Do not follow local peers' CLOSE_WAIT (saves a map lookup per passive close).")
+  var noPeers = false
+
+  @Flag(name: .customLong("no-reconcile"), help: "Do not follow orphans in timewait or list existing connections (no sock_diag).")
+  var noReconcile = false
+
+  @Option(name: .customLong("max-tracked"), help: "Sockets tracked at once in the kernel (beyond it: counted as untracked).")
+  var maxTracked: UInt32 = 65_536
+
+  @Option(help: ArgumentHelp("Kernel BTF to use instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
+  var btf: String?
 
   static func duration(_ text: String) throws -> UInt64 {
     guard let ns = parseDuration(text) else {
@@ -90,12 +96,6 @@ struct Finwait: ParsableCommand {
   }
 
   func validate() throws {
-    if let family, family != 4 && family != 6 { throw ValidationError("--family must be 4 or 6") }
-    if let comm, comm.isEmpty || comm.utf8.count > 15 {
-      throw ValidationError("--comm must be 1 to 15 bytes (the kernel's comm length)")
-    }
-    if pid == 0 { throw ValidationError("--pid must be a process id above 0") }
-    if port == 0 { throw ValidationError("--port must be 1 to 65535") }
     if let stuck, stuck != "off", parseDuration(stuck) == nil {
       throw ValidationError("--stuck '\(stuck)' is not a duration or 'off'")
     }
@@ -106,13 +106,16 @@ struct Finwait: ParsableCommand {
   func run() throws {
     let finTimeout = tcpFinTimeoutSeconds()
     var config = TraceSession.Configuration()
-    config.tracer.pid = pid ?? 0
-    config.tracer.comm = comm
-    config.tracer.port = port ?? 0
-    config.tracer.family = family ?? 0
+    config.tracer.pid = filters.pid ?? 0
+    config.tracer.comm = filters.comm
+    config.tracer.port = filters.port ?? 0
+    config.tracer.family = filters.family ?? 0
+    config.tracer.netns = filters.netns ?? 0
+    config.tracer.followPeers = !noPeers
+    config.reconcile = !noReconcile
     config.tracer.maxTracked = maxTracked
     config.tracer.btfPath = btf
-    config.format = json ? .json : .text
+    config.format = filters.json ? .json : .text
     config.minDwell = minDwell ?? 0
     config.duration = duration
     config.verbose = verbose
@@ -122,13 +125,38 @@ struct Finwait: ParsableCommand {
     case let text?: config.stuckAfter = parseDuration(text)
     case nil: config.stuckAfter = UInt64(finTimeout ?? 60) * 1_000_000_000
     }
-    do {
-      try TraceSession(configuration: config).run()
-    } catch {
-      var err = LineOutput.standardError
-      try? err.write("finwait: error: \(error.message)")
-      try? err.flush()
-      throw ExitCode(error.exitCode)
+    try reportingErrors { () throws(FinwaitError) in try TraceSession(configuration: config).run() }
+  }
+}
+
+struct SnapshotCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "snapshot",
+    abstract: "List the connections in FIN_WAIT2 now, in every network namespace, and exit.",
+    discussion: """
+      Attached sockets and orphans in timewait, with the owning process (from \
+      /proc/PID/fd, as ss -p finds it), a lower bound of the dwell, the deadline of \
+      timewait orphans, and the local peer holding CLOSE_WAIT with how long it has.
+      """
+  )
+
+  @OptionGroup var filters: FilterOptions
+
+  func run() throws {
+    try reportingErrors { () throws(FinwaitError) in
+      try SnapshotSession(filter: filters.recordFilter, json: filters.json).run()
     }
+  }
+}
+
+/// Turns a FinwaitError into its one line on stderr and its exit code.
+func reportingErrors(_ body: () throws(FinwaitError) -> Void) throws {
+  do {
+    try body()
+  } catch {
+    var err = LineOutput.standardError
+    try? err.write("finwait: error: \(error.message)")
+    try? err.flush()
+    throw ExitCode(error.exitCode)
   }
 }

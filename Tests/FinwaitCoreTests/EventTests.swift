@@ -4,8 +4,8 @@ import XCTest
 
 final class EventTests: XCTestCase {
   func testRecordLayoutIsTheSharedHeaders() {
-    XCTAssertEqual(MemoryLayout<fw_event>.size, 112)
-    XCTAssertEqual(MemoryLayout<fw_event>.offset(of: \fw_event.comm), 96)
+    XCTAssertEqual(MemoryLayout<fw_event>.size, 128)
+    XCTAssertEqual(MemoryLayout<fw_event>.offset(of: \fw_event.comm), 112)
   }
 
   func testDecodesAnAttachedEnterWithOwner() throws {

@@ -82,8 +82,12 @@ struct TrackerHarness {
   var tracker: ConnectionTracker
   var records: [Record] = []
 
-  init(stuckAfter: UInt64? = nil, tracingSince: UInt64 = 0) {
-    tracker = ConnectionTracker(stuckAfter: stuckAfter, tracingSince: tracingSince)
+  init(stuckAfter: UInt64? = nil, tracingSince: UInt64 = 0, reconcilesOrphans: Bool = false) {
+    tracker = ConnectionTracker(stuckAfter: stuckAfter, tracingSince: tracingSince, reconcilesOrphans: reconcilesOrphans)
+  }
+
+  mutating func observe(netns: UInt32, _ sockets: [DiagSocket], at now: UInt64, finTimeout: UInt64?) {
+    tracker.observe(netns: netns, sockets: sockets, at: now, finTimeout: finTimeout) { records.append($0) }
   }
 
   mutating func feed(_ events: Event...) {

@@ -27,7 +27,7 @@ final class SummaryTests: XCTestCase {
                                 tracker: .init(), undecodable: 0)
     let text = summary.text(losses: losses, tracedFor: 5_000_000_000).joined(separator: "\n")
     XCTAssertTrue(text.contains("path = shutdown_wr"), text)
-    XCTAssertTrue(text.contains("Ends: peer_fin 1, reset 0, timewait_orphan 1, tracer_exit 1, lost 0"), text)
+    XCTAssertTrue(text.contains("Ends: peer_fin 1, reset 0, timewait_orphan 1, timeout 0, tracer_exit 1, lost 0"), text)
     XCTAssertTrue(text.contains("ring buffer drops 3"), text)
     XCTAssertTrue(text.contains("Still in FIN_WAIT2 at exit: 1, oldest >= 5.00s"), text)
 

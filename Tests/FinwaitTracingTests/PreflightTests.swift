@@ -35,10 +35,18 @@ final class PreflightTests: XCTestCase {
   func testExitCodesAreDistinct() {
     let errors: [FinwaitError] = [
       .notPermitted("x"), .noBTF(path: "/x"), .kernelTooOld(release: "4.19"),
-      .bpf(stage: "load", errno: .invalidArgument), .output(.ioError), .invalidArgument("x"),
+      .bpf(stage: "load", errno: .invalidArgument), .output(.ioError), .invalidArgument("x"), .diag("x"),
     ]
     XCTAssertEqual(Set(errors.map(\.exitCode)).count, errors.count)
     XCTAssertFalse(errors.map(\.exitCode).contains(0))
     XCTAssertFalse(errors.map(\.exitCode).contains(1))
+  }
+
+  func testSocketInodeFromFdLink() {
+    XCTAssertEqual(SocketOwners.socketInode(fromLink: "socket:[123456]"), 123456)
+    XCTAssertNil(SocketOwners.socketInode(fromLink: "pipe:[1]"))
+    XCTAssertNil(SocketOwners.socketInode(fromLink: "socket:[]"))
+    XCTAssertNil(SocketOwners.socketInode(fromLink: "socket:[12x]"))
+    XCTAssertNil(SocketOwners.socketInode(fromLink: "/dev/null"))
   }
 }

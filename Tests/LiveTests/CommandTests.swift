@@ -31,6 +31,11 @@ final class CommandTests: XCTestCase {
     XCTAssertEqual(stuck.first?["path"] as? String, "shutdown_wr")
     XCTAssertNil(stuck.first?["end"])
     XCTAssertGreaterThanOrEqual(stuck.first?["dwell_ns"] as? Int ?? 0, 300_000_000)
+    // The local peer sitting in CLOSE_WAIT is named, with how long it has.
+    XCTAssertEqual(stuck.first?["peer_pid"] as? Int, truth.ownerPid)
+    XCTAssertEqual(stuck.first?["peer_comm"] as? String, "fwdrive")
+    XCTAssertEqual(stuck.first?["peer_closed"] as? Bool, false)
+    XCTAssertGreaterThanOrEqual(stuck.first?["peer_close_wait_ns"] as? Int ?? 0, 300_000_000)
 
     let exit = records.filter { $0["type"] as? String == "fin_wait2" }
     XCTAssertEqual(exit.count, 1)
@@ -56,7 +61,8 @@ final class CommandTests: XCTestCase {
     XCTAssertTrue(lines.first?.hasPrefix("TIME") == true, lines.joined(separator: "\n"))
     let line = try XCTUnwrap(lines.first { $0.contains(":\(truth.clientPort) > ") })
     XCTAssertTrue(line.contains(String(truth.ownerPid)) && line.contains("fwdrive") && line.contains("shutdown_wr"), line)
-    XCTAssertTrue(line.contains("attached") && line.hasSuffix("peer_fin"), line)
+    XCTAssertTrue(line.contains("attached") && line.contains(" peer_fin"), line)
+    XCTAssertTrue(line.contains("peer=\(truth.ownerPid)/fwdrive close_wait="), "the local peer is named: \(line)")
     XCTAssertTrue(lines.contains("path = shutdown_wr"), lines.joined(separator: "\n"))
     XCTAssertTrue(lines.contains { $0.hasPrefix("Lost: ring buffer drops 0") })
   }

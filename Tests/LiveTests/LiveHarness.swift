@@ -156,11 +156,15 @@ final class DriverProcess {
   let stdout: Collector
   let stderr: Collector
 
-  init(_ scenario: String, port: Int, holdMs: Int, family: Int = 4) throws {
+  init(_ scenario: String, port: Int, holdMs: Int, family: Int = 4, clientPort: Int = 0,
+       in namespace: TestNamespace? = nil) throws {
     let out = Pipe()
     let err = Pipe()
-    process.executableURL = URL(fileURLWithPath: Live.driver ?? "fwdrive")
-    process.arguments = [scenario, String(port), String(holdMs), String(family)]
+    let wrapper = namespace.map { ["/usr/bin/env", "ip", "netns", "exec", $0.name] } ?? []
+    let command = wrapper + [Live.driver ?? "fwdrive", scenario, String(port), String(holdMs), String(family),
+                             String(clientPort)]
+    process.executableURL = URL(fileURLWithPath: command[0])
+    process.arguments = Array(command.dropFirst())
     process.standardOutput = out
     process.standardError = err
     stdout = Collector(out)
@@ -225,5 +229,50 @@ struct ScenarioRun {
     let status = try finwait.stop()
     return ScenarioRun(truth: truth, records: try finwait.jsonRecords(), exitStatus: status,
                        stderr: finwait.stderr.text)
+  }
+}
+
+/// A network namespace of the test's own (`ip netns add`), removed when released.
+final class TestNamespace {
+  let name: String
+  let inode: Int
+
+  init(_ suffix: String, finTimeoutSeconds: Int? = nil) throws {
+    name = "fwtest-\(getpid())-\(suffix)"
+    try command(["ip", "netns", "add", name])
+    try command(["ip", "-n", name, "link", "set", "lo", "up"])
+    if let finTimeoutSeconds {
+      try command(["ip", "netns", "exec", name, "sh", "-c",
+                   "echo \(finTimeoutSeconds) > /proc/sys/net/ipv4/tcp_fin_timeout"])
+    }
+    let attributes = try FileManager.default.attributesOfItem(atPath: "/run/netns/\(name)")
+    inode = (attributes[.systemFileNumber] as? NSNumber)?.intValue ?? 0
+  }
+
+  deinit {
+    try? command(["ip", "netns", "del", name])
+  }
+}
+
+/// Runs a command to completion (bounded to 10 s); throws on failure.
+func command(_ arguments: [String]) throws {
+  let p = Process()
+  p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+  p.arguments = arguments
+  let err = Pipe()
+  p.standardError = err
+  let collector = Collector(err)
+  try p.run()
+  guard waitUntil(10, { !p.isRunning }) else {
+    p.terminate()
+    throw LiveError("\(arguments) did not finish")
+  }
+  guard p.terminationStatus == 0 else { throw LiveError("\(arguments) failed: \(collector.text)") }
+}
+
+extension FinwaitProcess {
+  /// Waits until stdout has a JSON record matching `predicate`.
+  func waitForRecord(_ seconds: Double, _ predicate: @escaping ([String: Any]) -> Bool) -> Bool {
+    waitUntil(seconds) { ((try? self.jsonRecords()) ?? []).contains(where: predicate) }
   }
 }

@@ -5,7 +5,7 @@
  * finwait's output with, as one JSON line:
  *   {"scenario":..,"owner_pid":..,"owner_comm":..,"client_port":..,"hold_ms":..}
  *
- * usage: fwdrive SCENARIO PORT [HOLD_MS] [4|6]
+ * usage: fwdrive SCENARIO PORT [HOLD_MS] [4|6] [CLIENT_PORT]
  * The client side always sends the FIN first; the server side plays the peer.
  * Every wait is bounded: the program exits within HOLD_MS + 2 s.
  */
@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 static int family = AF_INET;
+static int client_port; /* 0: ephemeral */
 
 static void die(const char *what)
 {
@@ -76,9 +78,20 @@ static int connect_to(int port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = make_addr(&ss, port);
-	int fd = socket(family, SOCK_STREAM, 0);
+	int one = 1, fd = socket(family, SOCK_STREAM, 0);
 
-	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len))
+	if (fd < 0)
+		die("socket");
+	if (client_port) {
+		/* A fixed client port: the same 4-tuple in several namespaces. */
+		struct sockaddr_storage local;
+		socklen_t local_len = make_addr(&local, client_port);
+
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&local, local_len))
+			die("bind client port");
+	}
+	if (connect(fd, (struct sockaddr *)&ss, len))
 		die("connect");
 	return fd;
 }
@@ -158,6 +171,8 @@ int main(int argc, char **argv)
 
 	if (argc > 4 && !strcmp(argv[4], "6"))
 		family = AF_INET6;
+	if (argc > 5)
+		client_port = atoi(argv[5]);
 	prctl(PR_SET_NAME, "fwdrive");
 
 	int srv = listen_on(port);
@@ -185,6 +200,15 @@ int main(int argc, char **argv)
 		close(a);
 	} else if (!strcmp(scenario, "close")) {
 		/* Orphaned at once: handed to timewait while the peer stays open. */
+		close(c);
+		sleep_ms(hold_ms);
+		close(a);
+	} else if (!strcmp(scenario, "close_linger2")) {
+		/* The socket's own fin timeout (2 s) instead of the namespace's. */
+		int linger2 = 2;
+
+		if (setsockopt(c, IPPROTO_TCP, TCP_LINGER2, &linger2, sizeof(linger2)))
+			die("TCP_LINGER2");
 		close(c);
 		sleep_ms(hold_ms);
 		close(a);

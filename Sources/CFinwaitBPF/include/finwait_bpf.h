@@ -21,6 +21,8 @@ struct fw_options {
 	__u32 tgid;           /* 0: all processes */
 	__u16 port;           /* 0: all ports; else local or remote port */
 	__u16 family;         /* 0, AF_INET or AF_INET6 */
+	__u32 netns;          /* 0: all network namespaces; else this inode number */
+	int follow_peers;     /* watch local peers' CLOSE_WAIT -> LAST_ACK */
 	char comm[FW_COMM_LEN];
 	int filter_comm;      /* compare comm exactly (15 chars max, like the kernel's) */
 	__u32 ringbuf_bytes;  /* power of two, multiple of the page size */

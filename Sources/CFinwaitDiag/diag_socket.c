@@ -1,0 +1,71 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include "finwait_diag.h"
+
+struct job {
+	int netns_fd;
+	const char *path; /* NULL: open a sock_diag socket */
+	int result;
+};
+
+static int open_diag_socket(void)
+{
+	struct timeval timeout = { .tv_sec = 2 };
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+
+	if (fd < 0)
+		return -errno;
+	/* A dump that stalls must not stall the tracer. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+	return fd;
+}
+
+static void *in_namespace(void *arg)
+{
+	struct job *job = arg;
+
+	if (setns(job->netns_fd, CLONE_NEWNET)) {
+		job->result = -errno;
+		return NULL;
+	}
+	if (job->path) {
+		job->result = open(job->path, O_RDONLY | O_CLOEXEC);
+		if (job->result < 0)
+			job->result = -errno;
+	} else {
+		job->result = open_diag_socket();
+	}
+	return NULL;
+}
+
+static int run_in_namespace(int netns_fd, const char *path)
+{
+	struct job job = { .netns_fd = netns_fd, .path = path, .result = -EINVAL };
+	pthread_t thread;
+	int err;
+
+	err = pthread_create(&thread, NULL, in_namespace, &job);
+	if (err)
+		return -err;
+	pthread_join(thread, NULL);
+	return job.result;
+}
+
+int fw_diag_socket(int netns_fd)
+{
+	if (netns_fd < 0)
+		return open_diag_socket();
+	return run_in_namespace(netns_fd, NULL);
+}
+
+int fw_open_in_netns(int netns_fd, const char *path)
+{
+	return run_in_namespace(netns_fd, path);
+}

@@ -1,0 +1,16 @@
+/* A NETLINK_SOCK_DIAG socket inside another network namespace. */
+#ifndef FINWAIT_DIAG_H
+#define FINWAIT_DIAG_H
+
+/* Returns a netlink sock_diag socket bound to the network namespace of
+ * netns_fd (an open /proc/PID/ns/net or /run/netns/NAME), or of the caller
+ * when netns_fd < 0; -errno on failure. The socket keeps its namespace, so it
+ * can be used from any thread. setns() happens on a short-lived thread of its
+ * own: the process's threads stay in their namespace. */
+int fw_diag_socket(int netns_fd);
+
+/* Opens path read-only from inside the network namespace of netns_fd (for
+ * per-namespace files such as /proc/sys/net/...); -errno on failure. */
+int fw_open_in_netns(int netns_fd, const char *path);
+
+#endif

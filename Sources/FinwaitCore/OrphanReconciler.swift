@@ -1,0 +1,139 @@
+/// Follows orphans after the kernel handed them to a timewait socket, where
+/// the tracepoint cannot see them, to their real end.
+///
+/// Evidence, best first: the local peer's CLOSE_WAIT -> LAST_ACK record
+/// (exact); a sock_diag dump showing the timewait socket re-armed to TIME_WAIT
+/// (the peer's FIN came `TIME_WAIT length - remaining` ago, to the
+/// millisecond); the socket gone from the dump at its deadline (timeout) or
+/// before it (reset). Pure: the caller does the dumps and hands them in.
+public struct OrphanReconciler {
+  /// The kernel's TCP_TIMEWAIT_LEN: a timewait socket's TIME_WAIT timer.
+  public static let timeWaitLength: UInt64 = 60_000_000_000
+  /// How late a timer may fire and still count as the deadline (timer-wheel
+  /// granularity at long timeouts, plus one poll).
+  public static let deadlineSlack: UInt64 = 1_000_000_000
+
+  public struct Key: Hashable, Sendable {
+    public var netns: UInt32
+    public var endpoints: Endpoints
+
+    public init(netns: UInt32, endpoints: Endpoints) {
+      self.netns = netns
+      self.endpoints = endpoints
+    }
+  }
+
+  struct Pending {
+    var record: Record
+    var enteredAt: UInt64?
+    /// enteredAt is an estimate that can only be late (a snapshot's lower bound).
+    var startIsLowerBound = false
+    var handedOverAt: UInt64
+    /// From the timewait socket's timer, once seen.
+    var deadline: UInt64?
+    var seen = false
+  }
+
+  private var pending: [Key: Pending] = [:]
+  /// Lower bound on dwell for starts not seen (the tracer's start).
+  public let tracingSince: UInt64
+
+  public init(tracingSince: UInt64) {
+    self.tracingSince = tracingSince
+  }
+
+  public var count: Int { pending.count }
+  /// Namespaces with orphans to reconcile: the ones worth a dump.
+  public var namespaces: Set<UInt32> { Set(pending.keys.map(\.netns)) }
+
+  /// Starts following a `timewait_orphan` record.
+  public mutating func follow(
+    _ record: Record, enteredAt: UInt64?, handedOverAt: UInt64, deadline: UInt64? = nil,
+    startIsLowerBound: Bool = false
+  ) {
+    let key = Key(netns: record.connection.netns, endpoints: record.connection.endpoints)
+    pending[key] = Pending(
+      record: record, enteredAt: enteredAt, startIsLowerBound: startIsLowerBound, handedOverAt: handedOverAt,
+      deadline: deadline, seen: deadline != nil)
+  }
+
+  /// The local peer closed: its FIN reached the timewait socket at once.
+  /// Returns false if no orphan of that connection is followed.
+  @discardableResult
+  public mutating func peerClosed(_ event: Event, emit: (Record) -> Void) -> Bool {
+    let key = Key(netns: event.connection.netns, endpoints: event.connection.endpoints)
+    guard let p = pending.removeValue(forKey: key), let peer = event.peer else { return false }
+    var record = p.record
+    record.peer = (record.peer ?? peer).merged(with: peer)
+    end(p, as: .peerFin, at: peer.closedAt ?? event.timestamp, record: record, emit: emit)
+    return true
+  }
+
+  /// Applies one dump of `netns` taken at `now`. `finTimeout` is the
+  /// namespace's tcp_fin_timeout: the deadline of orphans never seen.
+  public mutating func observe(
+    netns: UInt32, sockets: [DiagSocket], at now: UInt64, finTimeout: UInt64?, emit: (Record) -> Void
+  ) {
+    var byEndpoints: [Endpoints: DiagSocket] = [:]
+    for s in sockets where s.isTimewait { byEndpoints[s.endpoints] = s }
+    for (key, var p) in pending where key.netns == netns {
+      if let s = byEndpoints[key.endpoints] {
+        let remaining = UInt64(s.expiresMilliseconds) * 1_000_000
+        if s.state == .timeWait {
+          // Re-armed to TIME_WAIT_LEN when the peer's FIN arrived.
+          let finAt = now - min(now, Self.timeWaitLength - min(remaining, Self.timeWaitLength))
+          pending.removeValue(forKey: key)
+          end(p, as: .peerFin, at: max(finAt, p.handedOverAt), record: p.record, emit: emit)
+        } else {
+          p.deadline = now + remaining
+          p.seen = true
+          pending[key] = p
+        }
+        continue
+      }
+      let expected = p.deadline ?? finTimeout.map { p.handedOverAt + $0 }
+      if let expected, now + Self.deadlineSlack >= expected {
+        pending.removeValue(forKey: key)
+        end(p, as: .timeout, at: expected, record: p.record, emit: emit)
+      } else if p.seen {
+        // Gone well before its deadline: an RST killed the timewait socket.
+        pending.removeValue(forKey: key)
+        end(p, as: .reset, at: now, record: p.record, emit: emit)
+      } else if now >= p.handedOverAt + Self.deadlineSlack {
+        // Never seen in timewait (e.g. the timewait table overflowed): its end
+        // is unknown; say so rather than guess.
+        pending.removeValue(forKey: key)
+        var record = p.record
+        record.timestamp = now
+        emit(record)
+      }
+    }
+  }
+
+  /// Orphans still in timewait when finwait stops: `tracer_exit`, with the
+  /// deadline the kernel set where it was seen.
+  public mutating func finish(at now: UInt64, emit: (Record) -> Void) {
+    for p in pending.values.sorted(by: { $0.handedOverAt < $1.handedOverAt }) {
+      var record = p.record
+      record.timestamp = now
+      record.end = .tracerExit
+      record.deadline = p.deadline
+      record.dwell = .atLeast(now - min(now, p.enteredAt ?? tracingSince))
+      emit(record)
+    }
+    pending.removeAll()
+  }
+
+  private func end(_ p: Pending, as end: End, at time: UInt64, record: Record, emit: (Record) -> Void) {
+    var r = record
+    r.timestamp = time
+    r.end = end
+    if let entered = p.enteredAt {
+      let spent = time - min(time, entered)
+      r.dwell = p.startIsLowerBound ? .atLeast(spent) : .exact(spent)
+    } else {
+      r.dwell = .atLeast(time - min(time, tracingSince))
+    }
+    emit(r)
+  }
+}

@@ -1,0 +1,110 @@
+/// NETLINK_SOCK_DIAG (inet_diag) messages: building the dump request and
+/// parsing the replies. Pure byte handling, so malformed input is testable
+/// without a kernel; every length is checked before it is trusted.
+public enum SockDiagMessages {
+  static let headerLength = 16
+  static let messageDone: UInt16 = 3
+  static let messageError: UInt16 = 2
+  /// SOCK_DIAG_BY_FAMILY
+  static let messageByFamily: UInt16 = 20
+  static let diagMessageLength = 72
+  /// INET_DIAG_INFO: the struct tcp_info attribute.
+  static let attributeInfo: UInt16 = 2
+  static let tcpInfoLastAckReceived = 56
+
+  public enum ParseError: Error, Equatable {
+    /// A length field points past the data received.
+    case truncated(offset: Int)
+    /// The kernel answered with an error (errno).
+    case kernel(errno: Int32)
+  }
+
+  public struct Batch: Sendable, Equatable {
+    public var sockets: [DiagSocket] = []
+    /// NLMSG_DONE seen: the dump is complete.
+    public var done = false
+  }
+
+  /// A dump request for TCP sockets of `family` (2 or 10) in `states` (a mask
+  /// of 1 << TCP state), asking for tcp_info.
+  public static func dumpRequest(family: UInt8, states: UInt32, sequence: UInt32) -> [UInt8] {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(72)
+    func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+    func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+    u32(72)                       // nlmsg_len: header + inet_diag_req_v2 (56)
+    u16(messageByFamily)          // nlmsg_type
+    u16(0x0001 | 0x0300)          // NLM_F_REQUEST | NLM_F_DUMP
+    u32(sequence)
+    u32(0)                        // nlmsg_pid: the kernel
+    bytes += [family, 6 /* IPPROTO_TCP */, UInt8(1 << (attributeInfo - 1)), 0]
+    u32(states)
+    bytes += [UInt8](repeating: 0, count: 48)  // inet_diag_sockid: any
+    return bytes
+  }
+
+  /// Parses one datagram of replies.
+  public static func parse(_ data: UnsafeRawBufferPointer) throws(ParseError) -> Batch {
+    var batch = Batch()
+    var offset = 0
+    while offset + headerLength <= data.count {
+      let length = Int(data.loadUnaligned(fromByteOffset: offset, as: UInt32.self).littleEndian)
+      let type = data.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self).littleEndian
+      guard length >= headerLength, offset + length <= data.count else { throw .truncated(offset: offset) }
+      let body = UnsafeRawBufferPointer(rebasing: data[(offset + headerLength)..<(offset + length)])
+      switch type {
+      case messageDone:
+        batch.done = true
+        return batch
+      case messageError:
+        guard body.count >= 4 else { throw .truncated(offset: offset) }
+        let errno = -Int32(littleEndian: body.loadUnaligned(as: Int32.self))
+        if errno != 0 { throw .kernel(errno: errno) }
+      case messageByFamily:
+        guard body.count >= diagMessageLength else { throw .truncated(offset: offset) }
+        if let socket = try socket(body) { batch.sockets.append(socket) }
+      default:
+        break
+      }
+      offset += (length + 3) & ~3
+    }
+    guard offset >= data.count else { throw .truncated(offset: offset) }
+    return batch
+  }
+
+  static func socket(_ m: UnsafeRawBufferPointer) throws(ParseError) -> DiagSocket? {
+    guard let state = DiagSocket.State(rawValue: m[1]) else { return nil }
+    let family = m[0]
+    func port(_ at: Int) -> UInt16 { UInt16(m[at]) << 8 | UInt16(m[at + 1]) }
+    func address(_ at: Int) -> IPAddress? {
+      switch family {
+      case 2: return .v4(m[at], m[at + 1], m[at + 2], m[at + 3])
+      case 10:
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        for i in 0..<8 {
+          high = high << 8 | UInt64(m[at + i])
+          low = low << 8 | UInt64(m[at + 8 + i])
+        }
+        return .v6(high: high, low: low)
+      default: return nil
+      }
+    }
+    guard let local = address(8), let remote = address(24) else { return nil }
+    func u32(_ at: Int) -> UInt32 { m.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian }
+    var socket = DiagSocket(
+      state: state, endpoints: Endpoints(local: local, localPort: port(4), remote: remote, remotePort: port(6)),
+      inode: u32(68), uid: u32(64), timer: m[2], expiresMilliseconds: u32(52))
+    var offset = diagMessageLength
+    while offset + 4 <= m.count {
+      let length = Int(m.loadUnaligned(fromByteOffset: offset, as: UInt16.self).littleEndian)
+      let type = m.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self).littleEndian
+      guard length >= 4, offset + length <= m.count else { throw .truncated(offset: offset) }
+      if type == attributeInfo, length - 4 >= tcpInfoLastAckReceived + 4 {
+        socket.lastAckReceivedMilliseconds = u32(offset + 4 + tcpInfoLastAckReceived)
+      }
+      offset += (length + 3) & ~3
+    }
+    return socket
+  }
+}

@@ -1,0 +1,70 @@
+import FinwaitCore
+
+/// The I/O behind orphan reconciliation and snapshots: sock_diag dumps per
+/// namespace, fin timeouts, socket owners from /proc.
+public final class Reconciliation {
+  public let namespaces = Namespaces()
+  let diag: SockDiag
+  private var finTimeouts: [UInt32: UInt64] = [:]
+  /// How often pending orphans are checked. The peer_fin time comes from the
+  /// timewait timer (ms) and a timeout from the deadline, so this bounds only
+  /// how late the record is printed, not its accuracy.
+  public var interval: UInt64 = 250_000_000
+  private var lastPoll: UInt64 = 0
+
+  public init() {
+    diag = SockDiag(namespaces: namespaces)
+  }
+
+  /// Fails if sock_diag is unusable in our own namespace.
+  public func check() throws(FinwaitError) {
+    _ = try diag.dump(netns: namespaces.own, states: SockDiag.mask([.finWait2]))
+  }
+
+  public func finTimeout(of netns: UInt32) -> UInt64? {
+    if let known = finTimeouts[netns] { return known }
+    let value = namespaces.finTimeout(of: netns)
+    if let value { finTimeouts[netns] = value }
+    return value
+  }
+
+  /// FIN_WAIT2 (full and timewait) and CLOSE_WAIT sockets of every namespace
+  /// (or only `netns`), as `existing` records that pass `filter`.
+  public func snapshot(filter: RecordFilter, at now: UInt64) -> [Record] {
+    let targets = filter.netns.map { [$0] } ?? namespaces.all()
+    let states = SockDiag.mask([.finWait2, .closeWait])
+    var dumps: [Snapshot.Dump] = []
+    for netns in targets {
+      guard let sockets = try? diag.dump(netns: netns, states: states) else { continue }
+      dumps.append(Snapshot.Dump(netns: netns, sockets: sockets, finTimeout: finTimeout(of: netns)))
+      if netns != namespaces.own { diag.release(netns) }
+    }
+    let owners = SocketOwners.scan()
+    return Snapshot.records(dumps, owner: { owners.owner(ofInode: $0) }, now: now).filter(filter.matches)
+  }
+
+  /// Dumps the namespaces with pending orphans, at most every `interval`.
+  public func poll(_ tracker: inout ConnectionTracker, now: UInt64, force: Bool = false, emit: (Record) -> Void) {
+    guard let orphans = tracker.orphans, orphans.count > 0, force || now >= lastPoll + interval else { return }
+    lastPoll = now
+    let states = SockDiag.mask([.finWait2, .timeWait])
+    for netns in orphans.namespaces {
+      // A namespace that is gone took its timewait sockets with it.
+      let sockets = (try? diag.dump(netns: netns, states: states)) ?? []
+      tracker.observe(netns: netns, sockets: sockets, at: monotonicNow(), finTimeout: finTimeout(of: netns), emit: emit)
+    }
+    let still = tracker.orphans?.namespaces ?? []
+    for netns in orphans.namespaces.subtracting(still) where netns != namespaces.own { diag.release(netns) }
+  }
+
+  /// Who holds the local peer's socket, for a peer still in CLOSE_WAIT.
+  public func resolveOwner(of peer: Peer, for endpoints: Endpoints) -> Peer {
+    guard peer.owner == nil, peer.closedAt == nil else { return peer }
+    guard let sockets = try? diag.dump(netns: peer.netns, states: SockDiag.mask([.closeWait])),
+      let socket = sockets.first(where: { $0.endpoints == endpoints.reversed })
+    else { return peer }
+    var resolved = peer
+    resolved.owner = SocketOwners.scan().owner(ofInode: socket.inode)
+    return resolved
+  }
+}

@@ -1,0 +1,31 @@
+import FinwaitCore
+
+/// `finwait snapshot`: the connections in FIN_WAIT2 right now, once.
+public struct SnapshotSession {
+  let filter: RecordFilter
+  let json: Bool
+
+  public init(filter: RecordFilter, json: Bool) {
+    self.filter = filter
+    self.json = json
+  }
+
+  public func run() throws(FinwaitError) {
+    let reconciliation = Reconciliation()
+    try reconciliation.check()
+    let clock = WallClock.now()
+    let records = reconciliation.snapshot(filter: filter, at: monotonicNow())
+    var out = LineOutput.standardOutput
+    if json {
+      let format = JSONFormat(clock: clock)
+      for r in records { try out.write(format.line(r)) }
+    } else {
+      let format = TextFormat(clock: clock, ownNetns: reconciliation.namespaces.own)
+      try out.write(format.header)
+      for r in records { try out.write(format.line(r)) }
+      let orphans = records.filter(\.orphaned).count
+      try out.write("\(records.count) connections in FIN_WAIT2: \(records.count - orphans) attached, \(orphans) orphaned in timewait. Dwell is a lower bound.")
+    }
+    try out.flush()
+  }
+}

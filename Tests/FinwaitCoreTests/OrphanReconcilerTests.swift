@@ -1,0 +1,126 @@
+import CFinwaitEvent
+import XCTest
+@testable import FinwaitCore
+
+final class OrphanReconcilerTests: XCTestCase {
+  let s: UInt64 = 1_000_000_000
+  let ms: UInt64 = 1_000_000
+
+  /// A tracker following one orphan handed to timewait at 10 s (FIN_WAIT2 from 10 s).
+  func following() -> TrackerHarness {
+    var h = TrackerHarness(reconcilesOrphans: true)
+    h.feed(Fixture.event(FW_KIND_LEAVE, ts: 10 * s + 5_000, fw2: 10 * s, end: FW_END_TIMEWAIT_ORPHAN,
+                         orphanAtEntry: true, orphanAtEnd: true, path: FW_PATH_CLOSE))
+    XCTAssertTrue(h.records.isEmpty, "held until its real end")
+    XCTAssertEqual(h.tracker.orphans?.count, 1)
+    return h
+  }
+
+  var endpoints: Endpoints { Fixture.event(FW_KIND_ENTER, ts: 1).connection.endpoints }
+
+  func timewait(_ state: DiagSocket.State, remaining: UInt64) -> DiagSocket {
+    DiagSocket(state: state, endpoints: endpoints, timer: 3, expiresMilliseconds: UInt32(remaining / ms))
+  }
+
+  func testLocalPeerClosingGivesTheExactEnd() {
+    var h = following()
+    var close = Fixture.event(FW_KIND_PEER_CLOSE, ts: 11 * s)
+    close.peer = Peer(netns: 7, closeWaitSince: 10 * s, closedAt: 11 * s, owner: Owner(pid: 9, tid: 9, comm: "app", cgroupID: 1))
+    h.feed(close)
+    XCTAssertEqual(h.records.map(\.end), [.peerFin])
+    XCTAssertEqual(h.records[0].dwell, .exact(1 * s))
+    XCTAssertEqual(h.records[0].peer?.owner?.comm, "app")
+    XCTAssertEqual(h.records[0].peer?.closeWait(now: 0), 1 * s)
+    XCTAssertEqual(h.tracker.orphans?.count, 0)
+  }
+
+  func testTimeWaitTimerTellsWhenThePeersFinArrived() {
+    var h = following()
+    // At 13 s the socket is in TIME_WAIT with 58.5 s left: the FIN came at 11.5 s.
+    h.observe(netns: 0, [timewait(.timeWait, remaining: 58_500 * ms)], at: 13 * s, finTimeout: 60 * s)
+    XCTAssertEqual(h.records.map(\.end), [.peerFin])
+    XCTAssertEqual(h.records[0].timestamp, 11_500 * ms)
+    XCTAssertEqual(h.records[0].dwell, .exact(1_500 * ms))
+  }
+
+  func testGoneAtTheDeadlineIsATimeout() {
+    var h = following()
+    h.observe(netns: 0, [timewait(.finWait2, remaining: 2_000 * ms)], at: 11 * s, finTimeout: 3 * s)
+    XCTAssertTrue(h.records.isEmpty, "still pending, deadline 13 s")
+    h.observe(netns: 0, [], at: 13_100 * ms, finTimeout: 3 * s)
+    XCTAssertEqual(h.records.map(\.end), [.timeout])
+    XCTAssertEqual(h.records[0].timestamp, 13 * s)
+    XCTAssertEqual(h.records[0].dwell, .exact(3 * s))
+  }
+
+  func testGoneLongBeforeTheDeadlineIsAReset() {
+    var h = following()
+    h.observe(netns: 0, [timewait(.finWait2, remaining: 50 * s)], at: 11 * s, finTimeout: 60 * s)
+    h.observe(netns: 0, [], at: 12 * s, finTimeout: 60 * s)
+    XCTAssertEqual(h.records.map(\.end), [.reset])
+  }
+
+  func testNeverSeenUsesTheNamespaceFinTimeout() {
+    var h = following()
+    h.observe(netns: 0, [], at: 10 * s + 100 * ms, finTimeout: 3 * s)
+    XCTAssertTrue(h.records.isEmpty, "too early to judge")
+    h.observe(netns: 0, [], at: 12_500 * ms, finTimeout: 3 * s)
+    XCTAssertEqual(h.records.map(\.end), [.timeout])
+    h = following()
+    h.observe(netns: 0, [], at: 20 * s, finTimeout: 60 * s)
+    XCTAssertEqual(h.records.map(\.end), [.timewaitOrphan], "vanished early, never seen: end unknown, said so")
+    XCTAssertEqual(h.records[0].dwell, .pending(observed: 5_000))
+  }
+
+  func testOtherNamespacesAreUntouched() {
+    var h = following()
+    h.observe(netns: 42, [], at: 100 * s, finTimeout: 1 * s)
+    XCTAssertTrue(h.records.isEmpty)
+    XCTAssertEqual(h.tracker.orphans?.namespaces, [0])
+  }
+
+  func testStillPendingAtExitShowsItsDeadline() {
+    var h = following()
+    h.observe(netns: 0, [timewait(.finWait2, remaining: 40 * s)], at: 20 * s, finTimeout: 60 * s)
+    h.finish(25 * s)
+    XCTAssertEqual(h.records.map(\.end), [.tracerExit])
+    XCTAssertEqual(h.records[0].deadline, 60 * s)
+    XCTAssertEqual(h.records[0].dwell, .atLeast(15 * s))
+  }
+
+  func testAttachedConnectionKeepsItsPeersClose() {
+    var h = TrackerHarness(reconcilesOrphans: true)
+    var enter = Fixture.event(FW_KIND_ENTER, ts: 1 * s, fw2: 1 * s)
+    enter.peer = Peer(netns: 5, closeWaitSince: 1 * s)
+    var close = Fixture.event(FW_KIND_PEER_CLOSE, ts: 4 * s)
+    close.peer = Peer(netns: 5, closeWaitSince: 1 * s, closedAt: 4 * s, owner: Owner(pid: 3, tid: 3, comm: "slow", cgroupID: 1))
+    h.feed(enter, close, Fixture.event(FW_KIND_LEAVE, ts: 4 * s + 1, fw2: 1 * s, end: FW_END_PEER_FIN))
+    XCTAssertEqual(h.records.count, 1)
+    XCTAssertEqual(h.records[0].peer?.owner?.pid, 3)
+    XCTAssertEqual(h.records[0].peer?.closeWait(now: 99 * s), 3 * s)
+  }
+
+  func testExistingConnectionsAreTrackedToTheirEnd() {
+    var h = TrackerHarness(reconcilesOrphans: true)
+    let attached = Record(
+      kind: .existing, timestamp: 100 * s,
+      connection: Connection(socket: 0, owner: Owner(pid: 77, tid: 77, comm: "proxy", cgroupID: 0),
+                             endpoints: endpoints, path: .unknown, syscall: .unknown, syscallNumber: -1,
+                             orphanedAtEntry: false, netns: 0),
+      orphaned: false, dwell: .atLeast(30 * s), end: nil)
+    h.tracker.adopt(existing: [attached])
+    // Its end comes from the tracepoint, without a start or owner.
+    h.feed(Fixture.event(FW_KIND_LEAVE, ts: 110 * s, end: FW_END_PEER_FIN, owner: nil, path: FW_PATH_UNKNOWN))
+    XCTAssertEqual(h.records.map(\.end), [.peerFin])
+    XCTAssertEqual(h.records[0].connection.owner?.comm, "proxy")
+    XCTAssertEqual(h.records[0].dwell, .atLeast(40 * s))
+
+    var orphan = attached
+    orphan.orphaned = true
+    orphan.deadline = 130 * s
+    h.tracker.adopt(existing: [orphan])
+    h.observe(netns: 0, [], at: 130_500 * ms, finTimeout: 60 * s)
+    XCTAssertEqual(h.records.last?.end, .timeout)
+    XCTAssertEqual(h.records.last?.dwell, .atLeast(60 * s), "start known only as a lower bound")
+  }
+}
