@@ -67,7 +67,7 @@ test-kernel: build $(DRIVER)
 	$(SWIFT) build --build-tests
 	Tests/kernels/boot-kernel.sh .build/kernels '$(KERNEL_PACKAGE)' \
 		env FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) FINWAIT_REQUIRE_LIVE=1 \
-		$(abspath $(shell $(SWIFT) build --show-bin-path)/finwaitPackageTests.xctest) LiveTests.ScenarioTests
+		$(abspath $(shell $(SWIFT) build --show-bin-path)/finwaitPackageTests.xctest) LiveTests.ScenarioTests,LiveTests.ReconciliationTests
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/finwait

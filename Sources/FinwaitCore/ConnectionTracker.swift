@@ -65,7 +65,7 @@ public struct ConnectionTracker {
   /// Takes over connections found in FIN_WAIT2 at start (`Snapshot.records`):
   /// attached ones end through the tracepoint, timewait orphans through
   /// reconciliation.
-  public mutating func adopt(existing records: [Record]) {
+  public mutating func adopt(existing records: [Record], emit: (Record) -> Void) {
     for r in records where r.kind == .existing {
       let since = r.timestamp - min(r.timestamp, r.dwell.knownNanoseconds)
       var record = r
@@ -73,7 +73,7 @@ public struct ConnectionTracker {
       if r.orphaned {
         record.end = .timewaitOrphan
         orphans?.follow(record, enteredAt: since, handedOverAt: r.timestamp, deadline: r.deadline,
-                        startIsLowerBound: true)
+                        startIsLowerBound: true, emit: emit)
       } else {
         existing[OrphanReconciler.Key(netns: r.connection.netns, endpoints: r.connection.endpoints)] = record
       }
@@ -148,7 +148,7 @@ public struct ConnectionTracker {
     }
     if end == .timewaitOrphan, orphans != nil {
       orphans?.follow(record, enteredAt: start.at, handedOverAt: event.timestamp,
-                      startIsLowerBound: start.isLowerBound)
+                      startIsLowerBound: start.isLowerBound, emit: emit)
       return
     }
     emit(record)

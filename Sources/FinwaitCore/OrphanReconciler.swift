@@ -4,8 +4,8 @@
 /// Evidence, best first: the local peer's CLOSE_WAIT -> LAST_ACK record
 /// (exact); a sock_diag dump showing the timewait socket re-armed to TIME_WAIT
 /// (the peer's FIN came `TIME_WAIT length - remaining` ago, to the
-/// millisecond); the socket gone from the dump at its deadline (timeout) or
-/// before it (reset). Pure: the caller does the dumps and hands them in.
+/// millisecond); the socket gone from two dumps in a row at its deadline
+/// (timeout) or before it (reset). Pure: the caller does the dumps.
 public struct OrphanReconciler {
   /// The kernel's TCP_TIMEWAIT_LEN: a timewait socket's TIME_WAIT timer.
   public static let timeWaitLength: UInt64 = 60_000_000_000
@@ -32,7 +32,13 @@ public struct OrphanReconciler {
     /// From the timewait socket's timer, once seen.
     var deadline: UInt64?
     var seen = false
+    /// Consecutive dumps without it. A multi-part netlink dump can skip
+    /// sockets while the hash table changes, so one miss proves nothing.
+    var misses = 0
   }
+
+  /// Dumps in a row a socket must be missing from before it counts as gone.
+  public static let missesToConclude = 2
 
   private var pending: [Key: Pending] = [:]
   /// Lower bound on dwell for starts not seen (the tracer's start).
@@ -49,9 +55,14 @@ public struct OrphanReconciler {
   /// Starts following a `timewait_orphan` record.
   public mutating func follow(
     _ record: Record, enteredAt: UInt64?, handedOverAt: UInt64, deadline: UInt64? = nil,
-    startIsLowerBound: Bool = false
+    startIsLowerBound: Bool = false, emit: (Record) -> Void
   ) {
     let key = Key(netns: record.connection.netns, endpoints: record.connection.endpoints)
+    if let replaced = pending[key] {
+      // A new connection took the 4-tuple over (tcp_tw_reuse kills the
+      // timewait socket): the older one's end cannot be known; say so.
+      emit(replaced.record)
+    }
     pending[key] = Pending(
       record: record, enteredAt: enteredAt, startIsLowerBound: startIsLowerBound, handedOverAt: handedOverAt,
       deadline: deadline, seen: deadline != nil)
@@ -84,11 +95,18 @@ public struct OrphanReconciler {
           let finAt = now - min(now, Self.timeWaitLength - min(remaining, Self.timeWaitLength))
           pending.removeValue(forKey: key)
           end(p, as: .peerFin, at: max(finAt, p.handedOverAt), record: p.record, emit: emit)
-        } else {
+        } else if !p.seen || p.misses > 0 {
+          // The deadline does not move: reading it once is enough.
           p.deadline = now + remaining
           p.seen = true
+          p.misses = 0
           pending[key] = p
         }
+        continue
+      }
+      p.misses += 1
+      guard p.misses >= Self.missesToConclude else {
+        pending[key] = p
         continue
       }
       let expected = p.deadline ?? finTimeout.map { p.handedOverAt + $0 }

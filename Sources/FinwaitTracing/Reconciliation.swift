@@ -6,11 +6,14 @@ public final class Reconciliation {
   public let namespaces = Namespaces()
   let diag: SockDiag
   private var finTimeouts: [UInt32: UInt64] = [:]
-  /// How often pending orphans are checked. The peer_fin time comes from the
-  /// timewait timer (ms) and a timeout from the deadline, so this bounds only
-  /// how late the record is printed, not its accuracy.
+  /// How often pending orphans are checked, at most. The peer_fin time comes
+  /// from the timewait timer (ms) and a timeout from the deadline, so this
+  /// bounds only how late the record is printed, not its accuracy.
   public var interval: UInt64 = 250_000_000
-  private var lastPoll: UInt64 = 0
+  /// Polls never take more than 1/budgetDivisor of a core: a slow dump (many
+  /// sockets) spaces the next one out.
+  public var budgetDivisor: UInt64 = 20
+  private var nextPoll: UInt64 = 0
 
   public init() {
     diag = SockDiag(namespaces: namespaces)
@@ -28,31 +31,50 @@ public final class Reconciliation {
     return value
   }
 
+  /// What a snapshot cost: sockets dumped and time spent, for `--verbose`.
+  public struct SnapshotCost: Sendable {
+    public var namespaces = 0
+    public var sockets = 0
+    public var dumpNanoseconds: UInt64 = 0
+    public var ownersNanoseconds: UInt64 = 0
+  }
+
+  public private(set) var lastSnapshotCost = SnapshotCost()
+
   /// FIN_WAIT2 (full and timewait) and CLOSE_WAIT sockets of every namespace
   /// (or only `netns`), as `existing` records that pass `filter`.
   public func snapshot(filter: RecordFilter, at now: UInt64) -> [Record] {
+    var cost = SnapshotCost()
+    let started = monotonicNow()
     let targets = filter.netns.map { [$0] } ?? namespaces.all()
     let states = SockDiag.mask([.finWait2, .closeWait])
     var dumps: [Snapshot.Dump] = []
     for netns in targets {
       guard let sockets = try? diag.dump(netns: netns, states: states) else { continue }
       dumps.append(Snapshot.Dump(netns: netns, sockets: sockets, finTimeout: finTimeout(of: netns)))
+      cost.sockets += sockets.count
       if netns != namespaces.own { diag.release(netns) }
     }
+    cost.namespaces = dumps.count
+    let dumped = monotonicNow()
+    cost.dumpNanoseconds = dumped - started
     let owners = SocketOwners.scan()
+    cost.ownersNanoseconds = monotonicNow() - dumped
+    lastSnapshotCost = cost
     return Snapshot.records(dumps, owner: { owners.owner(ofInode: $0) }, now: now).filter(filter.matches)
   }
 
   /// Dumps the namespaces with pending orphans, at most every `interval`.
   public func poll(_ tracker: inout ConnectionTracker, now: UInt64, force: Bool = false, emit: (Record) -> Void) {
-    guard let orphans = tracker.orphans, orphans.count > 0, force || now >= lastPoll + interval else { return }
-    lastPoll = now
+    guard let orphans = tracker.orphans, orphans.count > 0, force || now >= nextPoll else { return }
     let states = SockDiag.mask([.finWait2, .timeWait])
     for netns in orphans.namespaces {
       // A namespace that is gone took its timewait sockets with it.
       let sockets = (try? diag.dump(netns: netns, states: states)) ?? []
       tracker.observe(netns: netns, sockets: sockets, at: monotonicNow(), finTimeout: finTimeout(of: netns), emit: emit)
     }
+    let spent = monotonicNow() - now
+    nextPoll = now + max(interval, spent * budgetDivisor)
     let still = tracker.orphans?.namespaces ?? []
     for netns in orphans.namespaces.subtracting(still) where netns != namespaces.own { diag.release(netns) }
   }

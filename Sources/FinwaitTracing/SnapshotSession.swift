@@ -4,10 +4,12 @@ import FinwaitCore
 public struct SnapshotSession {
   let filter: RecordFilter
   let json: Bool
+  let verbose: Bool
 
-  public init(filter: RecordFilter, json: Bool) {
+  public init(filter: RecordFilter, json: Bool, verbose: Bool = false) {
     self.filter = filter
     self.json = json
+    self.verbose = verbose
   }
 
   public func run() throws(FinwaitError) {
@@ -27,5 +29,13 @@ public struct SnapshotSession {
       try out.write("\(records.count) connections in FIN_WAIT2: \(records.count - orphans) attached, \(orphans) orphaned in timewait. Dwell is a lower bound.")
     }
     try out.flush()
+    if verbose {
+      let c = reconciliation.lastSnapshotCost
+      var err = LineOutput.standardError
+      try err.write(
+        "finwait: dumped \(c.sockets) sockets in \(c.namespaces) namespaces in \(formatDuration(nanoseconds: c.dumpNanoseconds)); "
+          + "owners from /proc in \(formatDuration(nanoseconds: c.ownersNanoseconds))")
+      try err.flush()
+    }
   }
 }

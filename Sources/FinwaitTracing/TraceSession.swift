@@ -68,7 +68,7 @@ public struct TraceSession {
     if let reconciliation {
       let existing = reconciliation.snapshot(filter: config.filter, at: monotonicNow())
       for record in existing { state.emit(record) }
-      state.tracker.adopt(existing: existing)
+      state.tracker.adopt(existing: existing) { state.emit($0) }
     }
     try state.flush()
 

@@ -142,9 +142,12 @@ struct SnapshotCommand: ParsableCommand {
 
   @OptionGroup var filters: FilterOptions
 
+  @Flag(name: [.short, .long], help: "Print what the dump cost (sockets, time) on stderr.")
+  var verbose = false
+
   func run() throws {
     try reportingErrors { () throws(FinwaitError) in
-      try SnapshotSession(filter: filters.recordFilter, json: filters.json).run()
+      try SnapshotSession(filter: filters.recordFilter, json: filters.json, verbose: verbose).run()
     }
   }
 }

@@ -48,6 +48,8 @@ final class OrphanReconcilerTests: XCTestCase {
     h.observe(netns: 0, [timewait(.finWait2, remaining: 2_000 * ms)], at: 11 * s, finTimeout: 3 * s)
     XCTAssertTrue(h.records.isEmpty, "still pending, deadline 13 s")
     h.observe(netns: 0, [], at: 13_100 * ms, finTimeout: 3 * s)
+    XCTAssertTrue(h.records.isEmpty, "one miss proves nothing: dumps can skip sockets")
+    h.observe(netns: 0, [], at: 13_350 * ms, finTimeout: 3 * s)
     XCTAssertEqual(h.records.map(\.end), [.timeout])
     XCTAssertEqual(h.records[0].timestamp, 13 * s)
     XCTAssertEqual(h.records[0].dwell, .exact(3 * s))
@@ -57,16 +59,22 @@ final class OrphanReconcilerTests: XCTestCase {
     var h = following()
     h.observe(netns: 0, [timewait(.finWait2, remaining: 50 * s)], at: 11 * s, finTimeout: 60 * s)
     h.observe(netns: 0, [], at: 12 * s, finTimeout: 60 * s)
+    h.observe(netns: 0, [timewait(.finWait2, remaining: 49 * s)], at: 12_250 * ms, finTimeout: 60 * s)
+    h.observe(netns: 0, [], at: 12_500 * ms, finTimeout: 60 * s)
+    XCTAssertTrue(h.records.isEmpty, "missed once, seen again: still pending")
+    h.observe(netns: 0, [], at: 12_750 * ms, finTimeout: 60 * s)
     XCTAssertEqual(h.records.map(\.end), [.reset])
   }
 
   func testNeverSeenUsesTheNamespaceFinTimeout() {
     var h = following()
     h.observe(netns: 0, [], at: 10 * s + 100 * ms, finTimeout: 3 * s)
+    h.observe(netns: 0, [], at: 10 * s + 200 * ms, finTimeout: 3 * s)
     XCTAssertTrue(h.records.isEmpty, "too early to judge")
     h.observe(netns: 0, [], at: 12_500 * ms, finTimeout: 3 * s)
     XCTAssertEqual(h.records.map(\.end), [.timeout])
     h = following()
+    h.observe(netns: 0, [], at: 19 * s, finTimeout: 60 * s)
     h.observe(netns: 0, [], at: 20 * s, finTimeout: 60 * s)
     XCTAssertEqual(h.records.map(\.end), [.timewaitOrphan], "vanished early, never seen: end unknown, said so")
     XCTAssertEqual(h.records[0].dwell, .pending(observed: 5_000))
@@ -108,7 +116,7 @@ final class OrphanReconcilerTests: XCTestCase {
                              endpoints: endpoints, path: .unknown, syscall: .unknown, syscallNumber: -1,
                              orphanedAtEntry: false, netns: 0),
       orphaned: false, dwell: .atLeast(30 * s), end: nil)
-    h.tracker.adopt(existing: [attached])
+    h.tracker.adopt(existing: [attached]) { _ in XCTFail("nothing to end yet") }
     // Its end comes from the tracepoint, without a start or owner.
     h.feed(Fixture.event(FW_KIND_LEAVE, ts: 110 * s, end: FW_END_PEER_FIN, owner: nil, path: FW_PATH_UNKNOWN))
     XCTAssertEqual(h.records.map(\.end), [.peerFin])
@@ -118,9 +126,22 @@ final class OrphanReconcilerTests: XCTestCase {
     var orphan = attached
     orphan.orphaned = true
     orphan.deadline = 130 * s
-    h.tracker.adopt(existing: [orphan])
+    var replaced: [Record] = []
+    h.tracker.adopt(existing: [orphan]) { replaced.append($0) }
+    XCTAssertTrue(replaced.isEmpty)
+    h.observe(netns: 0, [], at: 130_250 * ms, finTimeout: 60 * s)
     h.observe(netns: 0, [], at: 130_500 * ms, finTimeout: 60 * s)
     XCTAssertEqual(h.records.last?.end, .timeout)
     XCTAssertEqual(h.records.last?.dwell, .atLeast(60 * s), "start known only as a lower bound")
+  }
+
+  func testATupleTakenOverByANewConnectionEndsTheOldOneAsUnknown() {
+    var h = following()
+    // tcp_tw_reuse: the same 4-tuple, handed to timewait again 2 s later.
+    h.feed(Fixture.event(FW_KIND_LEAVE, socket: 99, ts: 12 * s, fw2: 12 * s - 10, end: FW_END_TIMEWAIT_ORPHAN,
+                         orphanAtEntry: true, orphanAtEnd: true, path: FW_PATH_CLOSE))
+    XCTAssertEqual(h.records.map(\.end), [.timewaitOrphan], "the first is reported, not dropped")
+    XCTAssertEqual(h.records[0].dwell, .pending(observed: 5_000))
+    XCTAssertEqual(h.tracker.orphans?.count, 1)
   }
 }

@@ -31,7 +31,9 @@ rm -rf initramfs && mkdir -p initramfs/bin initramfs/mods initramfs/proc initram
 cp /bin/busybox initramfs/bin/busybox
 install -m 0755 "$here/init" initramfs/init
 printf '%q ' "$@" > initramfs/cmd
-for m in virtio_pci 9p 9pnet_virtio overlay; do
+# tcp_diag: sock_diag for TCP, which reconciliation and snapshots use; the
+# guest cannot autoload it (its modules are not under /lib/modules).
+for m in virtio_pci 9p 9pnet_virtio overlay tcp_diag; do
   modprobe -d "kroot-$kver" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" { print $2 }'
 done | awk '!seen[$0]++' | while read -r f; do
   cp "$f" initramfs/mods/
