@@ -146,6 +146,7 @@ public struct ConnectionTracker {
     if let known = opened?.event.peer {
       record.peer = (event.peer ?? known).merged(with: known)
     }
+    record.end(end, at: event.timestamp)
     if end == .timewaitOrphan, orphans != nil {
       orphans?.follow(record, enteredAt: start.at, handedOverAt: event.timestamp,
                       startIsLowerBound: start.isLowerBound, emit: emit)

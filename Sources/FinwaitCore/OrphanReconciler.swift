@@ -144,8 +144,7 @@ public struct OrphanReconciler {
 
   private func end(_ p: Pending, as end: End, at time: UInt64, record: Record, emit: (Record) -> Void) {
     var r = record
-    r.timestamp = time
-    r.end = end
+    r.end(end, at: time)
     if let entered = p.enteredAt {
       let spent = time - min(time, entered)
       r.dwell = p.startIsLowerBound ? .atLeast(spent) : .exact(spent)

@@ -91,6 +91,13 @@ public struct Record: Sendable, Equatable {
     self.end = end
   }
 
+  /// Sets the end; a peer's FIN means a local peer has closed by then.
+  mutating func end(_ end: End, at time: UInt64) {
+    self.end = end
+    timestamp = time
+    if end == .peerFin, peer != nil, peer?.closedAt == nil { peer?.closedAt = time }
+  }
+
   init(_ event: Event, kind: Kind, at timestamp: UInt64, dwell: Dwell, end: End?) {
     self.init(
       kind: kind, timestamp: timestamp, connection: event.connection,

@@ -121,6 +121,7 @@ final class OrphanReconcilerTests: XCTestCase {
     h.feed(Fixture.event(FW_KIND_LEAVE, ts: 110 * s, end: FW_END_PEER_FIN, owner: nil, path: FW_PATH_UNKNOWN))
     XCTAssertEqual(h.records.map(\.end), [.peerFin])
     XCTAssertEqual(h.records[0].connection.owner?.comm, "proxy")
+    XCTAssertNil(h.records[0].peer, "no peer was seen for it")
     XCTAssertEqual(h.records[0].dwell, .atLeast(40 * s))
 
     var orphan = attached
@@ -143,5 +144,16 @@ final class OrphanReconcilerTests: XCTestCase {
     XCTAssertEqual(h.records.map(\.end), [.timewaitOrphan], "the first is reported, not dropped")
     XCTAssertEqual(h.records[0].dwell, .pending(observed: 5_000))
     XCTAssertEqual(h.tracker.orphans?.count, 1)
+  }
+
+  func testAPeerFinMeansTheLocalPeerClosedThen() {
+    var h = TrackerHarness(reconcilesOrphans: true)
+    var enter = Fixture.event(FW_KIND_ENTER, ts: 1 * s, fw2: 1 * s)
+    enter.peer = Peer(netns: 5, closeWaitSince: 1 * s)  // its close record was not seen
+    var leave = Fixture.event(FW_KIND_LEAVE, ts: 3 * s, fw2: 1 * s, end: FW_END_PEER_FIN)
+    leave.peer = enter.peer
+    h.feed(enter, leave)
+    XCTAssertEqual(h.records[0].peer?.closedAt, 3 * s)
+    XCTAssertEqual(h.records[0].peer?.closeWait(now: 99 * s), 2 * s)
   }
 }

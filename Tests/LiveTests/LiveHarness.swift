@@ -83,18 +83,15 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
   return condition()
 }
 
-/// A running finwait.
-final class FinwaitProcess {
+/// A started child process with its output collected.
+class SpawnedProcess {
   let process = Process()
   let stdout: Collector
   let stderr: Collector
 
-  /// Starts finwait and waits for its "attached" line on stderr.
-  /// `wrapper`: a command finwait runs under (e.g. setpriv to drop privileges).
-  init(_ arguments: [String], wrapper: [String] = [], waitForAttach: Bool = true) throws {
+  init(_ command: [String]) throws {
     let out = Pipe()
     let err = Pipe()
-    let command = wrapper + [Live.finwait ?? "finwait"] + arguments
     process.executableURL = URL(fileURLWithPath: command[0])
     process.arguments = Array(command.dropFirst())
     process.standardOutput = out
@@ -102,17 +99,26 @@ final class FinwaitProcess {
     stdout = Collector(out)
     stderr = Collector(err)
     try process.run()
+  }
+
+  /// A test that throws midway must not leave processes (or a tracer) behind.
+  deinit {
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+  }
+}
+
+/// A running finwait.
+final class FinwaitProcess: SpawnedProcess {
+  /// Starts finwait and waits for its "attached" line on stderr.
+  /// `wrapper`: a command finwait runs under (e.g. setpriv to drop privileges).
+  init(_ arguments: [String], wrapper: [String] = [], waitForAttach: Bool = true) throws {
+    try super.init(wrapper + [Live.finwait ?? "finwait"] + arguments)
     if waitForAttach {
       let attached = waitUntil(20) { stderr.text.contains("Ctrl-C to stop") || !process.isRunning }
       guard attached, process.isRunning else {
         throw LiveError("finwait did not attach: \(stderr.text)")
       }
     }
-  }
-
-  /// A test that throws midway must not leave a tracer attached.
-  deinit {
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
   }
 
   /// Sends `signal` and waits for exit; returns the exit status.
@@ -151,29 +157,12 @@ struct Truth {
   var holdMs: Int
 }
 
-final class DriverProcess {
-  let process = Process()
-  let stdout: Collector
-  let stderr: Collector
-
+final class DriverProcess: SpawnedProcess {
   init(_ scenario: String, port: Int, holdMs: Int, family: Int = 4, clientPort: Int = 0,
        in namespace: TestNamespace? = nil) throws {
-    let out = Pipe()
-    let err = Pipe()
     let wrapper = namespace.map { ["/usr/bin/env", "ip", "netns", "exec", $0.name] } ?? []
-    let command = wrapper + [Live.driver ?? "fwdrive", scenario, String(port), String(holdMs), String(family),
-                             String(clientPort)]
-    process.executableURL = URL(fileURLWithPath: command[0])
-    process.arguments = Array(command.dropFirst())
-    process.standardOutput = out
-    process.standardError = err
-    stdout = Collector(out)
-    stderr = Collector(err)
-    try process.run()
-  }
-
-  deinit {
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    try super.init(wrapper + [Live.driver ?? "fwdrive", scenario, String(port), String(holdMs), String(family),
+                              String(clientPort)])
   }
 
   /// Waits for the truth line (printed once the connection is set up).
