@@ -112,6 +112,8 @@ public struct ConnectionTracker {
     }
     open[event.connection.socket] = Open(event: event)
     entryOrder.append((event.connection.socket, enteredAt))
+    // Listed at start while it was entering: the tracepoint's view replaces it.
+    existing.removeValue(forKey: OrphanReconciler.Key(netns: event.connection.netns, endpoints: event.connection.endpoints))
   }
 
   private mutating func leave(_ event: Event, end: End, emit: (Record) -> Void) {
@@ -132,9 +134,9 @@ public struct ConnectionTracker {
     }
     var record = Record(event, kind: .finWait2, at: event.timestamp, dwell: dwell, end: end)
     var start = (at: event.finWait2At, isLowerBound: false)
-    if event.finWait2At == nil, let known = existing.removeValue(
+    let listed = existing.removeValue(
       forKey: OrphanReconciler.Key(netns: event.connection.netns, endpoints: event.connection.endpoints))
-    {
+    if event.finWait2At == nil, let known = listed {
       // Found at start: the snapshot knows the owner and an earlier start.
       let since = known.timestamp - min(known.timestamp, known.dwell.knownNanoseconds)
       record.connection.owner = known.connection.owner

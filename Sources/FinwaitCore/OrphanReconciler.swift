@@ -58,10 +58,17 @@ public struct OrphanReconciler {
     startIsLowerBound: Bool = false, emit: (Record) -> Void
   ) {
     let key = Key(netns: record.connection.netns, endpoints: record.connection.endpoints)
+    var deadline = deadline
     if let replaced = pending[key] {
-      // A new connection took the 4-tuple over (tcp_tw_reuse kills the
-      // timewait socket): the older one's end cannot be known; say so.
-      emit(replaced.record)
+      if replaced.startIsLowerBound && handedOverAt <= replaced.handedOverAt {
+        // Listed at start and reported by the tracepoint too (it was handed
+        // over just before): one connection, and the tracepoint knows more.
+        deadline = deadline ?? replaced.deadline
+      } else {
+        // A new connection took the 4-tuple over (tcp_tw_reuse kills the
+        // timewait socket): the older one's end cannot be known; say so.
+        emit(replaced.record)
+      }
     }
     pending[key] = Pending(
       record: record, enteredAt: enteredAt, startIsLowerBound: startIsLowerBound, handedOverAt: handedOverAt,

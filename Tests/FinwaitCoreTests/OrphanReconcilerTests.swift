@@ -156,4 +156,32 @@ final class OrphanReconcilerTests: XCTestCase {
     XCTAssertEqual(h.records[0].peer?.closedAt, 3 * s)
     XCTAssertEqual(h.records[0].peer?.closeWait(now: 99 * s), 2 * s)
   }
+
+  func testAConnectionListedAtStartAndSeenByTheTracepointIsReportedOnce() {
+    var h = TrackerHarness(reconcilesOrphans: true)
+    let owner = Owner(pid: 77, tid: 77, comm: "proxy", cgroupID: 0)
+    let listed = Record(
+      kind: .existing, timestamp: 20 * s,
+      connection: Connection(socket: 0, owner: owner, endpoints: endpoints, path: .unknown, syscall: .unknown,
+                             syscallNumber: -1, orphanedAtEntry: false, netns: 0),
+      orphaned: false, dwell: .atLeast(0), end: nil)
+    var orphan = listed
+    orphan.orphaned = true
+    orphan.connection.netns = 9
+    orphan.deadline = 80 * s
+    h.tracker.adopt(existing: [listed, orphan]) { _ in XCTFail("nothing to end yet") }
+    // The tracepoint reports both too: the attached one entering FIN_WAIT2 and
+    // ending, the orphan handed over just before the listing.
+    h.feed(
+      Fixture.event(FW_KIND_ENTER, ts: 19 * s, fw2: 19 * s),
+      Fixture.event(FW_KIND_LEAVE, ts: 21 * s, fw2: 19 * s, end: FW_END_PEER_FIN))
+    var handoff = Fixture.event(FW_KIND_LEAVE, socket: 5, ts: 19 * s, fw2: 19 * s - 10, end: FW_END_TIMEWAIT_ORPHAN,
+                                orphanAtEntry: true, orphanAtEnd: true, path: FW_PATH_CLOSE)
+    handoff.connection.netns = 9
+    h.feed(handoff)
+    h.finish(30 * s)
+    XCTAssertEqual(h.records.map(\.end), [.peerFin, .tracerExit], "each connection once")
+    XCTAssertEqual(h.records[1].deadline, 80 * s, "the listing's deadline is kept")
+    XCTAssertEqual(h.records[1].connection.path, .close, "the tracepoint's view wins")
+  }
 }

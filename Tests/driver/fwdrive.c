@@ -150,9 +150,14 @@ static void child_scenario(const char *scenario, int port, int hold_ms, int srv)
 		_exit(0); /* exit_group with the socket open */
 	}
 	int p = 0, a = accept(srv, NULL, NULL);
+	char c;
 
 	if (a < 0 || read(pipefd[0], &p, sizeof(p)) != sizeof(p))
 		die("child handshake");
+	/* EOF: the child's FIN has arrived. The hold starts now, not when the
+	 * child is reaped (exec and exit can be slow, e.g. under emulation). */
+	while (read(a, &c, 1) > 0)
+		;
 	waitpid(pid, NULL, 0);
 	truth(scenario, pid, !strcmp(scenario, "exec") ? "true" : "fwchild", p, hold_ms);
 	sleep_ms(hold_ms); /* the peer keeps its side open */
