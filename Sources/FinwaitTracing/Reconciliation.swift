@@ -80,14 +80,24 @@ public final class Reconciliation {
     for netns in orphans.namespaces.subtracting(still) where netns != namespaces.own { diag.release(netns) }
   }
 
+  /// How long a CLOSE_WAIT dump and a /proc owner scan are reused: thousands
+  /// of records at exit cost one of each, not one per record.
+  public var lookupReuse: UInt64 = 1_000_000_000
+  private var closeWait: [UInt32: (at: UInt64, sockets: [Endpoints: DiagSocket])] = [:]
+  private var owners: (at: UInt64, owners: SocketOwners)?
+
   /// Who holds the local peer's socket, for a peer still in CLOSE_WAIT.
   public func resolveOwner(of peer: Peer, for endpoints: Endpoints) -> Peer {
     guard peer.owner == nil, peer.closedAt == nil else { return peer }
-    guard let sockets = try? diag.dump(netns: peer.netns, states: SockDiag.mask([.closeWait])),
-      let socket = sockets.first(where: { $0.endpoints == endpoints.reversed })
-    else { return peer }
+    let now = monotonicNow()
+    if closeWait[peer.netns].map({ now - $0.at > lookupReuse }) ?? true {
+      let sockets = (try? diag.dump(netns: peer.netns, states: SockDiag.mask([.closeWait]))) ?? []
+      closeWait[peer.netns] = (now, Dictionary(sockets.map { ($0.endpoints, $0) }, uniquingKeysWith: { a, _ in a }))
+    }
+    guard let socket = closeWait[peer.netns]?.sockets[endpoints.reversed] else { return peer }
+    if owners.map({ now - $0.at > lookupReuse }) ?? true { owners = (now, SocketOwners.scan()) }
     var resolved = peer
-    resolved.owner = SocketOwners.scan().owner(ofInode: socket.inode)
+    resolved.owner = owners?.owners.owner(ofInode: socket.inode)
     return resolved
   }
 }
