@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -33,11 +34,21 @@ static void die(const char *what)
 	exit(2);
 }
 
+/* SIGUSR1 ends the current hold early: a test can end a scenario when it is
+ * ready rather than guess how long its tracer takes to start. */
+static volatile sig_atomic_t hold_interrupted;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	hold_interrupted = 1;
+}
+
 static void sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
-	while (nanosleep(&ts, &ts) && errno == EINTR)
+	while (nanosleep(&ts, &ts) && errno == EINTR && !hold_interrupted)
 		;
 }
 
@@ -192,6 +203,9 @@ int main(int argc, char **argv)
 	if (argc > 5)
 		client_port = atoi(argv[5]);
 	prctl(PR_SET_NAME, "fwdrive");
+	struct sigaction sa = { .sa_handler = on_usr1 };
+
+	sigaction(SIGUSR1, &sa, NULL);
 
 	int srv = listen_on(port);
 
