@@ -67,7 +67,7 @@ public struct ConnectionTracker {
   /// reconciliation.
   public mutating func adopt(existing records: [Record], emit: (Record) -> Void) {
     for r in records where r.kind == .existing {
-      let since = r.timestamp - min(r.timestamp, r.dwell.knownNanoseconds)
+      let since = r.dwellSince
       var record = r
       record.kind = .finWait2
       if r.orphaned {
@@ -138,7 +138,7 @@ public struct ConnectionTracker {
       forKey: OrphanReconciler.Key(netns: event.connection.netns, endpoints: event.connection.endpoints))
     if event.finWait2At == nil, let known = listed {
       // Found at start: the snapshot knows the owner and an earlier start.
-      let since = known.timestamp - min(known.timestamp, known.dwell.knownNanoseconds)
+      let since = known.dwellSince
       record.connection.owner = known.connection.owner
       record.peer = known.peer.map { $0.merged(with: event.peer) } ?? event.peer
       let spent = event.timestamp - min(event.timestamp, since)
@@ -193,7 +193,7 @@ public struct ConnectionTracker {
       emit(Record(event, kind: .finWait2, at: now, dwell: .atLeast(now - since), end: .tracerExit))
     }
     for var record in existing.values.sorted(by: { $0.timestamp < $1.timestamp }) {
-      let since = record.timestamp - min(record.timestamp, record.dwell.knownNanoseconds)
+      let since = record.dwellSince
       record.timestamp = now
       record.end = .tracerExit
       record.dwell = .atLeast(now - min(now, since))

@@ -91,6 +91,10 @@ public struct Record: Sendable, Equatable {
     self.end = end
   }
 
+  /// When the dwell this record knows of began (its start, or the start's
+  /// lower bound for connections found already in FIN_WAIT2).
+  public var dwellSince: UInt64 { timestamp - min(timestamp, dwell.knownNanoseconds) }
+
   /// Sets the end; a peer's FIN means a local peer has closed by then.
   mutating func end(_ end: End, at time: UInt64) {
     self.end = end
