@@ -22,7 +22,9 @@ KERNEL_TEST_PACKAGES := qemu-system-x86 busybox-static kmod cpio
 # The second kernel the live tests run on: the newest Debian 12 Linux 6.1.
 KERNEL_PACKAGE ?= ^linux-image-6\.1\.0-[0-9]+-amd64$$
 
-.PHONY: all deps build run test test-kernel install clean vmlinux
+CHURN := .build/bench/churn
+
+.PHONY: all deps build run test test-kernel bench install clean vmlinux
 
 all: build
 
@@ -68,6 +70,14 @@ test-kernel: build $(DRIVER)
 	Tests/kernels/boot-kernel.sh .build/kernels '$(KERNEL_PACKAGE)' \
 		env FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) FINWAIT_REQUIRE_LIVE=1 \
 		$(abspath $(shell $(SWIFT) build --show-bin-path)/finwaitPackageTests.xctest) LiveTests.ScenarioTests,LiveTests.ReconciliationTests
+
+$(CHURN): bench/churn.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -pthread -o $@ $<
+
+# Overhead on a loopback churn, as ratios to no tracer in the same run (root).
+bench: build $(CHURN)
+	FINWAIT=$(BIN) CHURN=$(CHURN) bench/bench.sh
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/finwait

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# make bench: finwait's cost on a real loopback workload, as ratios against
+# no tracer measured in the same run (interleaved rounds, medians), plus
+# drops per run and the time from exec to attached. Needs root.
+#
+#   ROUNDS=5 BENCH_SECONDS=5 THREADS=<cores> bench/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+finwait=${FINWAIT:-.build/release/finwait}
+churn=${CHURN:-.build/bench/churn}
+rounds=${ROUNDS:-5}
+seconds=${BENCH_SECONDS:-5}
+threads=${THREADS:-$(nproc)}
+ns="finwait-bench-$$"
+work=$(mktemp -d /dev/shm/finwait-bench.XXXXXX)
+
+cleanup() {
+  ip netns del "$ns" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Each run gets a fresh namespace of its own: no TIME_WAIT left over from the
+# run before, tw_reuse and a wide port range so TIME_WAIT cannot exhaust
+# ports, and the host's sysctls untouched.
+fresh_namespace() {
+  ip netns del "$ns" 2>/dev/null || true
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse; echo "10000 65000" > /proc/sys/net/ipv4/ip_local_port_range'
+}
+
+modes=(none text json)
+declare -A label=([none]="no tracer" [text]="finwait (text)" [json]="finwait --json")
+
+# Starts a tracer for $1 and waits until it is attached; sets tracer_pid.
+start_tracer() {
+  local out=$work/$1.out err=$work/$1.err
+  case $1 in
+    text) "$finwait" >"$out" 2>"$err" & ;;
+    json) "$finwait" --json >"$out" 2>"$err" & ;;
+  esac
+  tracer_pid=$!
+  for _ in $(seq 1 500); do
+    grep -q "Ctrl-C to stop" "$err" 2>/dev/null && return 0
+    sleep 0.01
+  done
+  echo "bench: $1 did not attach: $(cat "$err")" >&2
+  exit 1
+}
+
+# Drops (ring buffer + untracked) from the summary the tracer printed.
+drops_of() {
+  case $1 in
+    text) sed -n 's/^Lost: ring buffer drops \([0-9]*\), untracked (socket map full) \([0-9]*\).*/\1+\2/p' "$work/text.out" ;;
+    json) tail -1 "$work/json.out" | sed -n 's/.*"ringbuf_drops":\([0-9]*\),"map_full":\([0-9]*\).*/\1+\2/p' ;;
+  esac
+}
+
+declare -A rates drops ratios
+for round in $(seq 1 "$rounds"); do
+  # The order rotates each round, so drift on a shared machine favours no mode.
+  declare -A this=()
+  for i in 0 1 2; do
+    mode=${modes[$(( (i + round) % 3 ))]}
+    fresh_namespace
+    [ "$mode" = none ] || start_tracer "$mode"
+    rate=$(ip netns exec "$ns" "$churn" -t "$threads" -d "$seconds" -p 9800 | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
+    this[$mode]=$rate
+    if [ "$mode" != none ]; then
+      kill -INT "$tracer_pid"
+      wait "$tracer_pid"
+      drops[$mode]="${drops[$mode]:-} $(drops_of "$mode")"
+    fi
+    rates[$mode]="${rates[$mode]:-} $rate"
+    printf 'round %d/%d %-16s %8s conn/s\n' "$round" "$rounds" "${label[$mode]}" "$rate" >&2
+  done
+  for mode in "${modes[@]}"; do
+    ratios[$mode]="${ratios[$mode]:-} $(awk -v a="${this[$mode]}" -v b="${this[none]}" 'BEGIN { printf "%.3f", a / b }')"
+  done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# exec -> "attached" line, 10 runs.
+starts=""
+for i in $(seq 1 10); do
+  err="$work/start-$i.err"
+  t0=$(date +%s%N)
+  "$finwait" --duration 10s >/dev/null 2>"$err" &
+  pid=$!
+  until grep -q "Ctrl-C to stop" "$err" 2>/dev/null; do sleep 0.001; done
+  t1=$(date +%s%N)
+  rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
+  kill -INT "$pid"
+  wait "$pid" || true
+  starts="$starts $(( (t1 - t0) / 1000000 ))"
+done
+
+echo
+echo "finwait benchmark: $(nproc) cores, Linux $(uname -r), churn $threads client + $threads server threads x ${seconds} s, $rounds interleaved rounds"
+echo "ratio: median over rounds of (conn/s with the tracer / conn/s without it in the same round)"
+printf '%-18s %14s %8s   %s\n' "mode" "median conn/s" "ratio" "drops per run (ring buffer + untracked)"
+for mode in "${modes[@]}"; do
+  printf '%-18s %14.0f %8s   %s\n' "${label[$mode]}" "$(echo "${rates[$mode]}" | median)" \
+    "$(echo "${ratios[$mode]}" | median)" "${drops[$mode]:- -}"
+done
+echo "exec -> attached: median $(echo "$starts" | median) ms over 10 runs (each:$starts); RSS when attached: ${rss} kB"
