@@ -58,8 +58,9 @@ $(DRIVER): Tests/driver/fwdrive.c | deps
 
 # Unit tests need no privileges; live tests load the real program (root).
 # FINWAIT_REQUIRE_LIVE=1 turns a skipped live test into a failure (CI).
-test: build $(DRIVER)
-	FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) $(SWIFT) test --disable-swift-testing
+test: build $(DRIVER) $(CHURN)
+	FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) FINWAIT_CHURN=$(abspath $(CHURN)) \
+		$(SWIFT) test --disable-swift-testing
 
 # The same binary and live scenario tests again, on Linux 6.1 booted under
 # QEMU (software emulation): proves the CO-RE object is not tied to the

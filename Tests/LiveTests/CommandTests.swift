@@ -50,6 +50,32 @@ final class CommandTests: XCTestCase {
     assertDetached(ours)
   }
 
+  func testSignalsUnderFullLoadStopPromptlyWithTheSummary() throws {
+    let churn = try XCTUnwrap(Live.churn, "FINWAIT_CHURN (run through `make test`)")
+    let ns = try TestNamespace("load")
+    try command(["ip", "netns", "exec", ns.name, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse"])
+    for signal in [SIGINT, SIGTERM] {
+      let before = finwaitProgramIDs()
+      let finwait = try FinwaitProcess(["--json", "--netns", String(ns.inode)])
+      let ours = finwaitProgramIDs().subtracting(before)
+      let load = try SpawnedProcess(["/usr/bin/env", "ip", "netns", "exec", ns.name, churn, "-t", "2", "-d", "3",
+                                     "-p", String(Live.port(14))])
+      usleep(1_500_000)  // all cores busy with connections ending
+      let sent = Date()
+      kill(finwait.process.processIdentifier, signal)
+      XCTAssertTrue(waitUntil(1) { !finwait.process.isRunning }, "signal \(signal): exits within 1 s under load")
+      XCTAssertLessThan(Date().timeIntervalSince(sent), 1.05)
+      XCTAssertEqual(try finwait.waitForExit(), 0)
+      let records = try finwait.jsonRecords()
+      let summary = try XCTUnwrap(records.last, "no output")
+      XCTAssertEqual(summary["type"] as? String, "summary", "the final summary is printed")
+      XCTAssertEqual(summary["ringbuf_drops"] as? Int, 0)
+      XCTAssertGreaterThan(records.filter { $0["type"] as? String == "fin_wait2" }.count, 1_000, "it was under load")
+      assertDetached(ours)
+      _ = waitUntil(5) { !load.process.isRunning }
+    }
+  }
+
   func testDurationStopsAndTextOutputHasHeaderAndSummary() throws {
     let port = Live.port(11)
     let finwait = try FinwaitProcess(["--port", String(port), "--duration", "1500ms"])

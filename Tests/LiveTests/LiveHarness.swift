@@ -8,6 +8,7 @@ enum Live {
   static let environment = ProcessInfo.processInfo.environment
   static var finwait: String? { environment["FINWAIT_BIN"] }
   static var driver: String? { environment["FINWAIT_DRIVER"] }
+  static var churn: String? { environment["FINWAIT_CHURN"] }
 
   /// Skips loudly without root or the binaries, and fails instead when
   /// FINWAIT_REQUIRE_LIVE=1 (CI), so a skipped live test can never pass CI.
