@@ -108,6 +108,11 @@ static __always_inline bool comm_matches(const char *comm)
 	return true;
 }
 
+static __always_inline __u32 netns_of(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
 /* inet_sport, not skc_num: moving to CLOSE releases the port (skc_num = 0)
  * before the tracepoint fires, and the end must name the same connection. */
 static __always_inline __u16 local_port(struct sock *sk)
@@ -127,7 +132,7 @@ static __always_inline bool read_tuple(struct sock *sk, struct fw_event *e)
 	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
 		return false;
 
-	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	e->netns = netns_of(sk);
 	if (target_netns && e->netns != target_netns)
 		return false;
 	e->family = family;
@@ -169,8 +174,9 @@ static __always_inline void tuple_of(const struct fw_event *e, struct fw_tuple *
 	t->netns = is_loopback(e->daddr, e->family) ? e->netns : 0;
 }
 
-/* The tuple a traced connection would have if sk is its peer. */
-static __always_inline void peer_tuple_of(struct sock *sk, struct fw_tuple *t)
+/* The tuple a traced connection would have if sk is its peer; returns sk's
+ * namespace (the tuple keeps it only for loopback addresses). */
+static __always_inline __u32 peer_tuple_of(struct sock *sk, struct fw_tuple *t)
 {
 	struct fw_event e = {};
 
@@ -185,8 +191,9 @@ static __always_inline void peer_tuple_of(struct sock *sk, struct fw_tuple *t)
 	}
 	e.sport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	e.dport = local_port(sk);
-	e.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	e.netns = netns_of(sk);
 	tuple_of(&e, t);
+	return e.netns;
 }
 
 static __always_inline void forget_peer(const struct fw_event *st)
@@ -214,6 +221,18 @@ static __always_inline long current_syscall(long *arg2)
 	*arg2 = BPF_CORE_READ(regs, regs[1]);
 	return BPF_CORE_READ(regs, syscallno);
 #endif
+}
+
+/* The current task as the owner: meaningful only in process context. */
+static __always_inline void set_owner(struct fw_event *e)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	e->tgid = id >> 32;
+	e->tid = (__u32)id;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->flags |= FW_FLAG_OWNER_KNOWN;
 }
 
 /* Decides the code path at ESTABLISHED -> FIN_WAIT1, in the caller's context. */
@@ -316,13 +335,10 @@ static __always_inline void emit(const struct fw_event *st)
 static __always_inline int on_fin_wait1(struct sock *sk, __u64 key, __u64 now)
 {
 	struct fw_event st = {};
-	__u64 id = bpf_get_current_pid_tgid();
 
-	st.tgid = id >> 32;
-	st.tid = (__u32)id;
+	set_owner(&st);
 	if (target_tgid && st.tgid != target_tgid)
 		return 0;
-	bpf_get_current_comm(st.comm, sizeof(st.comm));
 	if (filter_comm && !comm_matches(st.comm))
 		return 0;
 	if (!read_tuple(sk, &st))
@@ -330,8 +346,6 @@ static __always_inline int on_fin_wait1(struct sock *sk, __u64 key, __u64 now)
 
 	st.skaddr = key;
 	st.ts_fin_wait1_ns = now;
-	st.cgroup_id = bpf_get_current_cgroup_id();
-	st.flags = FW_FLAG_OWNER_KNOWN;
 	classify(sk, &st);
 	if (bpf_map_update_elem(&socks, &key, &st, BPF_ANY)) {
 		__sync_fetch_and_add(&counters.map_full, 1);
@@ -354,13 +368,13 @@ static __always_inline int on_close_wait(struct sock *sk, __u64 now)
 	struct fw_tuple t = {};
 	struct fw_peer *peer;
 	struct fw_event *st;
+	__u32 peer_netns = peer_tuple_of(sk, &t);
 
-	peer_tuple_of(sk, &t);
 	peer = bpf_map_lookup_elem(&fin_peers, &t);
 	if (!peer)
 		return 0;
 	peer->ts_close_wait = now;
-	peer->peer_netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	peer->peer_netns = peer_netns;
 	st = bpf_map_lookup_elem(&socks, &peer->skaddr);
 	if (st) {
 		st->ts_peer_close_wait_ns = now;
@@ -376,9 +390,8 @@ static __always_inline int on_peer_close(struct sock *sk, __u64 now)
 	struct fw_tuple t = {};
 	struct fw_event e = {};
 	struct fw_peer *peer;
-	__u64 id = bpf_get_current_pid_tgid();
+	__u32 peer_netns = peer_tuple_of(sk, &t);
 
-	peer_tuple_of(sk, &t);
 	peer = bpf_map_lookup_elem(&fin_peers, &t);
 	if (!peer)
 		return 0;
@@ -387,17 +400,13 @@ static __always_inline int on_peer_close(struct sock *sk, __u64 now)
 	e.ts_peer_close_wait_ns = peer->ts_close_wait;
 	e.skaddr = peer->skaddr;
 	e.netns = peer->netns;
-	e.peer_netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	e.peer_netns = peer_netns;
 	__builtin_memcpy(e.saddr, t.saddr, sizeof(e.saddr));
 	__builtin_memcpy(e.daddr, t.daddr, sizeof(e.daddr));
 	e.sport = t.sport;
 	e.dport = t.dport;
 	e.family = t.family;
-	e.tgid = id >> 32;
-	e.tid = (__u32)id;
-	e.cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(e.comm, sizeof(e.comm));
-	e.flags = FW_FLAG_OWNER_KNOWN;
+	set_owner(&e);
 	e.syscall_nr = -1;
 	bpf_map_delete_elem(&fin_peers, &t);
 	emit(&e);
