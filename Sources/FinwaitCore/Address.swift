@@ -17,6 +17,26 @@ public enum IPAddress: Sendable, Hashable {
   public enum Family: String, Sendable {
     case ipv4, ipv6
   }
+
+  /// The kernel's layout (BPF records, inet_diag): network order, IPv4 in
+  /// the first 4 of 16 bytes. `family` is AF_INET (2) or AF_INET6 (10);
+  /// nil for any other. `bytes` must hold 16 bytes.
+  public init?(family: UInt16, networkOrder bytes: UnsafeRawBufferPointer) {
+    switch family {
+    case 2:
+      self = .v4(bytes[0], bytes[1], bytes[2], bytes[3])
+    case 10:
+      var high: UInt64 = 0
+      var low: UInt64 = 0
+      for i in 0..<8 {
+        high = high << 8 | UInt64(bytes[i])
+        low = low << 8 | UInt64(bytes[i + 8])
+      }
+      self = .v6(high: high, low: low)
+    default:
+      return nil
+    }
+  }
 }
 
 /// Both ends of a TCP connection, as seen from the socket being traced.

@@ -91,9 +91,6 @@ public enum DecodeError: Error, Equatable {
 }
 
 extension Event {
-  private static let afInet: UInt16 = 2
-  private static let afInet6: UInt16 = 10
-
   /// Decodes a record without allocating (comm fits Swift's inline small strings).
   public init(decoding raw: borrowing fw_event) throws(DecodeError) {
     switch UInt32(raw.kind) {
@@ -112,19 +109,11 @@ extension Event {
     let owner = flags & FW_FLAG_OWNER_KNOWN != 0
       ? Owner(pid: raw.tgid, tid: raw.tid, comm: Self.comm(raw.comm), cgroupID: raw.cgroup_id)
       : nil
-    let endpoints: Endpoints
-    switch raw.family {
-    case Self.afInet:
-      endpoints = Endpoints(
-        local: Self.ipv4(raw.saddr), localPort: raw.sport,
-        remote: Self.ipv4(raw.daddr), remotePort: raw.dport)
-    case Self.afInet6:
-      endpoints = Endpoints(
-        local: Self.ipv6(raw.saddr), localPort: raw.sport,
-        remote: Self.ipv6(raw.daddr), remotePort: raw.dport)
-    default:
-      throw .unknownFamily(raw.family)
-    }
+    let family = raw.family
+    guard let local = withUnsafeBytes(of: raw.saddr, { IPAddress(family: family, networkOrder: $0) }),
+      let remote = withUnsafeBytes(of: raw.daddr, { IPAddress(family: family, networkOrder: $0) })
+    else { throw .unknownFamily(family) }
+    let endpoints = Endpoints(local: local, localPort: raw.sport, remote: remote, remotePort: raw.dport)
     let closeWaitSince = raw.ts_peer_close_wait_ns == 0 ? nil : raw.ts_peer_close_wait_ns
     let isPeerClose = kind == .peerClose
     connection = Connection(
@@ -138,27 +127,6 @@ extension Event {
       peer = Peer(netns: raw.peer_netns, closeWaitSince: closeWaitSince)
     } else {
       peer = nil
-    }
-  }
-
-  private typealias Bytes16 = (
-    UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-    UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
-  )
-
-  private static func ipv4(_ b: Bytes16) -> IPAddress {
-    .v4(b.0, b.1, b.2, b.3)
-  }
-
-  private static func ipv6(_ b: Bytes16) -> IPAddress {
-    withUnsafeBytes(of: b) { raw in
-      var high: UInt64 = 0
-      var low: UInt64 = 0
-      for i in 0..<8 {
-        high = high << 8 | UInt64(raw[i])
-        low = low << 8 | UInt64(raw[i + 8])
-      }
-      return .v6(high: high, low: low)
     }
   }
 

@@ -77,18 +77,7 @@ public enum SockDiagMessages {
     let family = m[0]
     func port(_ at: Int) -> UInt16 { UInt16(m[at]) << 8 | UInt16(m[at + 1]) }
     func address(_ at: Int) -> IPAddress? {
-      switch family {
-      case 2: return .v4(m[at], m[at + 1], m[at + 2], m[at + 3])
-      case 10:
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        for i in 0..<8 {
-          high = high << 8 | UInt64(m[at + i])
-          low = low << 8 | UInt64(m[at + 8 + i])
-        }
-        return .v6(high: high, low: low)
-      default: return nil
-      }
+      IPAddress(family: UInt16(family), networkOrder: UnsafeRawBufferPointer(rebasing: m[at..<(at + 16)]))
     }
     guard let local = address(8), let remote = address(24) else { return nil }
     func u32(_ at: Int) -> UInt32 { m.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian }
