@@ -24,11 +24,7 @@ struct Finwait: ParsableCommand {
         print(fullMessage(for: error))
       } else {
         let text = message(for: error)
-        if !text.isEmpty {
-          var err = LineOutput.standardError
-          try? err.write("finwait: error: \(text) (see finwait --help)")
-          try? err.flush()
-        }
+        if !text.isEmpty { printError("\(text) (see finwait --help)") }
       }
       exit(withError: code == .success ? nil : ExitCode(code.rawValue))
     }
@@ -157,9 +153,14 @@ func reportingErrors(_ body: () throws(FinwaitError) -> Void) throws {
   do {
     try body()
   } catch {
-    var err = LineOutput.standardError
-    try? err.write("finwait: error: \(error.message)")
-    try? err.flush()
+    printError(error.message)
     throw ExitCode(error.exitCode)
   }
+}
+
+/// The one line every failure prints.
+func printError(_ text: String) {
+  var err = LineOutput.standardError
+  try? err.write("finwait: error: \(text)")
+  try? err.flush()
 }
