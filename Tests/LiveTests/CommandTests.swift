@@ -143,24 +143,17 @@ final class CommandTests: XCTestCase {
   func testClosedStdoutExitsQuietly() throws {
     // `finwait --json | head -1`: the reader goes away after the first line.
     let port = Live.port(13)
-    let shell = Process()
-    shell.executableURL = URL(fileURLWithPath: "/bin/bash")
-    shell.arguments = ["-c", "'\(Live.finwait ?? "")' --json --port \(port) --duration 5s | head -1; echo \"status=${PIPESTATUS[0]}\""]
-    let out = Pipe()
-    let err = Pipe()
-    shell.standardOutput = out
-    shell.standardError = err
-    let stdout = Collector(out)
-    let stderr = Collector(err)
     let before = finwaitProgramIDs()
-    try shell.run()
+    let shell = try SpawnedProcess(
+      ["/bin/bash", "-c", "'\(Live.finwait ?? "")' --json --port \(port) --duration 5s | head -1; echo \"status=${PIPESTATUS[0]}\""])
+    let (stdout, stderr) = (shell.stdout, shell.stderr)
     usleep(800_000)
     let ours = finwaitProgramIDs().subtracting(before)
     for _ in 0..<2 {
       let driver = try DriverProcess("shutdown_wr", port: port, holdMs: 50)
       try driver.finish()
     }
-    XCTAssertTrue(waitUntil(10) { !shell.isRunning })
+    XCTAssertTrue(waitUntil(10) { !shell.process.isRunning })
     XCTAssertEqual(stdout.lines.filter { $0.hasPrefix("{") }.count, 1, stdout.text)
     XCTAssertTrue(stdout.text.contains("status=0"), "finwait exits 0 when its reader goes away: \(stdout.text)")
     XCTAssertFalse(stderr.text.contains("error"), stderr.text)
@@ -170,16 +163,10 @@ final class CommandTests: XCTestCase {
   /// IDs of loaded BPF programs named like finwait's. Compare sets taken
   /// before and after a start, so another tracer on the machine does not count.
   func finwaitProgramIDs() -> Set<Int> {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/sbin/bpftool")
-    p.arguments = ["-j", "prog", "show"]
-    let out = Pipe()
-    p.standardOutput = out
-    let collector = Collector(out)
-    guard (try? p.run()) != nil else { return [] }
-    p.waitUntilExit()
-    waitUntil(2) { collector.isClosed }
-    let programs = (try? JSONSerialization.jsonObject(with: Data(collector.text.utf8))) as? [[String: Any]] ?? []
+    guard let bpftool = try? SpawnedProcess(["/usr/sbin/bpftool", "-j", "prog", "show"]) else { return [] }
+    bpftool.process.waitUntilExit()
+    waitUntil(2) { bpftool.stdout.isClosed }
+    let programs = (try? JSONSerialization.jsonObject(with: Data(bpftool.stdout.text.utf8))) as? [[String: Any]] ?? []
     return Set(programs.filter { $0["name"] as? String == "inet_sock_set_state" }.compactMap { $0["id"] as? Int })
   }
 

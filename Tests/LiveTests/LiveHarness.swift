@@ -246,18 +246,9 @@ final class TestNamespace {
 
 /// Runs a command to completion (bounded to 10 s); throws on failure.
 func command(_ arguments: [String]) throws {
-  let p = Process()
-  p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-  p.arguments = arguments
-  let err = Pipe()
-  p.standardError = err
-  let collector = Collector(err)
-  try p.run()
-  guard waitUntil(10, { !p.isRunning }) else {
-    p.terminate()
-    throw LiveError("\(arguments) did not finish")
-  }
-  guard p.terminationStatus == 0 else { throw LiveError("\(arguments) failed: \(collector.text)") }
+  let p = try SpawnedProcess(["/usr/bin/env"] + arguments)
+  guard waitUntil(10, { !p.process.isRunning }) else { throw LiveError("\(arguments) did not finish") }
+  guard p.process.terminationStatus == 0 else { throw LiveError("\(arguments) failed: \(p.stderr.text)") }
 }
 
 extension FinwaitProcess {
