@@ -114,9 +114,14 @@ final class ReconciliationTests: XCTestCase {
   func testSnapshotListsAttachedAndTimewaitWithThePeer() throws {
     let attachedPort = Live.port(25)
     let orphanPort = Live.port(26)
-    // Long holds for emulated kernels; the drivers are killed once the snapshots are taken.
-    let attached = try DriverProcess("shutdown_wr", port: attachedPort, holdMs: 8_000)
-    let orphan = try DriverProcess("close", port: orphanPort, holdMs: 8_000)
+    // Holds far longer than the test: under emulation two snapshots can take over 10 s,
+    // and the orphan must still be in FIN_WAIT2 when the second one runs.
+    let attached = try DriverProcess("shutdown_wr", port: attachedPort, holdMs: 60_000)
+    let orphan = try DriverProcess("close", port: orphanPort, holdMs: 60_000)
+    defer {
+      kill(attached.process.processIdentifier, SIGKILL)
+      kill(orphan.process.processIdentifier, SIGKILL)
+    }
     let a = try attached.truth()
     let o = try orphan.truth()
     usleep(300_000)
@@ -136,8 +141,6 @@ final class ReconciliationTests: XCTestCase {
     let line = try XCTUnwrap(text.stdout.lines.first { $0.contains(":\(o.clientPort) > ") }, text.stdout.text)
     XCTAssertTrue(line.contains("orphan") && line.contains("EXISTING (timewait until "), line)
     XCTAssertTrue(text.stdout.lines.last?.contains("0 attached, 1 orphaned in timewait") == true, text.stdout.text)
-    kill(attached.process.processIdentifier, SIGKILL)
-    kill(orphan.process.processIdentifier, SIGKILL)
   }
 
   func testSameFourTupleInTwoNamespacesIsTwoConnections() throws {
