@@ -23,8 +23,11 @@ KERNEL_TEST_PACKAGES := qemu-system-x86 busybox-static kmod cpio
 KERNEL_PACKAGE ?= ^linux-image-6\.1\.0-[0-9]+-amd64$$
 
 CHURN := .build/bench/churn
+HOLD := .build/bench/hold
+SOAK_SECONDS ?= 600
+SOAK_STUCK ?=
 
-.PHONY: all deps build run test test-kernel bench install clean vmlinux
+.PHONY: all deps build run test test-kernel bench bench-replay soak install clean vmlinux
 
 all: build
 
@@ -58,9 +61,10 @@ $(DRIVER): Tests/driver/fwdrive.c | deps
 
 # Unit tests need no privileges; live tests load the real program (root).
 # FINWAIT_REQUIRE_LIVE=1 turns a skipped live test into a failure (CI).
+# XCTest runs first, then Swift Testing (the property-based parser tests).
 test: build $(DRIVER) $(CHURN)
 	FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) FINWAIT_CHURN=$(abspath $(CHURN)) \
-		$(SWIFT) test --disable-swift-testing
+		$(SWIFT) test --enable-xctest --enable-swift-testing
 
 # The same binary and live scenario tests again, on Linux 6.1 booted under
 # QEMU (software emulation): proves the CO-RE object is not tied to the
@@ -76,9 +80,24 @@ $(CHURN): bench/churn.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -pthread -o $@ $<
 
-# Overhead on a loopback churn, as ratios to no tracer in the same run (root).
-bench: build $(CHURN)
-	FINWAIT=$(BIN) CHURN=$(CHURN) bench/bench.sh
+$(HOLD): bench/hold.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -o $@ $<
+
+# Overhead on a loopback churn, as ratios to no tracer in the same run, then
+# memory with 200,000 connections held in FIN_WAIT2 (root).
+bench: build $(CHURN) $(HOLD)
+	FINWAIT=$(BIN) CHURN=$(CHURN) HOLD=$(HOLD) bench/bench.sh
+
+# finwait --json under churn for SOAK_SECONDS: flat RSS, no drops, every
+# connection accounted for exactly once (root). SOAK_STUCK=D passes --stuck D.
+soak: build $(CHURN)
+	FINWAIT=$(BIN) CHURN=$(CHURN) SOAK_SECONDS=$(SOAK_SECONDS) SOAK_STUCK=$(SOAK_STUCK) bench/soak.sh
+
+# Consumer throughput: a synthetic record stream through decode, track and
+# summary on one CPU, with package-benchmark in its own package (no root).
+bench-replay:
+	SWIFT=$(SWIFT) bench/replay.sh
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/finwait

@@ -6,10 +6,14 @@ let package = Package(
   platforms: [.macOS(.v13)],
   products: [
     .executable(name: "finwait", targets: ["finwait"]),
+    // For bench/replay, a separate package that must not add its dependencies here.
+    .library(name: "FinwaitCore", targets: ["FinwaitCore"]),
+    .library(name: "CFinwaitEvent", targets: ["CFinwaitEvent"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
   ],
   targets: [
     // The ring-buffer record, shared with bpf/finwait.bpf.c.
@@ -44,6 +48,14 @@ let package = Package(
     ),
     .testTarget(name: "FinwaitCoreTests", dependencies: ["FinwaitCore", "CFinwaitEvent"]),
     .testTarget(name: "FinwaitTracingTests", dependencies: ["FinwaitTracing"]),
+    // Property-based tests (Swift Testing) of every parser of outside text and bytes.
+    .testTarget(
+      name: "ParserPropertyTests",
+      dependencies: [
+        "FinwaitCore", "FinwaitTracing", "CFinwaitEvent",
+        .product(name: "PropertyBased", package: "swift-property-based"),
+      ]
+    ),
     .testTarget(name: "LiveTests", dependencies: ["FinwaitCore"]),
   ]
 )

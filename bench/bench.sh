@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: finwait's cost on a real loopback workload, as ratios against
 # no tracer measured in the same run (interleaved rounds, medians), plus
-# drops per run and the time from exec to attached. Needs root.
+# drops per run and the time from exec to attached; then memory at 200,000
+# connections in FIN_WAIT2 (bench/memory.sh) and, if present, the consumer
+# replay (bench/replay.sh). Needs root.
 #
 #   ROUNDS=5 BENCH_SECONDS=5 THREADS=<cores> bench/bench.sh
 set -euo pipefail
@@ -107,3 +109,14 @@ for mode in "${modes[@]}"; do
     "$(echo "${ratios[$mode]}" | median)" "${drops[$mode]:- -}"
 done
 echo "exec -> attached: median $(echo "$starts" | median) ms over 10 runs (each:$starts); RSS when attached: ${rss} kB"
+
+# Memory with 200,000 connections held in FIN_WAIT2 at once (bench/memory.sh).
+# A failure there is reported, and the sections after it still run.
+echo
+HOLD=${HOLD:-.build/bench/hold} FINWAIT=$finwait bench/memory.sh || echo "bench: memory section FAILED (exit $?)"
+
+# The consumer replay benchmark, when present.
+if [ -x bench/replay.sh ]; then
+  echo
+  bench/replay.sh
+fi

@@ -6,9 +6,19 @@
  *   0: the client closes first (client FIN_WAIT2, orphaned),
  *   1: the client shuts down its side, waits for the server's FIN, closes,
  *   2: the server closes first (server FIN_WAIT2, orphaned).
- * Prints "connections=N seconds=S rate=R" and exits after -d seconds.
+ * Prints "connections=N seconds=S rate=R client_close=A client_shutdown=B
+ * server_close=C errors=E" and exits after -d seconds. A connection counts
+ * as completed only if it ran its ending to the end (its FIN_WAIT2 happened
+ * on the side named); errors counts connections that were established but
+ * failed midway (their FIN_WAIT2, if any, is on an unknown side).
  *
- * usage: churn [-t THREADS] [-d SECONDS] [-p PORT]
+ * -l FILE writes, per ending and client port, how many connections
+ * completed: lines "client_close|client_shutdown|server_close PORT COUNT".
+ * Over loopback to one server port, the client port is all that tells two
+ * connections apart, so these counts are the truth a tracer's records can be
+ * matched against one by one (bench/soak.sh does).
+ *
+ * usage: churn [-t THREADS] [-d SECONDS] [-p PORT] [-l FILE]
  * Run it in a network namespace of its own with net.ipv4.tcp_tw_reuse=1
  * (bench/bench.sh does), or TIME_WAIT sockets exhaust the local ports.
  */
@@ -19,6 +29,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +41,12 @@
 static int port = 9800;
 static double duration = 5;
 static atomic_long completed;
+static atomic_long errors;
 static atomic_int stopping;
+static const char *const ending_names[3] = { "client_close", "client_shutdown", "server_close" };
+static atomic_long per_ending[3];
+/* Completed connections per ending and client port, with -l only. */
+static atomic_uint (*per_port)[65536];
 
 static double now(void)
 {
@@ -46,13 +62,25 @@ static void die(const char *what)
 	exit(2);
 }
 
-/* Reads until EOF (the peer's FIN) or an error. */
-static void drain(int fd)
+/* Reads until EOF (the peer's FIN) or an error; true on EOF. */
+static bool drain(int fd)
 {
 	char buf[64];
+	ssize_t n;
 
-	while (read(fd, buf, sizeof(buf)) > 0)
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		;
+	return n == 0;
+}
+
+static int client_port_of(int fd)
+{
+	struct sockaddr_in local;
+	socklen_t len = sizeof(local);
+
+	if (getsockname(fd, (struct sockaddr *)&local, &len))
+		die("getsockname");
+	return ntohs(local.sin_port);
 }
 
 static void *serve(void *arg)
@@ -97,17 +125,27 @@ static void *client(void *arg)
 			continue;
 		}
 		if (write(fd, &mode, 1) != 1 || read(fd, reply, sizeof(reply)) <= 0) {
+			atomic_fetch_add(&errors, 1);
 			close(fd);
 			continue;
 		}
+		int cport = per_port ? client_port_of(fd) : 0;
+		bool ok = true;
+
 		if (mode == '1') {
-			shutdown(fd, SHUT_WR);
-			drain(fd);
+			ok = shutdown(fd, SHUT_WR) == 0 && drain(fd);
 		} else if (mode == '2') {
-			drain(fd);
+			ok = drain(fd); /* the server's FIN came first */
 		}
 		close(fd);
+		if (!ok) {
+			atomic_fetch_add(&errors, 1);
+			continue;
+		}
 		atomic_fetch_add(&completed, 1);
+		atomic_fetch_add(&per_ending[mode - '0'], 1);
+		if (per_port)
+			atomic_fetch_add(&per_port[mode - '0'][cport], 1);
 	}
 	return NULL;
 }
@@ -115,19 +153,23 @@ static void *client(void *arg)
 int main(int argc, char **argv)
 {
 	int threads = 4, opt, one = 1;
+	const char *log_path = NULL;
 
-	while ((opt = getopt(argc, argv, "t:d:p:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:d:p:l:")) != -1) {
 		switch (opt) {
 		case 't': threads = atoi(optarg); break;
 		case 'd': duration = atof(optarg); break;
 		case 'p': port = atoi(optarg); break;
+		case 'l': log_path = optarg; break;
 		default:
-			fprintf(stderr, "usage: churn [-t THREADS] [-d SECONDS] [-p PORT]\n");
+			fprintf(stderr, "usage: churn [-t THREADS] [-d SECONDS] [-p PORT] [-l FILE]\n");
 			return 2;
 		}
 	}
 	if (threads < 1 || threads > 256 || duration <= 0)
 		return 2;
+	if (log_path && !(per_port = calloc(3, sizeof(*per_port))))
+		die("calloc");
 
 	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(port),
 				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -154,8 +196,23 @@ int main(int argc, char **argv)
 		pthread_join(clients[i], NULL);
 	double elapsed = now() - start;
 
-	printf("connections=%ld seconds=%.3f rate=%.0f\n", atomic_load(&completed), elapsed,
+	if (log_path) {
+		FILE *log = fopen(log_path, "w");
+
+		if (!log)
+			die(log_path);
+		for (int m = 0; m < 3; m++)
+			for (int p = 0; p < 65536; p++)
+				if (atomic_load(&per_port[m][p]))
+					fprintf(log, "%s %d %u\n", ending_names[m], p, atomic_load(&per_port[m][p]));
+		if (fclose(log))
+			die(log_path);
+	}
+	printf("connections=%ld seconds=%.3f rate=%.0f", atomic_load(&completed), elapsed,
 	       atomic_load(&completed) / elapsed);
+	for (int m = 0; m < 3; m++)
+		printf(" %s=%ld", ending_names[m], atomic_load(&per_ending[m]));
+	printf(" errors=%ld\n", atomic_load(&errors));
 	fflush(stdout);
 	/* Server threads may sit in accept(): exit without joining them. */
 	_exit(0);

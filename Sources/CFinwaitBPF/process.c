@@ -58,6 +58,16 @@ void fw_set_libbpf_verbose(int verbose)
 
 FILE *fw_stdout(void)
 {
+	/* A 64 KiB buffer: at tens of thousands of records a second, stdio's
+	 * default 4 KiB meant a write(2) for every ~20 lines. finwait flushes
+	 * after every drain (100 ms), so output is never held longer. */
+	static char buffer[64 * 1024];
+	static int buffered;
+
+	if (!buffered) {
+		setvbuf(stdout, buffer, _IOFBF, sizeof(buffer));
+		buffered = 1;
+	}
 	return stdout;
 }
 

@@ -93,6 +93,20 @@ void fw_tracer_counters(const struct fw_tracer *t, struct fw_counters *out)
 	*out = t->skel->bss->counters;
 }
 
+__u64 fw_tracer_recursion_misses(const struct fw_tracer *t)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_program__fd(t->skel->progs.inet_sock_set_state);
+
+	/* A transition that fires while the program already runs on this CPU
+	 * (softirq interrupting it in process context) is skipped by the kernel:
+	 * it can only be counted, from the program's info (5.12+, else 0). */
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.recursion_misses;
+}
+
 int fw_tracer_in_flight(struct fw_tracer *t, fw_record_fn fn, void *ctx)
 {
 	int fd = bpf_map__fd(t->skel->maps.socks);

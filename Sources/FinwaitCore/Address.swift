@@ -57,42 +57,78 @@ public struct Endpoints: Sendable, Hashable {
 extension IPAddress: CustomStringConvertible {
   /// Dotted quad, or RFC 5952 IPv6 text (longest zero run compressed).
   public var description: String {
-    switch self {
+    var line = LineBuffer(capacity: 48)
+    line.append(self)
+    return line.text
+  }
+
+  /// The 16-bit group `i` (0...7) of an IPv6 address.
+  func group(_ i: Int) -> UInt16 {
+    guard case let .v6(high, low) = self else { return 0 }
+    let half = i < 4 ? high : low
+    return UInt16(truncatingIfNeeded: half >> (48 - 16 * UInt64(i % 4)))
+  }
+}
+
+extension LineBuffer {
+  public mutating func append(_ address: IPAddress) {
+    switch address {
     case let .v4(a, b, c, d):
-      return "\(a).\(b).\(c).\(d)"
-    case let .v6(high, low):
-      var groups = [UInt16](repeating: 0, count: 8)
-      for i in 0..<4 {
-        groups[i] = UInt16(truncatingIfNeeded: high >> (48 - 16 * UInt64(i)))
-        groups[i + 4] = UInt16(truncatingIfNeeded: low >> (48 - 16 * UInt64(i)))
-      }
-      if groups[0..<5].allSatisfy({ $0 == 0 }) && groups[5] == 0xffff {
-        return "::ffff:\(groups[6] >> 8).\(groups[6] & 0xff).\(groups[7] >> 8).\(groups[7] & 0xff)"
-      }
-      var best = (start: -1, length: 0)
-      var i = 0
-      while i < 8 {
-        guard groups[i] == 0 else { i += 1; continue }
-        var j = i
-        while j < 8 && groups[j] == 0 { j += 1 }
-        if j - i > best.length && j - i > 1 { best = (i, j - i) }
-        i = j
-      }
-      func hex(_ range: Range<Int>) -> String {
-        groups[range].map { String($0, radix: 16) }.joined(separator: ":")
-      }
-      guard best.start >= 0 else { return hex(0..<8) }
-      return hex(0..<best.start) + "::" + hex((best.start + best.length)..<8)
+      append(decimal: UInt64(a))
+      append(ascii: ".")
+      append(decimal: UInt64(b))
+      append(ascii: ".")
+      append(decimal: UInt64(c))
+      append(ascii: ".")
+      append(decimal: UInt64(d))
+    case .v6:
+      appendIPv6(address)
     }
+  }
+
+  private mutating func appendIPv6(_ address: IPAddress) {
+    if (0..<5).allSatisfy({ address.group($0) == 0 }) && address.group(5) == 0xffff {
+      append("::ffff:")
+      let (g6, g7) = (address.group(6), address.group(7))
+      append(.v4(UInt8(g6 >> 8), UInt8(g6 & 0xff), UInt8(g7 >> 8), UInt8(g7 & 0xff)))
+      return
+    }
+    // The longest run of two or more zero groups becomes "::".
+    var best = (start: 8, length: 0)
+    var i = 0
+    while i < 8 {
+      guard address.group(i) == 0 else {
+        i += 1
+        continue
+      }
+      var j = i
+      while j < 8 && address.group(j) == 0 { j += 1 }
+      if j - i > best.length && j - i > 1 { best = (i, j - i) }
+      i = j
+    }
+    for i in 0..<8 {
+      if i == best.start { append("::") }
+      if i >= best.start && i < best.start + best.length { continue }
+      if i > 0 && i != best.start + best.length { append(ascii: ":") }
+      append(hex: UInt64(address.group(i)))
+    }
+  }
+
+  /// `addr:port`, with IPv6 addresses in brackets.
+  public mutating func append(_ address: IPAddress, port: UInt16) {
+    if case .v6 = address { append(ascii: "[") }
+    append(address)
+    if case .v6 = address { append(ascii: "]") }
+    append(ascii: ":")
+    append(decimal: UInt64(port))
   }
 }
 
 extension Endpoints {
   /// `addr:port`, with IPv6 addresses in brackets.
   public static func text(_ address: IPAddress, _ port: UInt16) -> String {
-    switch address {
-    case .v4: return "\(address):\(port)"
-    case .v6: return "[\(address)]:\(port)"
-    }
+    var line = LineBuffer(capacity: 56)
+    line.append(address, port: port)
+    return line.text
   }
 }

@@ -26,6 +26,12 @@ struct FIFO<Element> {
     storage.removeAll(keepingCapacity: true)
     head = 0
   }
+
+  /// Keeps, in order, only the elements `isIncluded` accepts.
+  mutating func retain(where isIncluded: (Element) -> Bool) {
+    storage = storage[head...].filter(isIncluded)
+    head = 0
+  }
 }
 
 /// A set that forgets its oldest members beyond `capacity`.

@@ -5,13 +5,25 @@ import CFinwaitEvent
 public struct Owner: Sendable, Hashable {
   public var pid: UInt32
   public var tid: UInt32
-  public var comm: String
   public var cgroupID: UInt64
+  /// Inline bytes, not a String: owners, and the events and records that
+  /// carry them, then copy as plain memory, without reference counting.
+  private var name: TaskName
+
+  /// The task name (at most 15 bytes in the kernel).
+  public var comm: String {
+    get { name.string }
+    set { name = TaskName(newValue) }
+  }
 
   public init(pid: UInt32, tid: UInt32, comm: String, cgroupID: UInt64) {
+    self.init(pid: pid, tid: tid, name: TaskName(comm), cgroupID: cgroupID)
+  }
+
+  init(pid: UInt32, tid: UInt32, name: TaskName, cgroupID: UInt64) {
     self.pid = pid
     self.tid = tid
-    self.comm = comm
+    self.name = name
     self.cgroupID = cgroupID
   }
 }
@@ -91,7 +103,7 @@ public enum DecodeError: Error, Equatable {
 }
 
 extension Event {
-  /// Decodes a record without allocating (comm fits Swift's inline small strings).
+  /// Decodes a record without allocating.
   public init(decoding raw: borrowing fw_event) throws(DecodeError) {
     switch UInt32(raw.kind) {
     case FW_KIND_ENTER.rawValue: kind = .enter
@@ -107,7 +119,7 @@ extension Event {
     finWait1At = raw.ts_fin_wait1_ns == 0 ? nil : raw.ts_fin_wait1_ns
     finWait2At = flags & FW_FLAG_FIN_WAIT2_SEEN != 0 ? raw.ts_fin_wait2_ns : nil
     let owner = flags & FW_FLAG_OWNER_KNOWN != 0
-      ? Owner(pid: raw.tgid, tid: raw.tid, comm: Self.comm(raw.comm), cgroupID: raw.cgroup_id)
+      ? Owner(pid: raw.tgid, tid: raw.tid, name: TaskName(kernel: raw.comm), cgroupID: raw.cgroup_id)
       : nil
     let family = raw.family
     guard let local = withUnsafeBytes(of: raw.saddr, { IPAddress(family: family, networkOrder: $0) }),
@@ -129,12 +141,84 @@ extension Event {
       peer = nil
     }
   }
+}
 
-  private static func comm(_ c: (CChar, CChar, CChar, CChar, CChar, CChar, CChar, CChar,
-                                 CChar, CChar, CChar, CChar, CChar, CChar, CChar, CChar)) -> String {
-    withUnsafeBytes(of: c) { raw in
-      let length = raw.firstIndex(of: 0) ?? raw.count
-      return String(decoding: raw[..<length], as: UTF8.self)
+/// A task name's UTF-8, inline. The kernel's comm is 16 bytes; 48 hold it
+/// even when every byte is invalid UTF-8 and becomes U+FFFD (3 bytes).
+struct TaskName: Sendable, Hashable {
+  static let capacity = 48
+  typealias Comm = (CChar, CChar, CChar, CChar, CChar, CChar, CChar, CChar,
+                    CChar, CChar, CChar, CChar, CChar, CChar, CChar, CChar)
+
+  /// Zero past `count`, so equal names have equal words.
+  private var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+  private var count: UInt8 = 0
+
+  /// A longer string (no task name is) is cut at a character boundary.
+  init(_ string: String) {
+    var string = string
+    var words = self.words
+    count = string.withUTF8 { utf8 in
+      var end = min(utf8.count, Self.capacity)
+      if end < utf8.count {
+        while end > 0 && utf8[end] & 0xC0 == 0x80 { end -= 1 }  // not inside a scalar
+      }
+      withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[..<end])) }
+      return UInt8(end)
     }
+    self.words = words
+  }
+
+  /// The kernel's NUL-terminated (or full) comm. ASCII, by far the usual
+  /// case, is copied word by word; anything else is decoded as before.
+  init(kernel comm: Comm) {
+    let (low, high) = withUnsafeBytes(of: comm) {
+      (UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+       UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+    }
+    let length: Int
+    if let i = Self.firstZeroByte(low) {
+      length = i
+    } else if let i = Self.firstZeroByte(high) {
+      length = 8 + i
+    } else {
+      length = 16
+    }
+    let lowMask = Self.mask(bytes: min(length, 8))
+    let highMask = Self.mask(bytes: max(length - 8, 0))
+    if (low & lowMask | high & highMask) & 0x8080_8080_8080_8080 == 0 {
+      self.init(ascii: (low & lowMask, high & highMask), count: length)
+      return
+    }
+    self.init(withUnsafeBytes(of: comm) { String(decoding: UnsafeRawBufferPointer(rebasing: $0[..<length]), as: UTF8.self) })
+  }
+
+  private init(ascii littleEndian: (UInt64, UInt64), count: Int) {
+    words.0 = littleEndian.0.littleEndian
+    words.1 = littleEndian.1.littleEndian
+    self.count = UInt8(count)
+  }
+
+  var string: String {
+    withUnsafeBytes(of: words) { String(decoding: UnsafeRawBufferPointer(rebasing: $0[..<Int(count)]), as: UTF8.self) }
+  }
+
+  static func == (a: TaskName, b: TaskName) -> Bool {
+    a.count == b.count && a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2
+      && a.words.3 == b.words.3 && a.words.4 == b.words.4 && a.words.5 == b.words.5
+  }
+
+  func hash(into hasher: inout Hasher) {
+    withUnsafeBytes(of: words) { hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: $0[..<Int(count)])) }
+  }
+
+  /// Index of the lowest zero byte of a little-endian word, if any.
+  private static func firstZeroByte(_ v: UInt64) -> Int? {
+    let flagged = (v &- 0x0101_0101_0101_0101) & ~v & 0x8080_8080_8080_8080
+    return flagged == 0 ? nil : flagged.trailingZeroBitCount / 8
+  }
+
+  private static func mask(bytes: Int) -> UInt64 {
+    bytes >= 8 ? ~0 : (1 << UInt64(bytes * 8)) &- 1
   }
 }

@@ -1,127 +1,210 @@
 /// `--json`: one object per line. Keys are documented in the README.
 public struct JSONFormat: Sendable {
   public let clock: WallClock
+  private var seconds = SecondText()
 
   public init(clock: WallClock) {
     self.clock = clock
   }
 
   public func line(_ r: Record) -> String {
-    var o = JSONObject()
-    o.add("type", string: r.kind.rawValue)
-    o.add("time", string: clock.rfc3339(ofMonotonic: r.timestamp))
+    var copy = self
+    var line = LineBuffer()
+    copy.write(r, to: &line)
+    return line.text
+  }
+
+  /// Appends the record's object (without the newline).
+  public mutating func write(_ r: Record, to o: inout LineBuffer) {
+    o.append(ascii: "{")
+    o.json("type", string: r.kind.rawValue)
+    o.jsonKey("time")
+    o.append(ascii: "\"")
+    o.append(rfc3339OfMonotonic: r.timestamp, clock: clock, cache: &seconds)
+    o.append(ascii: "\"")
     if let owner = r.connection.owner {
-      o.add("pid", number: UInt64(owner.pid))
-      o.add("tid", number: UInt64(owner.tid))
-      o.add("comm", string: owner.comm)
-      o.add("cgroup_id", number: owner.cgroupID)
+      o.json("pid", number: UInt64(owner.pid))
+      o.json("tid", number: UInt64(owner.tid))
+      o.json("comm", string: owner.comm)
+      o.json("cgroup_id", number: owner.cgroupID)
     } else {
-      for key in ["pid", "tid", "comm", "cgroup_id"] { o.addNull(key) }
+      o.jsonNull("pid")
+      o.jsonNull("tid")
+      o.jsonNull("comm")
+      o.jsonNull("cgroup_id")
     }
-    o.add("family", string: r.connection.endpoints.local.family.rawValue)
-    o.add("saddr", string: r.connection.endpoints.local.description)
-    o.add("sport", number: UInt64(r.connection.endpoints.localPort))
-    o.add("daddr", string: r.connection.endpoints.remote.description)
-    o.add("dport", number: UInt64(r.connection.endpoints.remotePort))
-    o.add("path", string: r.connection.path.rawValue)
-    o.add("syscall", string: r.connection.syscall.rawValue)
-    o.add("syscall_nr", signed: Int64(r.connection.syscallNumber))
-    o.add("orphaned", bool: r.orphaned)
-    o.add("orphaned_at_entry", bool: r.connection.orphanedAtEntry)
+    let e = r.connection.endpoints
+    o.json("family", string: e.local.family.rawValue)
+    o.jsonKey("saddr")
+    o.append(ascii: "\"")
+    o.append(e.local)
+    o.append(ascii: "\"")
+    o.json("sport", number: UInt64(e.localPort))
+    o.jsonKey("daddr")
+    o.append(ascii: "\"")
+    o.append(e.remote)
+    o.append(ascii: "\"")
+    o.json("dport", number: UInt64(e.remotePort))
+    o.json("path", string: r.connection.path.rawValue)
+    o.json("syscall", string: r.connection.syscall.rawValue)
+    o.json("syscall_nr", signed: Int64(r.connection.syscallNumber))
+    o.json("orphaned", bool: r.orphaned)
+    o.json("orphaned_at_entry", bool: r.connection.orphanedAtEntry)
     switch r.dwell {
     case let .exact(ns):
-      o.add("dwell_ns", number: ns)
+      o.json("dwell_ns", number: ns)
     case let .atLeast(ns):
-      o.add("dwell_ns", number: ns)
-      o.add("dwell_lower_bound", bool: true)
+      o.json("dwell_ns", number: ns)
+      o.json("dwell_lower_bound", bool: true)
     case let .pending(observed):
       // Not a dwell: FIN_WAIT2 goes on inside a timewait socket.
-      o.addNull("dwell_ns")
-      o.add("dwell_pending", bool: true)
-      o.add("fullsock_dwell_ns", number: observed)
+      o.jsonNull("dwell_ns")
+      o.json("dwell_pending", bool: true)
+      o.json("fullsock_dwell_ns", number: observed)
     }
-    if let end = r.end { o.add("end", string: end.rawValue) }
-    o.add("netns", number: UInt64(r.connection.netns))
-    if let deadline = r.deadline { o.add("deadline", string: clock.rfc3339(ofMonotonic: deadline)) }
-    if let peer = r.peer {
-      if let owner = peer.owner {
-        o.add("peer_pid", number: UInt64(owner.pid))
-        o.add("peer_comm", string: owner.comm)
-      } else {
-        o.addNull("peer_pid")
-        o.addNull("peer_comm")
-      }
-      if let wait = peer.closeWait(now: r.timestamp) { o.add("peer_close_wait_ns", number: wait) }
-      o.add("peer_closed", bool: peer.closedAt != nil)
-      o.add("peer_netns", number: UInt64(peer.netns))
+    if let end = r.end { o.json("end", string: end.rawValue) }
+    o.json("netns", number: UInt64(r.connection.netns))
+    if let deadline = r.deadline {
+      o.jsonKey("deadline")
+      o.append(ascii: "\"")
+      o.append(rfc3339OfMonotonic: deadline, clock: clock, cache: &seconds)
+      o.append(ascii: "\"")
     }
-    if r.connection.socket != 0 { o.add("socket", string: "0x" + String(r.connection.socket, radix: 16)) }
-    return o.closed
+    if let peer = r.peer { writePeer(peer, at: r.timestamp, to: &o) }
+    if r.connection.socket != 0 {
+      o.jsonKey("socket")
+      o.append("\"0x")
+      o.append(hex: r.connection.socket)
+      o.append(ascii: "\"")
+    }
+    o.append(ascii: "}")
+  }
+
+  private func writePeer(_ peer: Peer, at now: UInt64, to o: inout LineBuffer) {
+    if let owner = peer.owner {
+      o.json("peer_pid", number: UInt64(owner.pid))
+      o.json("peer_comm", string: owner.comm)
+    } else {
+      o.jsonNull("peer_pid")
+      o.jsonNull("peer_comm")
+    }
+    if let wait = peer.closeWait(now: now) { o.json("peer_close_wait_ns", number: wait) }
+    o.json("peer_closed", bool: peer.closedAt != nil)
+    o.json("peer_netns", number: UInt64(peer.netns))
   }
 }
 
-/// A flat JSON object built by appending; strings are escaped per RFC 8259.
+/// A flat JSON object built by appending (the summary, with keys known only
+/// at run time); strings are escaped per RFC 8259.
 public struct JSONObject {
-  public private(set) var text = "{"
+  private var line = LineBuffer()
 
   public init() {
-    text.reserveCapacity(512)
-  }
-
-  private mutating func key(_ k: String) {
-    if text.utf8.count > 1 { text += "," }
-    text += "\""
-    text += k
-    text += "\":"
+    line.append(ascii: "{")
   }
 
   public mutating func add(_ k: String, string value: String) {
-    key(k)
-    Self.appendQuoted(value, to: &text)
+    line.jsonKey(k)
+    line.appendJSONQuoted(value)
   }
 
   public mutating func add(_ k: String, number value: UInt64) {
-    key(k)
-    text += String(value)
+    line.jsonKey(k)
+    line.append(decimal: value)
   }
 
   public mutating func add(_ k: String, signed value: Int64) {
-    key(k)
-    text += String(value)
+    line.jsonKey(k)
+    line.append(decimal: value)
   }
 
   public mutating func add(_ k: String, bool value: Bool) {
-    key(k)
-    text += value ? "true" : "false"
+    line.jsonKey(k)
+    line.append(value ? "true" : "false")
   }
 
   public mutating func add(_ k: String, raw json: String) {
-    key(k)
-    text += json
+    line.jsonKey(k)
+    line.append(json)
   }
 
   public mutating func addNull(_ k: String) {
-    key(k)
-    text += "null"
+    line.jsonKey(k)
+    line.append("null")
   }
 
   /// The object text with its closing brace.
-  public var closed: String { text + "}" }
+  public var closed: String {
+    var copy = line
+    copy.append(ascii: "}")
+    return copy.text
+  }
+}
 
-  static func appendQuoted(_ s: String, to out: inout String) {
-    out += "\""
-    for scalar in s.unicodeScalars {
-      switch scalar {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
-      case _ where scalar.value < 0x20:
-        out += "\\u00" + digits(Int(scalar.value >> 4), 1) + String(scalar.value & 0xf, radix: 16)
-      default: out.unicodeScalars.append(scalar)
+extension LineBuffer {
+  /// `"key":`, after a comma unless it is the object's first key.
+  mutating func jsonKey(_ k: StaticString) {
+    if last != UInt8(ascii: "{") { append(ascii: ",") }
+    append(ascii: "\"")
+    append(k)
+    append("\":")
+  }
+
+  mutating func jsonKey(_ k: String) {
+    if last != UInt8(ascii: "{") { append(ascii: ",") }
+    appendJSONQuoted(k)
+    append(ascii: ":")
+  }
+
+  mutating func json(_ k: StaticString, string value: String) {
+    jsonKey(k)
+    appendJSONQuoted(value)
+  }
+
+  mutating func json(_ k: StaticString, number value: UInt64) {
+    jsonKey(k)
+    append(decimal: value)
+  }
+
+  mutating func json(_ k: StaticString, signed value: Int64) {
+    jsonKey(k)
+    append(decimal: value)
+  }
+
+  mutating func json(_ k: StaticString, bool value: Bool) {
+    jsonKey(k)
+    append(value ? "true" : "false")
+  }
+
+  mutating func jsonNull(_ k: StaticString) {
+    jsonKey(k)
+    append("null")
+  }
+
+  /// A JSON string: quotes, backslashes and control characters escaped;
+  /// other UTF-8 passes through.
+  mutating func appendJSONQuoted(_ s: String) {
+    append(ascii: "\"")
+    // Nearly every string (comm, names) needs no escape: one bulk copy.
+    guard s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+      append(s)
+      append(ascii: "\"")
+      return
+    }
+    for byte in s.utf8 {
+      switch byte {
+      case UInt8(ascii: "\""): append("\\\"")
+      case UInt8(ascii: "\\"): append("\\\\")
+      case UInt8(ascii: "\n"): append("\\n")
+      case UInt8(ascii: "\r"): append("\\r")
+      case UInt8(ascii: "\t"): append("\\t")
+      case ..<0x20:
+        append("\\u00")
+        append(hex: UInt64(byte >> 4))
+        append(hex: UInt64(byte & 0xf))
+      default: append(byte: byte)
       }
     }
-    out += "\""
+    append(ascii: "\"")
   }
 }

@@ -8,14 +8,20 @@ public struct KernelCounters: Sendable, Equatable {
   public var mapFull: UInt64
   /// FIN_WAIT2 transitions of sockets whose FIN_WAIT1 was not seen.
   public var unseenStart: UInt64
+  /// State changes the kernel did not run the program for: it was already
+  /// running on that CPU (a softirq interrupted it). Each may be a lost start
+  /// or end.
+  public var recursionMisses: UInt64
 
-  public init(ringbufDrops: UInt64 = 0, mapFull: UInt64 = 0, unseenStart: UInt64 = 0) {
+  public init(ringbufDrops: UInt64 = 0, mapFull: UInt64 = 0, unseenStart: UInt64 = 0, recursionMisses: UInt64 = 0) {
     self.ringbufDrops = ringbufDrops
     self.mapFull = mapFull
     self.unseenStart = unseenStart
+    self.recursionMisses = recursionMisses
   }
 
-  public init(_ raw: fw_counters) {
-    self.init(ringbufDrops: raw.ringbuf_drops, mapFull: raw.map_full, unseenStart: raw.unseen_start)
+  public init(_ raw: fw_counters, recursionMisses: UInt64 = 0) {
+    self.init(ringbufDrops: raw.ringbuf_drops, mapFull: raw.map_full, unseenStart: raw.unseen_start,
+              recursionMisses: recursionMisses)
   }
 }

@@ -21,6 +21,24 @@ public struct OrphanReconciler {
       self.netns = netns
       self.endpoints = endpoints
     }
+
+    /// Whole words, as this is hashed for every orphan record: the
+    /// synthesized hash feeds the hasher field by field, IPv4 byte by byte.
+    public func hash(into hasher: inout Hasher) {
+      hasher.combine(UInt64(netns) << 32 | UInt64(endpoints.localPort) << 16 | UInt64(endpoints.remotePort))
+      Self.combine(endpoints.local, into: &hasher)
+      Self.combine(endpoints.remote, into: &hasher)
+    }
+
+    private static func combine(_ address: IPAddress, into hasher: inout Hasher) {
+      switch address {
+      case let .v4(a, b, c, d):
+        hasher.combine(UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d))
+      case let .v6(high, low):
+        hasher.combine(high)
+        hasher.combine(low)
+      }
+    }
   }
 
   struct Pending {
@@ -58,21 +76,23 @@ public struct OrphanReconciler {
     startIsLowerBound: Bool = false, emit: (Record) -> Void
   ) {
     let key = Key(netns: record.connection.netns, endpoints: record.connection.endpoints)
-    var deadline = deadline
-    if let replaced = pending[key] {
-      if replaced.startIsLowerBound && handedOverAt <= replaced.handedOverAt {
-        // Listed at start and reported by the tracepoint too (it was handed
-        // over just before): one connection, and the tracepoint knows more.
-        deadline = deadline ?? replaced.deadline
-      } else {
-        // A new connection took the 4-tuple over (tcp_tw_reuse kills the
-        // timewait socket): the older one's end cannot be known; say so.
-        emit(replaced.record)
-      }
-    }
-    pending[key] = Pending(
+    // One hash on the usual path (a 4-tuple not followed yet).
+    let followed = Pending(
       record: record, enteredAt: enteredAt, startIsLowerBound: startIsLowerBound, handedOverAt: handedOverAt,
       deadline: deadline, seen: deadline != nil)
+    guard let replaced = pending.updateValue(followed, forKey: key) else { return }
+    if replaced.startIsLowerBound && handedOverAt <= replaced.handedOverAt {
+      // Listed at start and reported by the tracepoint too (it was handed
+      // over just before): one connection, and the tracepoint knows more.
+      if deadline == nil, let earlier = replaced.deadline, let i = pending.index(forKey: key) {
+        pending.values[i].deadline = earlier
+        pending.values[i].seen = true
+      }
+    } else {
+      // A new connection took the 4-tuple over (tcp_tw_reuse kills the
+      // timewait socket): the older one's end cannot be known; say so.
+      emit(replaced.record)
+    }
   }
 
   /// The local peer closed: its FIN reached the timewait socket at once.

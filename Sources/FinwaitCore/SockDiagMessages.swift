@@ -13,7 +13,7 @@ public enum SockDiagMessages {
   static let tcpInfoLastAckReceived = 56
 
   public enum ParseError: Error, Equatable {
-    /// A length field points past the data received.
+    /// A length field points past the data received; `offset` is where, in the datagram.
     case truncated(offset: Int)
     /// The kernel answered with an error (errno).
     case kernel(errno: Int32)
@@ -23,6 +23,11 @@ public enum SockDiagMessages {
     public var sockets: [DiagSocket] = []
     /// NLMSG_DONE seen: the dump is complete.
     public var done = false
+
+    public init(sockets: [DiagSocket] = [], done: Bool = false) {
+      self.sockets = sockets
+      self.done = done
+    }
   }
 
   /// A dump request for TCP sockets of `family` (2 or 10) in `states` (a mask
@@ -58,11 +63,13 @@ public enum SockDiagMessages {
         return batch
       case messageError:
         guard body.count >= 4 else { throw .truncated(offset: offset) }
-        let errno = -Int32(littleEndian: body.loadUnaligned(as: Int32.self))
+        // The kernel sends a negative errno; wrapping negation keeps a
+        // garbage Int32.min from trapping.
+        let errno = 0 &- Int32(littleEndian: body.loadUnaligned(as: Int32.self))
         if errno != 0 { throw .kernel(errno: errno) }
       case messageByFamily:
         guard body.count >= diagMessageLength else { throw .truncated(offset: offset) }
-        if let socket = try socket(body) { batch.sockets.append(socket) }
+        if let socket = try socket(body, at: offset + headerLength) { batch.sockets.append(socket) }
       default:
         break
       }
@@ -72,7 +79,8 @@ public enum SockDiagMessages {
     return batch
   }
 
-  static func socket(_ m: UnsafeRawBufferPointer) throws(ParseError) -> DiagSocket? {
+  /// `base`: where `m` starts in the datagram, so an error points into the datagram.
+  static func socket(_ m: UnsafeRawBufferPointer, at base: Int) throws(ParseError) -> DiagSocket? {
     guard let state = DiagSocket.State(rawValue: m[1]) else { return nil }
     let family = m[0]
     func port(_ at: Int) -> UInt16 { UInt16(m[at]) << 8 | UInt16(m[at + 1]) }
@@ -88,7 +96,7 @@ public enum SockDiagMessages {
     while offset + 4 <= m.count {
       let length = Int(m.loadUnaligned(fromByteOffset: offset, as: UInt16.self).littleEndian)
       let type = m.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self).littleEndian
-      guard length >= 4, offset + length <= m.count else { throw .truncated(offset: offset) }
+      guard length >= 4, offset + length <= m.count else { throw .truncated(offset: base + offset) }
       if type == attributeInfo, length - 4 >= tcpInfoLastAckReceived + 4 {
         socket.lastAckReceivedMilliseconds = u32(offset + 4 + tcpInfoLastAckReceived)
       }

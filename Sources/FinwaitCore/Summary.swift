@@ -1,9 +1,26 @@
 /// What finwait prints when it stops: dwell histograms per path, counts per
 /// end, and every loss it knows of.
 public struct Summary: Sendable {
-  /// Exact dwells (FIN_WAIT2 began and ended while traced), in microseconds.
-  public private(set) var dwellByPath: [Path: Log2Histogram] = [:]
-  public private(set) var ends: [End: Int] = [:]
+  /// Indexed by `Path.ordinal` and `End.ordinal`, not keyed: this runs for
+  /// every record, and these enums hash through their String raw values.
+  private var histograms = [Log2Histogram](repeating: Log2Histogram(), count: Path.allCases.count)
+  private var endCounts = [Int](repeating: 0, count: End.allCases.count)
+
+  /// Exact dwells (FIN_WAIT2 began and ended while traced), in microseconds,
+  /// for the paths that had any.
+  public var dwellByPath: [Path: Log2Histogram] {
+    var byPath: [Path: Log2Histogram] = [:]
+    for path in Path.allCases where histograms[path.ordinal].total > 0 { byPath[path] = histograms[path.ordinal] }
+    return byPath
+  }
+
+  /// Records per end, for the ends seen.
+  public var ends: [End: Int] {
+    var byEnd: [End: Int] = [:]
+    for end in End.allCases where endCounts[end.ordinal] > 0 { byEnd[end] = endCounts[end.ordinal] }
+    return byEnd
+  }
+
   public private(set) var stuck = 0
   /// Longest lower bound among connections still in FIN_WAIT2 at exit.
   public private(set) var oldestAtExit: UInt64?
@@ -24,12 +41,12 @@ public struct Summary: Sendable {
     case .finWait2:
       break
     }
-    if let end = r.end { ends[end, default: 0] += 1 }
+    if let end = r.end { endCounts[end.ordinal] += 1 }
     switch r.dwell {
     case let .exact(ns):
-      dwellByPath[r.connection.path, default: Log2Histogram()].record(ns / 1_000)
-    case let .atLeast(ns) where r.end == .tracerExit:
-      oldestAtExit = max(oldestAtExit ?? 0, ns)
+      histograms[r.connection.path.ordinal].record(ns / 1_000)
+    case let .atLeast(ns):
+      if r.end == .tracerExit { oldestAtExit = max(oldestAtExit ?? 0, ns) }
     default:
       break
     }
@@ -48,6 +65,8 @@ public struct Summary: Sendable {
   }
 
   public func text(losses: Losses, tracedFor ns: UInt64) -> [String] {
+    let dwellByPath = dwellByPath
+    let ends = ends
     var lines = ["", "Traced for \(formatDuration(nanoseconds: ns))."]
     if dwellByPath.isEmpty {
       lines.append("No connection began and ended FIN_WAIT2 while traced.")
@@ -72,11 +91,14 @@ public struct Summary: Sendable {
     lines.append(
       "Lost: ring buffer drops \(losses.kernel.ringbufDrops), untracked (socket map full) \(losses.kernel.mapFull), "
         + "ends lost \(losses.tracker.lostEnds), undecodable records \(losses.undecodable); "
-        + "FIN_WAIT2 starts not seen \(losses.kernel.unseenStart)")
+        + "FIN_WAIT2 starts not seen \(losses.kernel.unseenStart), "
+        + "state changes the kernel skipped (program busy on that CPU) \(losses.kernel.recursionMisses)")
     return lines
   }
 
   public func json(losses: Losses, tracedFor ns: UInt64) -> String {
+    let dwellByPath = dwellByPath
+    let ends = ends
     var o = JSONObject()
     o.add("type", string: "summary")
     o.add("traced_ns", number: ns)
@@ -101,6 +123,35 @@ public struct Summary: Sendable {
     o.add("lost_ends", number: UInt64(losses.tracker.lostEnds))
     o.add("undecodable", number: UInt64(losses.undecodable))
     o.add("unseen_start", number: losses.kernel.unseenStart)
+    o.add("recursion_misses", number: losses.kernel.recursionMisses)
     return o.closed
+  }
+}
+
+extension Path {
+  /// Position in `allCases`, without going through the raw value.
+  var ordinal: Int {
+    switch self {
+    case .shutdownWrite: 0
+    case .shutdownReadWrite: 1
+    case .close: 2
+    case .exit: 3
+    case .other: 4
+    case .unknown: 5
+    }
+  }
+}
+
+extension End {
+  /// Position in `allCases`, without going through the raw value.
+  var ordinal: Int {
+    switch self {
+    case .peerFin: 0
+    case .reset: 1
+    case .timewaitOrphan: 2
+    case .timeout: 3
+    case .tracerExit: 4
+    case .lost: 5
+    }
   }
 }

@@ -3,51 +3,99 @@ public struct TextFormat: Sendable {
   public let clock: WallClock
   /// finwait's own network namespace: others are named on each line.
   public let ownNetns: UInt32
+  private var seconds = SecondText()
 
   public init(clock: WallClock, ownNetns: UInt32 = 0) {
     self.clock = clock
     self.ownNetns = ownNetns
   }
 
+  static let columns: [(title: String, width: Int)] = [
+    ("TIME", 9), ("PID", 8), ("COMM", 16), ("PATH", 14), ("CONNECTION (local > remote)", 44), ("SOCKET", 10),
+    ("DWELL", 10), ("END", 0),
+  ]
+
   public var header: String {
-    pad("TIME", right: 9) + pad("PID", right: 8) + pad("COMM", right: 16) + pad("PATH", right: 14)
-      + pad("CONNECTION (local > remote)", right: 44) + pad("SOCKET", right: 10)
-      + pad("DWELL", right: 10) + "END"
+    var line = LineBuffer()
+    for column in Self.columns {
+      let start = line.count
+      line.append(column.title)
+      line.pad(from: start, to: column.width)
+    }
+    return line.text
   }
 
   public func line(_ r: Record) -> String {
-    let pid = r.connection.owner.map { String($0.pid) } ?? "?"
-    let comm = r.connection.owner?.comm ?? "?"
-    return pad(clock.clockTime(ofMonotonic: r.timestamp), right: 9) + pad(pid, right: 8)
-      + pad(comm, right: 16) + pad(Self.pathText(r), right: 14)
-      + pad(Self.connectionText(r.connection.endpoints), right: 44) + pad(Self.socketText(r), right: 10)
-      + pad(Self.dwellText(r.dwell), right: 10) + Self.endText(r, clock: clock) + details(r)
+    var copy = self
+    var line = LineBuffer()
+    copy.write(r, to: &line)
+    return line.text
+  }
+
+  /// Appends the record's line (without the newline).
+  public mutating func write(_ r: Record, to line: inout LineBuffer) {
+    var start = line.count
+    func next(_ column: Int, _ line: inout LineBuffer) {
+      // A field wider than its column (close(close_range)) still gets a space.
+      line.pad(from: start, to: Self.columns[column].width)
+      if line.last != UInt8(ascii: " ") { line.append(ascii: " ") }
+      start = line.count
+    }
+    line.append(clockTimeOfMonotonic: r.timestamp, clock: clock, cache: &seconds)
+    next(0, &line)
+    if let owner = r.connection.owner { line.append(decimal: UInt64(owner.pid)) } else { line.append(ascii: "?") }
+    next(1, &line)
+    line.append(r.connection.owner?.comm ?? "?")
+    next(2, &line)
+    Self.writePath(r, to: &line)
+    next(3, &line)
+    let e = r.connection.endpoints
+    line.append(e.local, port: e.localPort)
+    line.append(" > ")
+    line.append(e.remote, port: e.remotePort)
+    next(4, &line)
+    line.append(Self.socketText(r))
+    next(5, &line)
+    Self.writeDwell(r.dwell, to: &line)
+    next(6, &line)
+    writeEnd(r, to: &line)
+    writeDetails(r, to: &line)
   }
 
   /// Where it is and who is on the other end, when that is known.
-  func details(_ r: Record) -> String {
-    var text = ""
-    if r.connection.netns != ownNetns && r.connection.netns != 0 { text += " netns=\(r.connection.netns)" }
-    if let peer = r.peer {
-      text += " peer=" + (peer.owner.map { "\($0.pid)/\($0.comm)" } ?? "local")
-      if let wait = peer.closeWait(now: r.timestamp) {
-        text += (peer.closedAt == nil ? " close_wait>=" : " close_wait=") + formatDuration(nanoseconds: wait)
-      }
+  func writeDetails(_ r: Record, to line: inout LineBuffer) {
+    if r.connection.netns != ownNetns && r.connection.netns != 0 {
+      line.append(" netns=")
+      line.append(decimal: UInt64(r.connection.netns))
     }
-    return text
+    guard let peer = r.peer else { return }
+    line.append(" peer=")
+    if let owner = peer.owner {
+      line.append(decimal: UInt64(owner.pid))
+      line.append(ascii: "/")
+      line.append(owner.comm)
+    } else {
+      line.append("local")
+    }
+    if let wait = peer.closeWait(now: r.timestamp) {
+      line.append(peer.closedAt == nil ? " close_wait>=" : " close_wait=")
+      line.append(duration: wait)
+    }
   }
 
   /// `close` names the syscall when it was not close() itself (dup2, execve, ...).
-  static func pathText(_ r: Record) -> String {
-    guard r.connection.path == .close, r.connection.syscall != .close, r.connection.syscall != .unknown else { return r.connection.path.rawValue }
-    return "close(\(r.connection.syscall.rawValue))"
+  static func writePath(_ r: Record, to line: inout LineBuffer) {
+    let c = r.connection
+    guard c.path == .close, c.syscall != .close, c.syscall != .unknown else {
+      line.append(c.path.rawValue)
+      return
+    }
+    line.append("close(")
+    line.append(c.syscall.rawValue)
+    line.append(ascii: ")")
   }
 
-  static func connectionText(_ e: Endpoints) -> String {
-    Endpoints.text(e.local, e.localPort) + " > " + Endpoints.text(e.remote, e.remotePort)
-  }
-
-  static func socketText(_ r: Record) -> String {
+  static func socketText(_ r: Record) -> StaticString {
     switch (r.connection.orphanedAtEntry, r.orphaned) {
     case (false, false): "attached"
     case (false, true): "att>orph"
@@ -55,22 +103,34 @@ public struct TextFormat: Sendable {
     }
   }
 
-  static func dwellText(_ d: Dwell) -> String {
+  static func writeDwell(_ d: Dwell, to line: inout LineBuffer) {
     switch d {
-    case let .exact(ns): formatDuration(nanoseconds: ns)
-    case let .atLeast(ns): ">=" + formatDuration(nanoseconds: ns)
-    case .pending: "pending"
+    case let .exact(ns): line.append(duration: ns)
+    case let .atLeast(ns):
+      line.append(">=")
+      line.append(duration: ns)
+    case .pending: line.append("pending")
     }
   }
 
-  static func endText(_ r: Record, clock: WallClock) -> String {
-    let deadline = r.deadline.map { " (timewait until " + clock.clockTime(ofMonotonic: $0) + ")" } ?? ""
+  mutating func writeEnd(_ r: Record, to line: inout LineBuffer) {
     switch (r.kind, r.end) {
-    case (.stuck, _): return "STUCK (still in FIN_WAIT2)"
-    case (.existing, _): return "EXISTING" + deadline
-    case (_, .timewaitOrphan?): return "timewait_orphan (FIN_WAIT2 goes on in timewait)"
-    case let (_, end?): return end.rawValue + deadline
-    case (_, nil): return ""
+    case (.stuck, _): line.append("STUCK (still in FIN_WAIT2)")
+    case (.existing, _):
+      line.append("EXISTING")
+      writeDeadline(r, to: &line)
+    case (_, .timewaitOrphan?): line.append("timewait_orphan (FIN_WAIT2 goes on in timewait)")
+    case let (_, end?):
+      line.append(end.rawValue)
+      writeDeadline(r, to: &line)
+    case (_, nil): break
     }
+  }
+
+  private mutating func writeDeadline(_ r: Record, to line: inout LineBuffer) {
+    guard let deadline = r.deadline else { return }
+    line.append(" (timewait until ")
+    line.append(clockTimeOfMonotonic: deadline, clock: clock, cache: &seconds)
+    line.append(ascii: ")")
   }
 }

@@ -22,49 +22,116 @@ public struct WallClock: Sendable, Equatable {
 
   /// RFC 3339 in UTC with microseconds: `2026-11-28T10:58:03.123456Z`.
   public func rfc3339(ofMonotonic ns: UInt64) -> String {
-    let (seconds, nanos) = wallTime(ofMonotonic: ns)
-    var t = time_t(seconds)
-    var parts = tm()
-    gmtime_r(&t, &parts)
-    return digits(Int(parts.tm_year) + 1900, 4) + "-" + digits(Int(parts.tm_mon) + 1, 2) + "-"
-      + digits(Int(parts.tm_mday), 2) + "T" + digits(Int(parts.tm_hour), 2) + ":"
-      + digits(Int(parts.tm_min), 2) + ":" + digits(Int(parts.tm_sec), 2) + "."
-      + digits(Int(nanos / 1000), 6) + "Z"
+    var line = LineBuffer(capacity: 32)
+    var cache = SecondText()
+    line.append(rfc3339OfMonotonic: ns, clock: self, cache: &cache)
+    return line.text
   }
 
   /// Local `HH:MM:SS`, as bcc tools print it.
   public func clockTime(ofMonotonic ns: UInt64) -> String {
-    var t = time_t(wallTime(ofMonotonic: ns).seconds)
-    var parts = tm()
-    localtime_r(&t, &parts)
-    return digits(Int(parts.tm_hour), 2) + ":" + digits(Int(parts.tm_min), 2) + ":"
-      + digits(Int(parts.tm_sec), 2)
+    var line = LineBuffer(capacity: 8)
+    var cache = SecondText()
+    line.append(clockTimeOfMonotonic: ns, clock: self, cache: &cache)
+    return line.text
   }
 }
 
-func digits(_ value: Int, _ width: Int) -> String {
-  let s = String(value)
-  return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+/// The text of one wall-clock second, kept while records fall in that second:
+/// gmtime_r/localtime_r once per second, not once per record.
+public struct SecondText: Sendable {
+  var second: Int64 = .min
+  var text = LineBuffer(capacity: 20)
+
+  public init() {}
+
+  mutating func of(_ second: Int64, _ render: (inout LineBuffer, tm) -> Void, local: Bool) -> LineBuffer {
+    if second != self.second {
+      var t = time_t(second)
+      var parts = tm()
+      if local { localtime_r(&t, &parts) } else { gmtime_r(&t, &parts) }
+      text.clear()
+      render(&text, parts)
+      self.second = second
+    }
+    return text
+  }
+}
+
+extension LineBuffer {
+  /// RFC 3339 in UTC with microseconds: `2026-11-28T10:58:03.123456Z`.
+  public mutating func append(rfc3339OfMonotonic ns: UInt64, clock: WallClock, cache: inout SecondText) {
+    let (seconds, nanos) = clock.wallTime(ofMonotonic: ns)
+    append(cache.of(seconds, { line, t in
+      line.append(decimal: UInt64(Int(t.tm_year) + 1900), minimumDigits: 4)
+      line.append(ascii: "-")
+      line.append(decimal: UInt64(t.tm_mon + 1), minimumDigits: 2)
+      line.append(ascii: "-")
+      line.append(decimal: UInt64(t.tm_mday), minimumDigits: 2)
+      line.append(ascii: "T")
+      line.appendTimeOfDay(t)
+    }, local: false))
+    append(ascii: ".")
+    append(decimal: UInt64(nanos / 1000), minimumDigits: 6)
+    append(ascii: "Z")
+  }
+
+  /// Local `HH:MM:SS`, as bcc tools print it.
+  public mutating func append(clockTimeOfMonotonic ns: UInt64, clock: WallClock, cache: inout SecondText) {
+    append(cache.of(clock.wallTime(ofMonotonic: ns).seconds, { $0.appendTimeOfDay($1) }, local: true))
+  }
+
+  mutating func appendTimeOfDay(_ t: tm) {
+    append(decimal: UInt64(t.tm_hour), minimumDigits: 2)
+    append(ascii: ":")
+    append(decimal: UInt64(t.tm_min), minimumDigits: 2)
+    append(ascii: ":")
+    append(decimal: UInt64(t.tm_sec), minimumDigits: 2)
+  }
+
+  /// Human-readable durations: `850ns`, `12.3us`, `301.2ms`, `3.01s`, `5m02s`, `2h03m`.
+  public mutating func append(duration ns: UInt64) {
+    switch ns {
+    case ..<1_000:
+      append(decimal: ns)
+      append("ns")
+    case ..<1_000_000:
+      append(fixed: ns, unit: 1_000, decimals: 1)
+      append("us")
+    case ..<1_000_000_000:
+      append(fixed: ns, unit: 1_000_000, decimals: 1)
+      append("ms")
+    case ..<60_000_000_000:
+      append(fixed: ns, unit: 1_000_000_000, decimals: 2)
+      append("s")
+    case ..<3_600_000_000_000:
+      let s = ns / 1_000_000_000
+      append(decimal: s / 60)
+      append("m")
+      append(decimal: s % 60, minimumDigits: 2)
+      append("s")
+    default:
+      let m = ns / 60_000_000_000
+      append(decimal: m / 60)
+      append("h")
+      append(decimal: m % 60, minimumDigits: 2)
+      append("m")
+    }
+  }
+
+  private mutating func append(fixed value: UInt64, unit: UInt64, decimals: Int) {
+    var scale: UInt64 = 1
+    for _ in 0..<decimals { scale *= 10 }
+    let scaled = (value * scale + unit / 2) / unit
+    append(decimal: scaled / scale)
+    append(ascii: ".")
+    append(decimal: scaled % scale, minimumDigits: decimals)
+  }
 }
 
 /// Human-readable durations: `850ns`, `12.3us`, `301.2ms`, `3.01s`, `5m02s`, `2h03m`.
 public func formatDuration(nanoseconds ns: UInt64) -> String {
-  func fixed(_ value: UInt64, _ unit: UInt64, decimals: Int) -> String {
-    var scale: UInt64 = 1
-    for _ in 0..<decimals { scale *= 10 }
-    let scaled = (value * scale + unit / 2) / unit
-    return String(scaled / scale) + "." + digits(Int(scaled % scale), decimals)
-  }
-  switch ns {
-  case ..<1_000: return "\(ns)ns"
-  case ..<1_000_000: return fixed(ns, 1_000, decimals: 1) + "us"
-  case ..<1_000_000_000: return fixed(ns, 1_000_000, decimals: 1) + "ms"
-  case ..<60_000_000_000: return fixed(ns, 1_000_000_000, decimals: 2) + "s"
-  case ..<3_600_000_000_000:
-    let s = ns / 1_000_000_000
-    return "\(s / 60)m" + digits(Int(s % 60), 2) + "s"
-  default:
-    let m = ns / 60_000_000_000
-    return "\(m / 60)h" + digits(Int(m % 60), 2) + "m"
-  }
+  var line = LineBuffer(capacity: 16)
+  line.append(duration: ns)
+  return line.text
 }

@@ -1,4 +1,5 @@
 import CFinwaitBPF
+import FinwaitCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,6 +21,13 @@ public struct LineOutput {
   public mutating func write(_ line: String) throws(FinwaitError) {
     guard !readerGone else { return }
     if fputs(line, stream) < 0 || fputc(0x0A, stream) < 0 { try failed() }
+  }
+
+  /// Writes the buffer and a newline.
+  public mutating func write(_ line: LineBuffer) throws(FinwaitError) {
+    guard !readerGone else { return }
+    let written = line.bytes.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, stream) }
+    if written != line.count || fputc(0x0A, stream) < 0 { try failed() }
   }
 
   public mutating func flush() throws(FinwaitError) {

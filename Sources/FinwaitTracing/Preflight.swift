@@ -25,11 +25,17 @@ public enum Preflight {
     }
   }
 
-  /// `5.15.0-91-generic` -> (5, 15); nil when it does not start with two numbers.
+  /// `5.15.0-91-generic` -> (5, 15); nil unless it starts with ASCII digits,
+  /// a dot and ASCII digits. Splitting at any non-digit would read "5.x.15"
+  /// or "5-15" as 5.15.
   public static func version(ofRelease release: String) -> (major: Int, minor: Int)? {
-    let numbers = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
-    guard numbers.count == 2, release.first?.isNumber == true else { return nil }
-    return (numbers[0], numbers[1])
+    let bytes = release.utf8
+    let major = bytes.prefix(while: isASCIIDigit)
+    let rest = bytes[major.endIndex...]
+    guard rest.first == UInt8(ascii: "."), let majorValue: Int = asciiDecimal(major),
+      let minorValue: Int = asciiDecimal(rest.dropFirst().prefix(while: isASCIIDigit))
+    else { return nil }
+    return (majorValue, minorValue)
   }
 
   public static func checkKernel(release: String) throws(FinwaitError) {
@@ -48,9 +54,15 @@ public enum Preflight {
     return capabilities(fromStatus: status)
   }
 
+  /// The first `CapEff:` line's hex mask (the kernel prints `CapEff:\t%016llx`);
+  /// nil if there is none or it is not 1 to 16 hex digits.
   public static func capabilities(fromStatus status: String) -> UInt64? {
-    for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
-      return UInt64(line.dropFirst("CapEff:".count).trimmingPrefix(while: \.isWhitespace), radix: 16)
+    // Bytes, not Characters: "\r\n" is one Character and would hide a line break.
+    let key = Array("CapEff:".utf8)
+    for line in status.utf8.split(separator: UInt8(ascii: "\n")) where line.starts(with: key) {
+      let value = line.dropFirst(key.count).drop(while: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: " ") })
+      guard (1...16).contains(value.count), value.allSatisfy(isASCIIHexDigit) else { return nil }
+      return value.reduce(0) { $0 << 4 | UInt64(hexValue($1)) }
     }
     return nil
   }
@@ -92,5 +104,37 @@ public func readSmallFile(_ path: String, limit: Int = 1 << 16) throws(Errno) ->
 /// The network namespace's `net.ipv4.tcp_fin_timeout`, in seconds.
 public func tcpFinTimeoutSeconds() -> Int? {
   guard let text = try? readSmallFile("/proc/sys/net/ipv4/tcp_fin_timeout") else { return nil }
-  return Int(text.trimmingPrefix(while: \.isWhitespace).prefix(while: { $0.isNumber }))
+  return finTimeoutSeconds(fromSysctl: text)
+}
+
+/// `tcp_fin_timeout` as procfs prints it (`60\n`) -> 60. The kernel's value
+/// is a C int, so anything beyond Int32 is garbage. A negative value (the
+/// kernel floors it at 3.5 RTO) is no timeout that can be stated, so nil, as
+/// for anything but digits between optional whitespace.
+public func finTimeoutSeconds(fromSysctl text: String) -> Int? {
+  let isSpace = { (b: UInt8) in b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") || b == UInt8(ascii: "\n") }
+  let trimmed = text.utf8.drop(while: isSpace).reversed().drop(while: isSpace).reversed()
+  guard let value: Int32 = asciiDecimal(trimmed) else { return nil }
+  return Int(value)
+}
+
+func isASCIIDigit(_ b: UInt8) -> Bool { (48...57).contains(b) }
+
+func isASCIIHexDigit(_ b: UInt8) -> Bool { isASCIIDigit(b) || (97...102).contains(b | 0x20) }
+
+func hexValue(_ b: UInt8) -> UInt8 { isASCIIDigit(b) ? b - 48 : (b | 0x20) - 87 }
+
+/// Decimal ASCII digits as a number; nil if empty, not all digits, or too
+/// large for `T`. Unlike `T(String)`, no sign and no non-ASCII digits.
+func asciiDecimal<T: FixedWidthInteger>(_ digits: some Collection<UInt8>) -> T? {
+  guard !digits.isEmpty else { return nil }
+  var value: T = 0
+  for b in digits {
+    guard isASCIIDigit(b) else { return nil }
+    let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+    let (sum, o2) = times10.addingReportingOverflow(T(b - 48))
+    if o1 || o2 { return nil }
+    value = sum
+  }
+  return value
 }

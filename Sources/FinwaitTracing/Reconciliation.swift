@@ -80,22 +80,36 @@ public final class Reconciliation {
     for netns in orphans.namespaces.subtracting(still) where netns != namespaces.own { diag.release(netns) }
   }
 
-  /// How long a CLOSE_WAIT dump and a /proc owner scan are reused: thousands
-  /// of records at exit cost one of each, not one per record.
+  /// How long a CLOSE_WAIT dump and a /proc owner scan are reused, at least:
+  /// thousands of records at exit cost one of each, not one per record.
   public var lookupReuse: UInt64 = 1_000_000_000
-  private var closeWait: [UInt32: (at: UInt64, sockets: [Endpoints: DiagSocket])] = [:]
-  private var owners: (at: UInt64, owners: SocketOwners)?
+  /// A lookup is reused for this many times what it cost: a /proc scan of
+  /// 400,000 descriptors takes seconds, and must not run again for every record.
+  public var lookupReuseFactor: UInt64 = 10
+  private var closeWait: [UInt32: (until: UInt64, sockets: [Endpoints: DiagSocket])] = [:]
+  private var owners: (until: UInt64, owners: SocketOwners)?
+
+  /// When a lookup that began at `start` and ends now stops being reused.
+  private func reuseUntil(since start: UInt64) -> UInt64 {
+    let end = monotonicNow()
+    return end + max(lookupReuse, (end - start) * lookupReuseFactor)
+  }
 
   /// Who holds the local peer's socket, for a peer still in CLOSE_WAIT.
   public func resolveOwner(of peer: Peer, for endpoints: Endpoints) -> Peer {
     guard peer.owner == nil, peer.closedAt == nil else { return peer }
     let now = monotonicNow()
-    if closeWait[peer.netns].map({ now - $0.at > lookupReuse }) ?? true {
+    if closeWait[peer.netns].map({ now >= $0.until }) ?? true {
       let sockets = (try? diag.dump(netns: peer.netns, states: SockDiag.mask([.closeWait]))) ?? []
-      closeWait[peer.netns] = (now, Dictionary(sockets.map { ($0.endpoints, $0) }, uniquingKeysWith: { a, _ in a }))
+      let byTuple = Dictionary(sockets.map { ($0.endpoints, $0) }, uniquingKeysWith: { a, _ in a })
+      closeWait[peer.netns] = (reuseUntil(since: now), byTuple)
     }
     guard let socket = closeWait[peer.netns]?.sockets[endpoints.reversed] else { return peer }
-    if owners.map({ now - $0.at > lookupReuse }) ?? true { owners = (now, SocketOwners.scan()) }
+    if owners.map({ now >= $0.until }) ?? true {
+      let start = monotonicNow()
+      let scanned = SocketOwners.scan()
+      owners = (reuseUntil(since: start), scanned)
+    }
     var resolved = peer
     resolved.owner = owners?.owners.owner(ofInode: socket.inode)
     return resolved

@@ -12,8 +12,8 @@ public struct SocketOwners {
   public static func scan() -> SocketOwners {
     var owners = SocketOwners()
     var target = [CChar](repeating: 0, count: 64)
-    for pid in directoryEntries("/proc") where pid.allSatisfy(\.isNumber) {
-      guard let tgid = UInt32(pid) else { continue }
+    for pid in directoryEntries("/proc") {
+      guard let tgid = processID(procEntry: pid) else { continue }
       let fdDir = "/proc/\(pid)/fd"
       var comm: String?
       for fd in directoryEntries(fdDir) {
@@ -32,14 +32,27 @@ public struct SocketOwners {
     inode == 0 ? nil : byInode[inode]
   }
 
-  /// `socket:[12345]` -> 12345.
+  /// `socket:[12345]` -> 12345, exactly as the kernel writes it (`%lu`): a
+  /// sign or a leading zero is not a link the kernel made.
   public static func socketInode(fromLink link: String) -> UInt32? {
-    guard link.hasPrefix("socket:["), link.hasSuffix("]") else { return nil }
-    return UInt32(link.dropFirst(8).dropLast())
+    let bytes = link.utf8
+    let prefix = Array("socket:[".utf8)
+    guard bytes.starts(with: prefix), bytes.last == UInt8(ascii: "]") else { return nil }
+    let digits = bytes.dropFirst(prefix.count).dropLast()
+    guard digits.first != UInt8(ascii: "0") || digits.count == 1 else { return nil }
+    return asciiDecimal(digits)
   }
 
   static func processName(_ pid: String) -> String? {
     guard let text = try? readSmallFile("/proc/\(pid)/comm", limit: 64) else { return nil }
-    return String(text.prefix(while: { $0 != "\n" }))
+    return comm(fromProcFile: text)
+  }
+
+  /// /proc/PID/comm (`nginx\n`) -> `nginx`. The kernel writes the name and
+  /// one newline, and a name set by prctl may itself hold "\n" or "\r", so
+  /// only that last byte is dropped; without it the file is not the kernel's.
+  public static func comm(fromProcFile text: String) -> String? {
+    guard text.utf8.last == UInt8(ascii: "\n") else { return nil }
+    return String(decoding: text.utf8.dropLast(), as: UTF8.self)
   }
 }

@@ -67,8 +67,9 @@ public struct TraceSession {
     // Attached first, then listed: a connection ending in between is seen by the tracepoint.
     if let reconciliation {
       let existing = reconciliation.snapshot(filter: config.filter, at: monotonicNow())
+      let listedBy = monotonicNow()
       for record in existing { state.emit(record) }
-      state.tracker.adopt(existing: existing) { state.emit($0) }
+      state.tracker.adopt(existing: existing, listedBy: listedBy) { state.emit($0) }
     }
     try state.flush()
 
@@ -119,8 +120,10 @@ public struct TraceSession {
 private final class SessionState {
   let config: TraceSession.Configuration
   let start: UInt64
-  let text: TextFormat
-  let json: JSONFormat
+  var text: TextFormat
+  var json: JSONFormat
+  /// Reused for every line: formatting allocates nothing per record.
+  var line = LineBuffer()
   var tracker: ConnectionTracker
   var summary = Summary()
   var out = LineOutput.standardOutput
@@ -163,7 +166,11 @@ private final class SessionState {
     {
       return
     }
-    let line = config.format == .json ? json.line(record) : text.line(record)
+    line.clear()
+    switch config.format {
+    case .json: json.write(record, to: &line)
+    case .text: text.write(record, to: &line)
+    }
     do { try out.write(line) } catch { outputError = outputError ?? error }
   }
 

@@ -146,4 +146,18 @@ final class ConnectionTrackerTests: XCTestCase {
     XCTAssertTrue(h.records.allSatisfy { $0.dwell == .exact(4) })
     XCTAssertEqual(h.tracker.attachedInFinWait2, 0)
   }
+
+  func testEndedConnectionsDoNotPileUpBeforeALongStuckThreshold() {
+    var h = TrackerHarness(stuckAfter: 3_600 * 1_000_000_000)
+    h.feed(Fixture.event(FW_KIND_ENTER, socket: 999_999, ts: 1, fw2: 1))  // stays stuck
+    for i in 1...50_000 as ClosedRange<UInt64> {
+      h.feed(
+        Fixture.event(FW_KIND_ENTER, socket: i, ts: i * 10, fw2: i * 10 + 1),
+        Fixture.event(FW_KIND_LEAVE, socket: i, ts: i * 10 + 5, fw2: i * 10 + 1, end: FW_END_PEER_FIN))
+    }
+    XCTAssertLessThanOrEqual(h.tracker.queuedForStuckCheck, 2 * h.tracker.attachedInFinWait2 + 1025)
+    h.tick(3_600 * 1_000_000_000 + 2)
+    XCTAssertEqual(h.records.filter { $0.kind == .stuck }.map(\.connection.socket), [999_999],
+                   "the one still open is reported after the queue was compacted")
+  }
 }

@@ -184,4 +184,23 @@ final class OrphanReconcilerTests: XCTestCase {
     XCTAssertEqual(h.records[1].deadline, 80 * s, "the listing's deadline is kept")
     XCTAssertEqual(h.records[1].connection.path, .close, "the tracepoint's view wins")
   }
+
+  func testAHandoffDuringTheStartListingIsTheListedConnection() {
+    var h = TrackerHarness(reconcilesOrphans: true)
+    // The dump began at 20 s and ended at 22 s; the connection was handed to
+    // timewait at 21 s, so the dump listed it, and the tracepoint reports it too.
+    let listed = Record(
+      kind: .existing, timestamp: 20 * s,
+      connection: Connection(socket: 0, owner: nil, endpoints: endpoints, path: .unknown, syscall: .unknown,
+                             syscallNumber: -1, orphanedAtEntry: true, netns: 9),
+      orphaned: true, dwell: .atLeast(0), end: nil, deadline: 81 * s)
+    h.tracker.adopt(existing: [listed], listedBy: 22 * s) { _ in XCTFail("nothing to end yet") }
+    var handoff = Fixture.event(FW_KIND_LEAVE, socket: 5, ts: 21 * s, fw2: 21 * s - 10, end: FW_END_TIMEWAIT_ORPHAN,
+                                orphanAtEntry: true, orphanAtEnd: true, path: FW_PATH_CLOSE)
+    handoff.connection.netns = 9
+    h.feed(handoff)
+    h.finish(30 * s)
+    XCTAssertEqual(h.records.map(\.end), [.tracerExit], "one connection, reported once")
+    XCTAssertEqual(h.records.first?.connection.path, .close, "with the tracepoint's owner and path")
+  }
 }

@@ -134,7 +134,9 @@ final class FinwaitProcess: SpawnedProcess {
       kill(process.processIdentifier, SIGKILL)
       throw LiveError("finwait did not exit within \(seconds)s")
     }
-    waitUntil(2) { stdout.isClosed && stderr.isClosed }
+    // Under load (churn on every core) the reader of megabytes of output can
+    // lag the exit by seconds: wait for the end of the pipe, not a guess.
+    waitUntil(15) { stdout.isClosed && stderr.isClosed }
     return process.terminationStatus
   }
 

@@ -44,6 +44,8 @@ int fw_tracer_start(const struct fw_options *opts, fw_record_fn fn, void *ctx,
  * Returns the number of records consumed or -errno (-EINTR on a signal). */
 int fw_tracer_drain(struct fw_tracer *tracer, int timeout_ms);
 void fw_tracer_counters(const struct fw_tracer *tracer, struct fw_counters *out);
+/* Transitions the kernel skipped because the program was already running on that CPU. */
+__u64 fw_tracer_recursion_misses(const struct fw_tracer *t);
 /* Calls fn with a FW_KIND_IN_FLIGHT copy of every socket the kernel map holds
  * in FIN_WAIT2. Returns the number visited or -errno. */
 int fw_tracer_in_flight(struct fw_tracer *tracer, fw_record_fn fn, void *ctx);
