@@ -27,9 +27,15 @@ struct FIFO<Element> {
     head = 0
   }
 
-  /// Keeps, in order, only the elements `isIncluded` accepts.
+  /// Keeps, in order, only the elements `isIncluded` accepts; in place, so
+  /// it allocates nothing.
   mutating func retain(where isIncluded: (Element) -> Bool) {
-    storage = storage[head...].filter(isIncluded)
+    var kept = 0
+    for i in head..<storage.count where isIncluded(storage[i]) {
+      storage[kept] = storage[i]
+      kept += 1
+    }
+    storage.removeSubrange(kept...)
     head = 0
   }
 }
