@@ -123,12 +123,3 @@ extension LineBuffer {
     append(decimal: UInt64(port))
   }
 }
-
-extension Endpoints {
-  /// `addr:port`, with IPv6 addresses in brackets.
-  public static func text(_ address: IPAddress, _ port: UInt16) -> String {
-    var line = LineBuffer(capacity: 56)
-    line.append(address, port: port)
-    return line.text
-  }
-}

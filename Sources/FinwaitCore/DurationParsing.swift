@@ -21,23 +21,16 @@ public func parseDuration(_ text: String) -> UInt64? {
     break
   }
   let dot = UInt8(ascii: ".")
-  let isDigit = { (b: UInt8) in (48...57).contains(b) }
-  let whole = number.prefix(while: isDigit)
+  let whole = number.prefix(while: isASCIIDigit)
   var fraction = number[whole.endIndex...]
   if fraction.first == dot { fraction = fraction.dropFirst() } else if !fraction.isEmpty { return nil }
-  guard fraction.allSatisfy(isDigit), !(whole.isEmpty && fraction.isEmpty) else { return nil }
+  guard fraction.allSatisfy(isASCIIDigit), !(whole.isEmpty && fraction.isEmpty) else { return nil }
 
   // The whole part and the first `shift` fraction digits count units of
-  // `factor` ns...
-  var scaled: UInt64 = 0
+  // `factor` ns (none at all: ".5ns" is 0 of them)...
   let shifted = Array(whole) + Array(fraction.prefix(shift))
     + [UInt8](repeating: 48, count: max(0, shift - fraction.count))
-  for digit in shifted {
-    let (times10, o1) = scaled.multipliedReportingOverflow(by: 10)
-    let (sum, o2) = times10.addingReportingOverflow(UInt64(digit - 48))
-    if o1 || o2 { return nil }
-    scaled = sum
-  }
+  guard let scaled: UInt64 = shifted.isEmpty ? 0 : asciiDecimal(shifted) else { return nil }
   // ...and the digits after them are a fraction of one such unit. Rounding
   // factor * 0.rest half up is floor(2 * factor * 0.rest + 1) / 2, and the
   // integer part of 2 * factor * 0.rest is the carry of a long multiplication.

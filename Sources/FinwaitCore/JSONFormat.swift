@@ -1,7 +1,7 @@
 /// `--json`: one object per line. Keys are documented in the README.
 public struct JSONFormat: Sendable {
   public let clock: WallClock
-  private var seconds = SecondText()
+  private var seconds = SecondText(.utcDateTime)
 
   public init(clock: WallClock) {
     self.clock = clock
@@ -18,10 +18,7 @@ public struct JSONFormat: Sendable {
   public mutating func write(_ r: Record, to o: inout LineBuffer) {
     o.append(ascii: "{")
     o.json("type", string: r.kind.rawValue)
-    o.jsonKey("time")
-    o.append(ascii: "\"")
-    o.append(rfc3339OfMonotonic: r.timestamp, clock: clock, cache: &seconds)
-    o.append(ascii: "\"")
+    o.json("time") { $0.append(rfc3339OfMonotonic: r.timestamp, clock: clock, cache: &seconds) }
     if let owner = r.connection.owner {
       o.json("pid", number: UInt64(owner.pid))
       o.json("tid", number: UInt64(owner.tid))
@@ -35,15 +32,9 @@ public struct JSONFormat: Sendable {
     }
     let e = r.connection.endpoints
     o.json("family", string: e.local.family.rawValue)
-    o.jsonKey("saddr")
-    o.append(ascii: "\"")
-    o.append(e.local)
-    o.append(ascii: "\"")
+    o.json("saddr") { $0.append(e.local) }
     o.json("sport", number: UInt64(e.localPort))
-    o.jsonKey("daddr")
-    o.append(ascii: "\"")
-    o.append(e.remote)
-    o.append(ascii: "\"")
+    o.json("daddr") { $0.append(e.remote) }
     o.json("dport", number: UInt64(e.remotePort))
     o.json("path", string: r.connection.path.rawValue)
     o.json("syscall", string: r.connection.syscall.rawValue)
@@ -65,17 +56,14 @@ public struct JSONFormat: Sendable {
     if let end = r.end { o.json("end", string: end.rawValue) }
     o.json("netns", number: UInt64(r.connection.netns))
     if let deadline = r.deadline {
-      o.jsonKey("deadline")
-      o.append(ascii: "\"")
-      o.append(rfc3339OfMonotonic: deadline, clock: clock, cache: &seconds)
-      o.append(ascii: "\"")
+      o.json("deadline") { $0.append(rfc3339OfMonotonic: deadline, clock: clock, cache: &seconds) }
     }
     if let peer = r.peer { writePeer(peer, at: r.timestamp, to: &o) }
     if r.connection.socket != 0 {
-      o.jsonKey("socket")
-      o.append("\"0x")
-      o.append(hex: r.connection.socket)
-      o.append(ascii: "\"")
+      o.json("socket") {
+        $0.append("0x")
+        $0.append(hex: r.connection.socket)
+      }
     }
     o.append(ascii: "}")
   }
@@ -174,6 +162,15 @@ extension LineBuffer {
   mutating func json(_ k: StaticString, bool value: Bool) {
     jsonKey(k)
     append(value ? "true" : "false")
+  }
+
+  /// A string value written in place by `value`, for text that never needs
+  /// escaping (times, addresses, hex): no String is built for it.
+  mutating func json(_ k: StaticString, quoted value: (inout LineBuffer) -> Void) {
+    jsonKey(k)
+    append(ascii: "\"")
+    value(&self)
+    append(ascii: "\"")
   }
 
   mutating func jsonNull(_ k: StaticString) {

@@ -3,7 +3,7 @@ public struct TextFormat: Sendable {
   public let clock: WallClock
   /// finwait's own network namespace: others are named on each line.
   public let ownNetns: UInt32
-  private var seconds = SecondText()
+  private var seconds = SecondText(.localTimeOfDay)
 
   public init(clock: WallClock, ownNetns: UInt32 = 0) {
     self.clock = clock

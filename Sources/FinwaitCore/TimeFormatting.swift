@@ -19,66 +19,66 @@ public struct WallClock: Sendable, Equatable {
     let wall = Int64(bitPattern: ns) &+ offset
     return (wall / 1_000_000_000, wall % 1_000_000_000)
   }
-
-  /// RFC 3339 in UTC with microseconds: `2026-11-28T10:58:03.123456Z`.
-  public func rfc3339(ofMonotonic ns: UInt64) -> String {
-    var line = LineBuffer(capacity: 32)
-    var cache = SecondText()
-    line.append(rfc3339OfMonotonic: ns, clock: self, cache: &cache)
-    return line.text
-  }
-
-  /// Local `HH:MM:SS`, as bcc tools print it.
-  public func clockTime(ofMonotonic ns: UInt64) -> String {
-    var line = LineBuffer(capacity: 8)
-    var cache = SecondText()
-    line.append(clockTimeOfMonotonic: ns, clock: self, cache: &cache)
-    return line.text
-  }
 }
 
 /// The text of one wall-clock second, kept while records fall in that second:
 /// gmtime_r/localtime_r once per second, not once per record.
 public struct SecondText: Sendable {
-  var second: Int64 = .min
-  var text = LineBuffer(capacity: 20)
+  public enum Kind: Sendable {
+    /// Local `HH:MM:SS`, as bcc tools print it.
+    case localTimeOfDay
+    /// UTC `2026-11-28T10:58:03`: RFC 3339 up to the seconds.
+    case utcDateTime
+  }
 
-  public init() {}
+  public let kind: Kind
+  private var second: Int64 = .min
+  private var text = LineBuffer(capacity: 20)
 
-  mutating func of(_ second: Int64, _ render: (inout LineBuffer, tm) -> Void, local: Bool) -> LineBuffer {
-    if second != self.second {
-      var t = time_t(second)
-      var parts = tm()
-      if local { localtime_r(&t, &parts) } else { gmtime_r(&t, &parts) }
-      text.clear()
-      render(&text, parts)
-      self.second = second
+  public init(_ kind: Kind) {
+    self.kind = kind
+  }
+
+  mutating func text(of second: Int64) -> LineBuffer {
+    guard second != self.second else { return text }
+    var t = time_t(second)
+    var parts = tm()
+    text.clear()
+    switch kind {
+    case .localTimeOfDay:
+      localtime_r(&t, &parts)
+    case .utcDateTime:
+      gmtime_r(&t, &parts)
+      text.append(decimal: UInt64(Int(parts.tm_year) + 1900), minimumDigits: 4)
+      text.append(ascii: "-")
+      text.append(decimal: UInt64(parts.tm_mon + 1), minimumDigits: 2)
+      text.append(ascii: "-")
+      text.append(decimal: UInt64(parts.tm_mday), minimumDigits: 2)
+      text.append(ascii: "T")
     }
+    text.appendTimeOfDay(parts)
+    self.second = second
     return text
   }
 }
 
 extension LineBuffer {
   /// RFC 3339 in UTC with microseconds: `2026-11-28T10:58:03.123456Z`.
+  /// `cache` must be a `.utcDateTime` one.
   public mutating func append(rfc3339OfMonotonic ns: UInt64, clock: WallClock, cache: inout SecondText) {
+    assert(cache.kind == .utcDateTime)
     let (seconds, nanos) = clock.wallTime(ofMonotonic: ns)
-    append(cache.of(seconds, { line, t in
-      line.append(decimal: UInt64(Int(t.tm_year) + 1900), minimumDigits: 4)
-      line.append(ascii: "-")
-      line.append(decimal: UInt64(t.tm_mon + 1), minimumDigits: 2)
-      line.append(ascii: "-")
-      line.append(decimal: UInt64(t.tm_mday), minimumDigits: 2)
-      line.append(ascii: "T")
-      line.appendTimeOfDay(t)
-    }, local: false))
+    append(cache.text(of: seconds))
     append(ascii: ".")
     append(decimal: UInt64(nanos / 1000), minimumDigits: 6)
     append(ascii: "Z")
   }
 
-  /// Local `HH:MM:SS`, as bcc tools print it.
+  /// Local `HH:MM:SS`, as bcc tools print it. `cache` must be a
+  /// `.localTimeOfDay` one.
   public mutating func append(clockTimeOfMonotonic ns: UInt64, clock: WallClock, cache: inout SecondText) {
-    append(cache.of(clock.wallTime(ofMonotonic: ns).seconds, { $0.appendTimeOfDay($1) }, local: true))
+    assert(cache.kind == .localTimeOfDay)
+    append(cache.text(of: clock.wallTime(ofMonotonic: ns).seconds))
   }
 
   mutating func appendTimeOfDay(_ t: tm) {

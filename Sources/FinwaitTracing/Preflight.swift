@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FinwaitCore
 import SystemPackage
 
 /// Checks made before libbpf is asked for anything, so the common failures
@@ -116,25 +117,4 @@ public func finTimeoutSeconds(fromSysctl text: String) -> Int? {
   let trimmed = text.utf8.drop(while: isSpace).reversed().drop(while: isSpace).reversed()
   guard let value: Int32 = asciiDecimal(trimmed) else { return nil }
   return Int(value)
-}
-
-func isASCIIDigit(_ b: UInt8) -> Bool { (48...57).contains(b) }
-
-func isASCIIHexDigit(_ b: UInt8) -> Bool { isASCIIDigit(b) || (97...102).contains(b | 0x20) }
-
-func hexValue(_ b: UInt8) -> UInt8 { isASCIIDigit(b) ? b - 48 : (b | 0x20) - 87 }
-
-/// Decimal ASCII digits as a number; nil if empty, not all digits, or too
-/// large for `T`. Unlike `T(String)`, no sign and no non-ASCII digits.
-func asciiDecimal<T: FixedWidthInteger>(_ digits: some Collection<UInt8>) -> T? {
-  guard !digits.isEmpty else { return nil }
-  var value: T = 0
-  for b in digits {
-    guard isASCIIDigit(b) else { return nil }
-    let (times10, o1) = value.multipliedReportingOverflow(by: 10)
-    let (sum, o2) = times10.addingReportingOverflow(T(b - 48))
-    if o1 || o2 { return nil }
-    value = sum
-  }
-  return value
 }

@@ -7,7 +7,9 @@ final class AddressTests: XCTestCase {
     XCTAssertEqual(IPAddress.v6(high: 0x2001_0db8_0000_0000, low: 0x0000_0000_0000_0001).description, "2001:db8::1")
     XCTAssertEqual(IPAddress.v6(high: 0, low: 0x0000_ffff_7f00_0001).description, "::ffff:127.0.0.1")
     XCTAssertEqual(IPAddress.v6(high: 0x2001_0db8_0001_0000, low: 0x0000_0001_0000_0001).description, "2001:db8:1::1:0:1")
-    XCTAssertEqual(Endpoints.text(.v6(high: 0, low: 1), 80), "[::1]:80")
+    var line = LineBuffer()
+    line.append(.v6(high: 0, low: 1), port: 80)
+    XCTAssertEqual(line.text, "[::1]:80")
   }
 
   func testLoopback() {
