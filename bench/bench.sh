@@ -8,6 +8,7 @@
 #   ROUNDS=5 BENCH_SECONDS=5 THREADS=<cores> bench/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 finwait=${FINWAIT:-.build/release/finwait}
 churn=${CHURN:-.build/bench/churn}
@@ -26,29 +27,17 @@ trap cleanup EXIT
 # Each run gets a fresh namespace of its own: no TIME_WAIT left over from the
 # run before, tw_reuse and a wide port range so TIME_WAIT cannot exhaust
 # ports, and the host's sysctls untouched.
-fresh_namespace() {
-  ip netns del "$ns" 2>/dev/null || true
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-  ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse; echo "10000 65000" > /proc/sys/net/ipv4/ip_local_port_range'
-}
+fresh_namespace() { new_namespace "$ns" "10000 65000" tw_reuse; }
 
 modes=(none text json)
 declare -A label=([none]="no tracer" [text]="finwait (text)" [json]="finwait --json")
 
-# Starts a tracer for $1 and waits until it is attached; sets tracer_pid.
+# Starts a tracer for $1 and waits until it is attached; sets finwait_pid.
 start_tracer() {
-  local out=$work/$1.out err=$work/$1.err
-  case $1 in
-    text) "$finwait" >"$out" 2>"$err" & ;;
-    json) "$finwait" --json >"$out" 2>"$err" & ;;
-  esac
-  tracer_pid=$!
-  for _ in $(seq 1 500); do
-    grep -q "Ctrl-C to stop" "$err" 2>/dev/null && return 0
-    sleep 0.01
-  done
-  echo "bench: $1 did not attach: $(cat "$err")" >&2
+  local args=()
+  [ "$1" = json ] && args=(--json)
+  start_finwait "$work/$1.out" "$work/$1.err" 5 ${args[@]+"${args[@]}"} && return 0
+  echo "bench: $1 did not attach: $(cat "$work/$1.err")" >&2
   exit 1
 }
 
@@ -71,8 +60,8 @@ for round in $(seq 1 "$rounds"); do
     rate=$(ip netns exec "$ns" "$churn" -t "$threads" -d "$seconds" -p 9800 | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
     this[$mode]=$rate
     if [ "$mode" != none ]; then
-      kill -INT "$tracer_pid"
-      wait "$tracer_pid"
+      kill -INT "$finwait_pid"
+      wait "$finwait_pid"
       drops[$mode]="${drops[$mode]:-} $(drops_of "$mode")"
     fi
     rates[$mode]="${rates[$mode]:-} $rate"
@@ -94,7 +83,7 @@ for i in $(seq 1 10); do
   pid=$!
   until grep -q "Ctrl-C to stop" "$err" 2>/dev/null; do sleep 0.001; done
   t1=$(date +%s%N)
-  rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
+  rss=$(status_kb "$pid" VmRSS)
   kill -INT "$pid"
   wait "$pid" || true
   starts="$starts $(( (t1 - t0) / 1000000 ))"

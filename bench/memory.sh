@@ -15,6 +15,7 @@
 #   CONNECTIONS=200000 MAX_TRACKED=262144 STUCK=off EXIT_TIMEOUT=120 FINWAIT_ARGS= bench/memory.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 finwait=${FINWAIT:-.build/release/finwait}
 hold=${HOLD:-.build/bench/hold}
@@ -42,12 +43,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-ip netns exec "$ns" sh -c 'echo "10000 60999" > /proc/sys/net/ipv4/ip_local_port_range'
-inode=$(stat -L -c %i "/run/netns/$ns")
+new_namespace "$ns" "10000 60999"
+inode=$(namespace_inode "$ns")
 
-status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 count() { grep -c "$1" "$work/finwait.json" || true; }
 # Waits up to $1 seconds for the command in the rest of the arguments.
 wait_for() {
@@ -56,10 +54,8 @@ wait_for() {
   return 1
 }
 
-"$finwait" --json --netns "$inode" --max-tracked "$max_tracked" --stuck "$stuck" ${extra_args[@]+"${extra_args[@]}"} \
-  >"$work/finwait.json" 2>"$work/finwait.err" &
-finwait_pid=$!
-if ! wait_for 20 grep -q "Ctrl-C to stop" "$work/finwait.err" 2>/dev/null; then
+if ! start_finwait "$work/finwait.json" "$work/finwait.err" 20 \
+  --json --netns "$inode" --max-tracked "$max_tracked" --stuck "$stuck" ${extra_args[@]+"${extra_args[@]}"}; then
   echo "memory: finwait did not attach: $(cat "$work/finwait.err")" >&2
   exit 1
 fi
@@ -102,9 +98,7 @@ if [ "$stuck" != off ]; then
   hwm_stuck=$(status_kb "$finwait_pid" VmHWM)
 fi
 
-# Runs of the program the kernel skipped because it was already running on
-# that CPU (tp_btf recursion protection): transitions finwait never saw.
-misses=$(awk '$1 == "recursion_misses:" { s += $2 } END { print s + 0 }' /proc/"$finwait_pid"/fdinfo/* 2>/dev/null)
+misses=$(recursion_misses "$finwait_pid")
 
 t_stop=$(date +%s%N)
 kill -INT "$finwait_pid"

@@ -16,14 +16,14 @@
 #
 # Warm-up must cover finwait's stuck threshold (SOAK_STUCK, passed as
 # --stuck; default: finwait's own, the namespace's tcp_fin_timeout, 60 s):
-# finwait keeps a 16-byte entry per attached connection for that long, even
-# after the connection ended, so its RSS grows with the connection rate for
-# the first threshold's worth of time. The default warm-up is 120 s for runs
+# the queue of attached connections awaiting the stuck check reaches its
+# working size (at most twice the open ones, ended ones included) only then. The default warm-up is 120 s for runs
 # of 300 s or more, a third of the run otherwise (CI: 60 s with --stuck 5s).
 #
 #   SOAK_SECONDS=600 SOAK_WARMUP=120 SOAK_STUCK=<none> SOAK_SAMPLE=5 THREADS=<cores> bench/soak.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 finwait=${FINWAIT:-.build/release/finwait}
 churn=${CHURN:-.build/bench/churn}
@@ -54,23 +54,14 @@ fi
 
 # A namespace of its own, as in bench.sh: tw_reuse and a wide port range so
 # TIME_WAIT cannot exhaust ports, and the host's sysctls untouched.
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse; echo "10000 65000" > /proc/sys/net/ipv4/ip_local_port_range'
-inode=$(stat -L -c %i "/run/netns/$ns")
+new_namespace "$ns" "10000 65000" tw_reuse
+inode=$(namespace_inode "$ns")
 
-"$finwait" --json --netns "$inode" ${stuck:+--stuck "$stuck"} >"$work/finwait.json" 2>"$work/finwait.err" &
-finwait_pid=$!
-for _ in $(seq 1 1000); do
-  grep -q "Ctrl-C to stop" "$work/finwait.err" 2>/dev/null && break
-  kill -0 "$finwait_pid" 2>/dev/null || break
-  sleep 0.01
-done
-if ! grep -q "Ctrl-C to stop" "$work/finwait.err"; then
+if ! start_finwait "$work/finwait.json" "$work/finwait.err" 10 --json --netns "$inode" ${stuck:+--stuck "$stuck"}; then
   echo "soak: finwait did not attach: $(cat "$work/finwait.err")" >&2
   exit 1
 fi
-rss() { awk '/^VmRSS/ { print $2 }' "/proc/$finwait_pid/status"; }
+rss() { status_kb "$finwait_pid" VmRSS; }
 rss_idle=$(rss)
 
 echo "soak: churn $threads+$threads threads for ${seconds}s in netns $ns ($inode), finwait --json${stuck:+ --stuck $stuck}, warm-up ${warmup}s, RSS every ${sample}s" >&2
@@ -90,9 +81,7 @@ churn_pid=""
 # sock_diag poll (every 250 ms); give them a few.
 sleep 2
 rss_end=$(rss)
-# Runs of the program the kernel skipped because it was already running on
-# that CPU (tp_btf recursion protection): transitions finwait never saw.
-misses=$(awk '$1 == "recursion_misses:" { s += $2 } END { print s + 0 }' /proc/"$finwait_pid"/fdinfo/* 2>/dev/null)
+misses=$(recursion_misses "$finwait_pid")
 kill -INT "$finwait_pid"
 status=0
 wait "$finwait_pid" || status=$?

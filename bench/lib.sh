@@ -1,0 +1,41 @@
+# Shared by bench.sh, soak.sh and memory.sh (sourced, not run). Needs root.
+
+# A fresh network namespace $1, loopback up, with ip_local_port_range $2;
+# with "tw_reuse" as $3 also tcp_tw_reuse=1, so a churn's TIME_WAIT cannot
+# exhaust its ports. The host's sysctls stay untouched.
+new_namespace() {
+  ip netns del "$1" 2>/dev/null || true
+  ip netns add "$1"
+  ip -n "$1" link set lo up
+  ip netns exec "$1" sh -c "echo '$2' > /proc/sys/net/ipv4/ip_local_port_range"
+  if [ "${3:-}" = tw_reuse ]; then
+    ip netns exec "$1" sh -c 'echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse'
+  fi
+}
+
+namespace_inode() { stat -L -c %i "/run/netns/$1"; }
+
+# start_finwait OUT ERR SECONDS ARGS...: runs $finwait with ARGS, stdout to
+# OUT and stderr to ERR, and waits up to SECONDS for its "attached" line.
+# Sets finwait_pid; fails if finwait exited or did not attach in time.
+start_finwait() {
+  local out=$1 err=$2 limit=$(( $3 * 100 ))
+  shift 3
+  "$finwait" "$@" >"$out" 2>"$err" &
+  finwait_pid=$!
+  for _ in $(seq 1 "$limit"); do
+    grep -q "Ctrl-C to stop" "$err" 2>/dev/null && return 0
+    kill -0 "$finwait_pid" 2>/dev/null || return 1
+    sleep 0.01
+  done
+  return 1
+}
+
+# status_kb PID KEY: a /proc/PID/status figure in kB (VmRSS, VmHWM).
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+
+# Runs of PID's BPF program the kernel skipped because it was already running
+# on that CPU (tp_btf recursion protection): transitions finwait never saw.
+recursion_misses() {
+  awk '$1 == "recursion_misses:" { s += $2 } END { print s + 0 }' /proc/"$1"/fdinfo/* 2>/dev/null
+}
