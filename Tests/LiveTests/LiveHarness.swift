@@ -37,25 +37,39 @@ enum Live {
   static func port(_ offset: Int) -> Int { 20_000 + offset * 7 + Int(getpid() % 5) * 1_000 }
 }
 
-/// Collects a pipe's output on a background queue.
+/// Collects a pipe's output on a thread of its own, with blocking reads until
+/// EOF. (FileHandle.readabilityHandler sometimes stopped being called: a
+/// finwait that had exited showed no EOF for 15 s, once with its output cut.)
 final class Collector: @unchecked Sendable {
   private let lock = NSLock()
   private var data = Data()
   private var closed = false
+  /// Keeps the read end open as long as the reader uses its descriptor.
+  private let handle: FileHandle
 
   init(_ pipe: Pipe) {
-    pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-      let chunk = handle.availableData
-      guard let self else { return }
-      self.lock.lock()
-      if chunk.isEmpty {
-        self.closed = true
-        handle.readabilityHandler = nil
-      } else {
-        self.data.append(chunk)
+    handle = pipe.fileHandleForReading
+    let fd = handle.fileDescriptor
+    let reader = Thread { [self] in
+      var buffer = [UInt8](repeating: 0, count: 1 << 16)
+      while true {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && (errno == EINTR || errno == EAGAIN) {
+          if errno == EAGAIN { usleep(1_000) }  // a non-blocking descriptor: wait, not EOF
+          continue
+        }
+        lock.lock()
+        if n > 0 {
+          data.append(contentsOf: buffer[..<n])
+          lock.unlock()
+          continue
+        }
+        closed = true
+        lock.unlock()
+        return
       }
-      self.lock.unlock()
     }
+    reader.start()
   }
 
   var text: String {
@@ -134,9 +148,11 @@ final class FinwaitProcess: SpawnedProcess {
       kill(process.processIdentifier, SIGKILL)
       throw LiveError("finwait did not exit within \(seconds)s")
     }
-    // Under load (churn on every core) the reader of megabytes of output can
-    // lag the exit by seconds: wait for the end of the pipe, not a guess.
-    waitUntil(15) { stdout.isClosed && stderr.isClosed }
+    // Parsing output that has not all arrived would fail far from the cause.
+    guard waitUntil(15, { stdout.isClosed && stderr.isClosed }) else {
+      throw LiveError("finwait exited (status \(process.terminationStatus)) but its output did not reach EOF "
+                      + "within 15 s: \(stdout.text.utf8.count) bytes of stdout read")
+    }
     return process.terminationStatus
   }
 
