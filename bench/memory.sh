@@ -154,7 +154,7 @@ if [ "$stuck" != off ]; then
 fi
 check "tracer_exit records: $exit_total, distinct connections $exit_distinct (expected $n each)" \
   "$([ "$exit_total" = "$n" ] && [ "$exit_distinct" = "$n" ] && echo 1 || echo 0)"
-echo "program runs skipped by the kernel (recursion_misses): $misses; FIN_WAIT2 starts not seen: $(num unseen_start)"
+echo "program runs skipped by the kernel (recursion_misses): $misses; FIN_WAIT2 starts not seen: $(num unseen_start); found through sock_diag: starts $(num recovered_starts), gone FIN_WAIT1 entries $(num stale_entries)"
 for key in ringbuf_drops map_full lost_ends undecodable; do
   v=$(num "$key")
   check "$key ${v:-missing} (expected 0)" "$([ "${v:-x}" = 0 ] && echo 1 || echo 0)"

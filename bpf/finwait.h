@@ -66,6 +66,10 @@ enum fw_end {
 #define FW_FLAG_ORPHAN_AT_ENTRY (1 << 1) /* SOCK_DEAD already set at FIN_WAIT1 -> FIN_WAIT2 */
 #define FW_FLAG_ORPHAN_AT_END (1 << 2)   /* SOCK_DEAD set when FIN_WAIT2 ended */
 #define FW_FLAG_FIN_WAIT2_SEEN (1 << 3)  /* ts_fin_wait2_ns is valid */
+/* Set by user space, never by the program: FIN_WAIT1 -> FIN_WAIT2 was not
+ * seen, and ts_fin_wait2_ns is the latest it can have been (from sock_diag's
+ * last-ACK age, ms precision): the dwell from it is a lower bound. */
+#define FW_FLAG_FIN_WAIT2_INFERRED (1 << 4)
 
 /*
  * One record. Also the value of the per-socket kernel map, so a LEAVE is a

@@ -107,9 +107,9 @@ __u64 fw_tracer_recursion_misses(const struct fw_tracer *t)
 	return info.recursion_misses;
 }
 
-int fw_tracer_in_flight(struct fw_tracer *t, fw_record_fn fn, void *ctx)
+/* One entry at a time: kernels before 5.6 have no batch lookups. */
+static int walk_one_by_one(int fd, fw_record_fn fn, void *ctx)
 {
-	int fd = bpf_map__fd(t->skel->maps.socks);
 	__u64 key, next, *prev = NULL;
 	struct fw_event value;
 	int n = 0;
@@ -119,14 +119,121 @@ int fw_tracer_in_flight(struct fw_tracer *t, fw_record_fn fn, void *ctx)
 		prev = &key;
 		if (bpf_map_lookup_elem(fd, &key, &value))
 			continue; /* deleted while we walked */
-		if (!(value.flags & FW_FLAG_FIN_WAIT2_SEEN))
-			continue;
-		value.kind = FW_KIND_IN_FLIGHT;
 		n++;
 		if (fn(ctx, &value))
 			break;
 	}
 	return n;
+}
+
+#define WALK_BATCH 4096
+
+static int walk_batches(int fd, __u64 *keys, struct fw_event *values, fw_record_fn fn, void *ctx)
+{
+	__u64 token = 0;
+	void *in = NULL;
+	int n = 0, err;
+
+	for (;;) {
+		__u32 count = WALK_BATCH;
+
+		err = bpf_map_lookup_batch(fd, in, &token, keys, values, &count, NULL);
+		if (err && errno != ENOENT) {
+			if (!in && (errno == EINVAL || errno == ENOTSUP || errno == EOPNOTSUPP))
+				return walk_one_by_one(fd, fn, ctx);
+			return n ? n : -errno;
+		}
+		for (__u32 i = 0; i < count; i++) {
+			n++;
+			if (fn(ctx, &values[i]))
+				return n;
+		}
+		if (err)
+			return n; /* ENOENT: that was the last batch */
+		in = &token;
+	}
+}
+
+/* 4,096 entries a syscall instead of two syscalls an entry: the whole map
+ * is read at exit and by the audit. */
+static int walk(int fd, fw_record_fn fn, void *ctx)
+{
+	__u64 *keys = malloc(WALK_BATCH * sizeof(*keys));
+	struct fw_event *values = malloc(WALK_BATCH * sizeof(*values));
+	int n;
+
+	if (!keys || !values) {
+		n = walk_one_by_one(fd, fn, ctx);
+		goto out;
+	}
+	n = walk_batches(fd, keys, values, fn, ctx);
+out:
+	free(keys);
+	free(values);
+	return n;
+}
+
+struct in_flight_ctx {
+	fw_record_fn fn;
+	void *ctx;
+};
+
+static int only_in_flight(void *ctx, const struct fw_event *e)
+{
+	struct in_flight_ctx *c = ctx;
+	struct fw_event copy;
+
+	if (!(e->flags & FW_FLAG_FIN_WAIT2_SEEN))
+		return 0;
+	copy = *e;
+	copy.kind = FW_KIND_IN_FLIGHT;
+	return c->fn(c->ctx, &copy);
+}
+
+int fw_tracer_in_flight(struct fw_tracer *t, fw_record_fn fn, void *ctx)
+{
+	struct in_flight_ctx c = { fn, ctx };
+
+	return walk(bpf_map__fd(t->skel->maps.socks), only_in_flight, &c);
+}
+
+int fw_tracer_tracked(struct fw_tracer *t, fw_record_fn fn, void *ctx)
+{
+	return walk(bpf_map__fd(t->skel->maps.socks), fn, ctx);
+}
+
+/* The entry e was copied from, if the program has not changed it since. */
+static int still(int fd, const struct fw_event *e, struct fw_event *now)
+{
+	if (bpf_map_lookup_elem(fd, &e->skaddr, now))
+		return -errno;
+	if (now->ts_ns != e->ts_ns || now->ts_fin_wait1_ns != e->ts_fin_wait1_ns ||
+	    now->ts_fin_wait2_ns != e->ts_fin_wait2_ns || now->flags != e->flags)
+		return -ESTALE;
+	return 0;
+}
+
+int fw_tracer_repair_fin_wait2(struct fw_tracer *t, const struct fw_event *e, __u64 ts)
+{
+	int fd = bpf_map__fd(t->skel->maps.socks), err;
+	struct fw_event now;
+
+	if ((err = still(fd, e, &now)))
+		return err;
+	now.ts_fin_wait2_ns = ts;
+	now.ts_ns = ts;
+	now.flags |= FW_FLAG_FIN_WAIT2_SEEN | FW_FLAG_FIN_WAIT2_INFERRED;
+	return bpf_map_update_elem(fd, &e->skaddr, &now, BPF_EXIST) ? -errno : 0;
+}
+
+int fw_tracer_forget(struct fw_tracer *t, const struct fw_event *e)
+{
+	int fd = bpf_map__fd(t->skel->maps.socks), err;
+	struct fw_event now;
+
+	if ((err = still(fd, e, &now)))
+		return err;
+	return bpf_map_delete_elem(fd, &e->skaddr) ? -errno : 0;
 }
 
 void fw_tracer_detach(struct fw_tracer *t)

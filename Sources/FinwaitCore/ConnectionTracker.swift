@@ -7,18 +7,16 @@
 /// lost records (a reused socket address ends the older connection as
 /// `lost`) and an `enter` arriving after its own `leave`.
 public struct ConnectionTracker {
-  /// An attached connection sitting in FIN_WAIT2.
-  private struct Open {
-    var event: Event
-    var stuckReported = false
-    var enteredAt: UInt64 { event.finWait2At ?? event.timestamp }
-  }
-
   public struct Counters: Sendable, Equatable {
     /// `enter` records that arrived after their connection had ended.
     public var lateEnters = 0
     /// Connections whose `leave` record never arrived.
     public var lostEnds = 0
+    /// FIN_WAIT2 starts the program did not see, found in its map through sock_diag.
+    public var recoveredStarts = 0
+    /// Map entries in FIN_WAIT1 whose socket was gone when audited: whether
+    /// it went through FIN_WAIT2 unseen is not known.
+    public var staleEntries = 0
   }
 
   /// Dwell after which an attached connection is reported as stuck; nil: never.
@@ -30,7 +28,7 @@ public struct ConnectionTracker {
   /// feeds sock_diag dumps; nil: reported at once as `timewait_orphan`.
   public private(set) var orphans: OrphanReconciler?
 
-  private var open: [UInt64: Open] = [:]
+  private var open = OpenConnections()
   /// Attached connections that were in FIN_WAIT2 before tracing began; their
   /// end arrives as a `leave` without a start, matched by namespace and tuple.
   private var existing: [OrphanReconciler.Key: Record] = [:]
@@ -94,11 +92,8 @@ public struct ConnectionTracker {
   }
 
   private mutating func peerClosed(_ event: Event, emit: (Record) -> Void) {
-    if let peer = event.peer, let i = open.index(forKey: event.connection.socket),
-      open.values[i].event.connection.endpoints == event.connection.endpoints
-    {
-      // Attached: the peer's FIN follows; the leave record will carry this.
-      open.values[i].event.peer = (open.values[i].event.peer ?? peer).merged(with: peer)
+    // Attached: the peer's FIN follows; the leave record will carry this.
+    if let peer = event.peer, open.merge(peer, into: event.connection.socket, endpoints: event.connection.endpoints) {
       return
     }
     orphans?.peerClosed(event, emit: emit)
@@ -106,19 +101,16 @@ public struct ConnectionTracker {
 
   private mutating func enter(_ event: Event, emit: (Record) -> Void) {
     let socket = event.connection.socket
-    let enteredAt = event.finWait2At ?? event.timestamp
+    let enteredAt = event.enteredAt
     if endedBeforeEnter.remove(SocketEntry(socket: socket, enteredAt: enteredAt)) {
       counters.lateEnters += 1
       return
     }
-    // One hash on the usual path: insert, and look at what was there after.
-    if let previous = open.updateValue(Open(event: event), forKey: socket) {
-      guard previous.enteredAt < enteredAt else {
-        open[socket] = previous  // duplicate or stale
-        return
-      }
-      reportLost(previous, emit: emit)
+    if let previous = open.enteredAt(socket) {
+      guard previous < enteredAt else { return }  // duplicate or stale
+      if let stale = open.remove(socket) { reportLost(stale.event, emit: emit) }
     }
+    open.insert(event)
     // Only the stuck check drains this queue: without it, it would only grow.
     if stuckAfter != nil {
       entryOrder.append((socket, enteredAt))
@@ -127,7 +119,7 @@ public struct ConnectionTracker {
       // RSS by 14 MB (measured). Dropping them when they outnumber the open
       // ones keeps the queue within twice the open set, at O(1) amortized.
       if entryOrder.count > 2 * open.count + 1024 {
-        entryOrder.retain { open[$0.socket]?.enteredAt == $0.enteredAt }
+        entryOrder.retain { open.enteredAt($0.socket) == $0.enteredAt }
       }
     }
     // Listed at start while it was entering: the tracepoint's view replaces it.
@@ -137,8 +129,8 @@ public struct ConnectionTracker {
   }
 
   private mutating func leave(_ event: Event, end: End, emit: (Record) -> Void) {
-    var opened = open.removeValue(forKey: event.connection.socket)
-    if let previous = opened, previous.event.finWait2At != event.finWait2At {
+    var opened = open.remove(event.connection.socket)?.event
+    if let previous = opened, previous.finWait2At != event.finWait2At {
       reportLost(previous, emit: emit)
       opened = nil
     }
@@ -148,13 +140,14 @@ public struct ConnectionTracker {
     let dwell: Dwell
     if let enteredAt = event.finWait2At {
       let spent = event.timestamp &- enteredAt
-      dwell = end == .timewaitOrphan ? .pending(observed: spent) : .exact(spent)
+      dwell = end == .timewaitOrphan ? .pending(observed: spent)
+        : event.finWait2Inferred ? .atLeast(spent) : .exact(spent)
     } else {
       let spent = event.timestamp &- min(tracingSince, event.timestamp)
       dwell = end == .timewaitOrphan ? .pending(observed: spent) : .atLeast(spent)
     }
     var record = Record(event, kind: .finWait2, at: event.timestamp, dwell: dwell, end: end)
-    var start = (at: event.finWait2At, isLowerBound: false)
+    var start = (at: event.finWait2At, isLowerBound: event.finWait2Inferred)
     // Empty once the connections found at start have ended: then the key
     // need not be hashed for every record.
     let listed = existing.isEmpty ? nil : existing.removeValue(
@@ -168,7 +161,7 @@ public struct ConnectionTracker {
       record.dwell = end == .timewaitOrphan ? .pending(observed: spent) : .atLeast(spent)
       start = (since, true)
     }
-    if let known = opened?.event.peer {
+    if let known = opened?.peer {
       record.peer = (event.peer ?? known).merged(with: known)
     }
     record.end(end, at: event.timestamp)
@@ -180,10 +173,34 @@ public struct ConnectionTracker {
     emit(record)
   }
 
+  /// Acts on what an audit of the kernel map found (`KernelAudit`): a
+  /// FIN_WAIT2 start the program did not see (`entry` as repaired), or an
+  /// end it did not see (`entry` as the map held it).
+  public mutating func handle(_ finding: KernelAudit.Finding, of entry: Event, at now: UInt64, emit: (Record) -> Void) {
+    switch finding {
+    case .finWait2Missed(_, let attached):
+      counters.recoveredStarts += 1
+      if attached {
+        var enter = entry
+        enter.kind = .enter
+        handle(enter, emit: emit)
+      }
+    case .endMissed:
+      guard let since = entry.finWait2At else {
+        counters.staleEntries += 1
+        return
+      }
+      counters.lostEnds += 1
+      let known = open.enteredAt(entry.connection.socket) == since
+        ? open.remove(entry.connection.socket)?.event ?? entry : entry
+      emit(Record(known, kind: .finWait2, at: now, dwell: .atLeast(0), end: .lost))
+    }
+  }
+
   /// `stale` is already out of `open`: a newer connection took its socket.
-  private mutating func reportLost(_ stale: Open, emit: (Record) -> Void) {
+  private mutating func reportLost(_ stale: Event, emit: (Record) -> Void) {
     counters.lostEnds += 1
-    emit(Record(stale.event, kind: .finWait2, at: stale.enteredAt, dwell: .atLeast(0), end: .lost))
+    emit(Record(stale, kind: .finWait2, at: stale.enteredAt, dwell: .atLeast(0), end: .lost))
   }
 
   /// Reports, once each, attached connections whose dwell reached `stuckAfter`.
@@ -191,13 +208,8 @@ public struct ConnectionTracker {
     guard let stuckAfter else { return }
     while let first = entryOrder.first, now &- first.enteredAt >= stuckAfter, now >= first.enteredAt {
       entryOrder.removeFirst()
-      guard var connection = open[first.socket], connection.enteredAt == first.enteredAt,
-        !connection.stuckReported
-      else { continue }
-      connection.stuckReported = true
-      open[first.socket] = connection
-      emit(Record(connection.event, kind: .stuck, at: now,
-                  dwell: .atLeast(now - connection.enteredAt), end: nil))
+      guard let event = open.markStuck(first.socket, enteredAt: first.enteredAt) else { continue }
+      emit(Record(event, kind: .stuck, at: now, dwell: .atLeast(now - first.enteredAt), end: nil))
     }
   }
 
@@ -206,10 +218,10 @@ public struct ConnectionTracker {
   /// (`inFlight`: orphans kept as full sockets, starts whose `enter` was lost).
   public mutating func finish(at now: UInt64, inFlight: [Event], emit: (Record) -> Void) {
     var seen = Set<UInt64>()
-    for connection in open.values.sorted(by: { $0.enteredAt < $1.enteredAt }) {
-      seen.insert(connection.event.connection.socket)
-      emit(Record(connection.event, kind: .finWait2, at: now,
-                  dwell: .atLeast(now &- min(connection.enteredAt, now)), end: .tracerExit))
+    for event in open.byEntry {
+      seen.insert(event.connection.socket)
+      emit(Record(event, kind: .finWait2, at: now,
+                  dwell: .atLeast(now &- min(event.enteredAt, now)), end: .tracerExit))
     }
     for event in inFlight where !seen.contains(event.connection.socket) {
       let since = min(event.finWait2At ?? tracingSince, now)

@@ -16,6 +16,9 @@ public struct Owner: Sendable, Hashable {
     set { name = TaskName(newValue) }
   }
 
+  /// The name as the kernel's 16 bytes; nil if its text no longer fits.
+  var kernelComm: TaskName.Comm? { name.kernelComm }
+
   public init(pid: UInt32, tid: UInt32, comm: String, cgroupID: UInt64) {
     self.init(pid: pid, tid: tid, name: TaskName(comm), cgroupID: cgroupID)
   }
@@ -76,6 +79,9 @@ public struct Event: Sendable, Equatable {
   public var timestamp: UInt64
   public var finWait1At: UInt64?
   public var finWait2At: UInt64?
+  /// FIN_WAIT1 -> FIN_WAIT2 was not seen; `finWait2At` is the latest it can
+  /// have been (from sock_diag), so a dwell measured from it is a lower bound.
+  public var finWait2Inferred: Bool
   public var connection: Connection
   public var orphanedAtEnd: Bool
   /// The connection's peer on this host, if one was seen entering CLOSE_WAIT.
@@ -83,9 +89,10 @@ public struct Event: Sendable, Equatable {
 
   public init(
     kind: Kind, timestamp: UInt64, finWait1At: UInt64?, finWait2At: UInt64?,
-    connection: Connection, orphanedAtEnd: Bool, peer: Peer? = nil
+    connection: Connection, orphanedAtEnd: Bool, peer: Peer? = nil, finWait2Inferred: Bool = false
   ) {
     self.peer = peer
+    self.finWait2Inferred = finWait2Inferred
     self.kind = kind
     self.timestamp = timestamp
     self.finWait1At = finWait1At
@@ -118,6 +125,7 @@ extension Event {
     timestamp = raw.ts_ns
     finWait1At = raw.ts_fin_wait1_ns == 0 ? nil : raw.ts_fin_wait1_ns
     finWait2At = flags & FW_FLAG_FIN_WAIT2_SEEN != 0 ? raw.ts_fin_wait2_ns : nil
+    finWait2Inferred = finWait2At != nil && flags & FW_FLAG_FIN_WAIT2_INFERRED != 0
     let owner = flags & FW_FLAG_OWNER_KNOWN != 0
       ? Owner(pid: raw.tgid, tid: raw.tid, name: TaskName(kernel: raw.comm), cgroupID: raw.cgroup_id)
       : nil
@@ -197,6 +205,16 @@ struct TaskName: Sendable, Hashable {
     words.0 = littleEndian.0.littleEndian
     words.1 = littleEndian.1.littleEndian
     self.count = UInt8(count)
+  }
+
+  /// NUL-padded, as the kernel keeps it; nil past 16 bytes.
+  var kernelComm: Comm? {
+    guard count <= 16 else { return nil }
+    var comm: Comm = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    withUnsafeMutableBytes(of: &comm) { out in
+      withUnsafeBytes(of: words) { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<16])) }
+    }
+    return comm
   }
 
   var string: String {

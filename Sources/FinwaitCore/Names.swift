@@ -21,6 +21,19 @@ public enum Path: String, Sendable, CaseIterable, Comparable {
     }
   }
 
+  /// The kernel's `enum fw_path` value.
+  var raw: UInt8 {
+    let value = switch self {
+    case .shutdownWrite: FW_PATH_SHUTDOWN_WR
+    case .shutdownReadWrite: FW_PATH_SHUTDOWN_RDWR
+    case .close: FW_PATH_CLOSE
+    case .exit: FW_PATH_EXIT
+    case .other: FW_PATH_OTHER
+    case .unknown: FW_PATH_UNKNOWN
+    }
+    return UInt8(value.rawValue)
+  }
+
   /// Declaration order: the order summaries list paths in.
   public static func < (a: Path, b: Path) -> Bool {
     (allCases.firstIndex(of: a) ?? 0) < (allCases.firstIndex(of: b) ?? 0)
@@ -77,5 +90,23 @@ public enum Syscall: String, Sendable {
     case FW_SYSCALL_IO_URING_ENTER.rawValue: self = .ioUringEnter
     default: self = .unknown
     }
+  }
+
+  /// The kernel's `enum fw_syscall` value.
+  var raw: UInt8 {
+    let value = switch self {
+    case .shutdown: FW_SYSCALL_SHUTDOWN
+    case .close: FW_SYSCALL_CLOSE
+    case .dup2: FW_SYSCALL_DUP2
+    case .dup3: FW_SYSCALL_DUP3
+    case .closeRange: FW_SYSCALL_CLOSE_RANGE
+    case .execve: FW_SYSCALL_EXECVE
+    case .execveat: FW_SYSCALL_EXECVEAT
+    case .exit: FW_SYSCALL_EXIT
+    case .exitGroup: FW_SYSCALL_EXIT_GROUP
+    case .ioUringEnter: FW_SYSCALL_IO_URING_ENTER
+    case .unknown: FW_SYSCALL_UNKNOWN
+    }
+    return UInt8(value.rawValue)
   }
 }

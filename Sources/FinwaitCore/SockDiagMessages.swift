@@ -48,6 +48,36 @@ public enum SockDiagMessages {
     return bytes
   }
 
+  /// A request for the one TCP socket with `endpoints` (as seen from it),
+  /// in any state, asking for tcp_info. The kernel answers with that socket
+  /// alone, or with ENOENT: no dump of the namespace.
+  public static func lookupRequest(_ endpoints: Endpoints, sequence: UInt32) -> [UInt8] {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(72)
+    func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+    func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+    func address(_ a: IPAddress) {
+      var raw = [UInt8](repeating: 0, count: 16)
+      raw.withUnsafeMutableBytes { a.copyNetworkOrder(to: $0) }
+      bytes += raw
+    }
+    u32(72)
+    u16(messageByFamily)
+    u16(0x0001)                   // NLM_F_REQUEST: not a dump
+    u32(sequence)
+    u32(0)
+    bytes += [UInt8(endpoints.local.kernelFamily), 6, UInt8(1 << (attributeInfo - 1)), 0]
+    u32(~0)                       // every state
+    bytes += [UInt8(endpoints.localPort >> 8), UInt8(endpoints.localPort & 0xff),
+              UInt8(endpoints.remotePort >> 8), UInt8(endpoints.remotePort & 0xff)]
+    address(endpoints.local)
+    address(endpoints.remote)
+    u32(0)                        // any interface
+    u32(~0)                       // INET_DIAG_NOCOOKIE
+    u32(~0)
+    return bytes
+  }
+
   /// Parses one datagram of replies.
   public static func parse(_ data: UnsafeRawBufferPointer) throws(ParseError) -> Batch {
     var batch = Batch()

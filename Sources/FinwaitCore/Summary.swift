@@ -92,7 +92,9 @@ public struct Summary: Sendable {
       "Lost: ring buffer drops \(losses.kernel.ringbufDrops), untracked (socket map full) \(losses.kernel.mapFull), "
         + "ends lost \(losses.tracker.lostEnds), undecodable records \(losses.undecodable); "
         + "FIN_WAIT2 starts not seen \(losses.kernel.unseenStart), "
-        + "state changes the kernel skipped (program busy on that CPU) \(losses.kernel.recursionMisses)")
+        + "state changes the kernel skipped (program busy on that CPU) \(losses.kernel.recursionMisses); "
+        + "found through sock_diag: FIN_WAIT2 starts not seen \(losses.tracker.recoveredStarts), "
+        + "FIN_WAIT1 entries gone unseen \(losses.tracker.staleEntries)")
     return lines
   }
 
@@ -124,6 +126,8 @@ public struct Summary: Sendable {
     o.add("undecodable", number: UInt64(losses.undecodable))
     o.add("unseen_start", number: losses.kernel.unseenStart)
     o.add("recursion_misses", number: losses.kernel.recursionMisses)
+    o.add("recovered_starts", number: UInt64(losses.tracker.recoveredStarts))
+    o.add("stale_entries", number: UInt64(losses.tracker.staleEntries))
     return o.closed
   }
 }

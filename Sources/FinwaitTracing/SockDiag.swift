@@ -32,17 +32,43 @@ public final class SockDiag {
 
   /// IPv4 and IPv6 TCP sockets of `netns` in `states`.
   public func dump(netns: UInt32, states: UInt32) throws(FinwaitError) -> [DiagSocket] {
-    let fd = try socket(for: netns)
     var all: [DiagSocket] = []
+    try forEach(netns: netns, states: states) { all.append($0) }
+    return all
+  }
+
+  /// Calls `body` with each IPv4 and IPv6 TCP socket of `netns` in `states`,
+  /// as each reply arrives: nothing is gathered.
+  public func forEach(netns: UInt32, states: UInt32, _ body: (DiagSocket) -> Void) throws(FinwaitError) {
+    let fd = try socket(for: netns)
     for family: UInt8 in [2, 10] {
       do {
-        all += try dump(fd: fd, family: family, states: states)
+        try dump(fd: fd, family: family, states: states, body)
       } catch {
         release(netns)
         throw error
       }
     }
-    return all
+  }
+
+  /// The TCP socket of `netns` with `endpoints`, in whatever state; nil if none.
+  public func lookup(netns: UInt32, endpoints: Endpoints) throws(FinwaitError) -> DiagSocket? {
+    let fd = try socket(for: netns)
+    sequence &+= 1
+    let request = SockDiagMessages.lookupRequest(endpoints, sequence: sequence)
+    let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    guard sent == request.count else { throw .diag("sock_diag request: \(Errno(rawValue: errno))") }
+    let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+    guard n > 0 else { throw .diag("sock_diag reply: \(n == 0 ? "closed" : "\(Errno(rawValue: errno))")") }
+    let batch: SockDiagMessages.Batch
+    do {
+      batch = try buffer.withUnsafeBytes { try SockDiagMessages.parse(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+    } catch let error as SockDiagMessages.ParseError where error == .kernel(errno: Errno.noSuchFileOrDirectory.rawValue) {
+      return nil
+    } catch {
+      throw .diag("sock_diag reply malformed: \(error)")
+    }
+    return batch.sockets.first
   }
 
   private func socket(for netns: UInt32) throws(FinwaitError) -> Int32 {
@@ -55,12 +81,11 @@ public final class SockDiag {
     return fd
   }
 
-  private func dump(fd: Int32, family: UInt8, states: UInt32) throws(FinwaitError) -> [DiagSocket] {
+  private func dump(fd: Int32, family: UInt8, states: UInt32, _ body: (DiagSocket) -> Void) throws(FinwaitError) {
     sequence &+= 1
     let request = SockDiagMessages.dumpRequest(family: family, states: states, sequence: sequence)
     let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
     guard sent == request.count else { throw .diag("sock_diag request: \(Errno(rawValue: errno))") }
-    var sockets: [DiagSocket] = []
     while true {
       let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
       guard n > 0 else { throw .diag("sock_diag reply: \(n == 0 ? "closed" : "\(Errno(rawValue: errno))")") }
@@ -70,8 +95,8 @@ public final class SockDiag {
       } catch {
         throw .diag("sock_diag reply malformed: \(error)")
       }
-      sockets += batch.sockets
-      if batch.done { return sockets }
+      batch.sockets.forEach(body)
+      if batch.done { return }
     }
   }
 }

@@ -73,12 +73,16 @@ public struct TraceSession {
     }
     try state.flush()
 
+    let audit = reconciliation.map { MapAudit(diag: $0.diag) }
     let deadline = config.duration.map { state.start + $0 }
     while fw_stop_requested() == 0 && !state.out.readerGone {
       try tracer.drain(timeoutMilliseconds: config.drainIntervalMilliseconds)
       let now = monotonicNow()
       state.tracker.reportStuck(now: now) { state.emit($0) }
       reconciliation?.poll(&state.tracker, now: now) { state.emit($0) }
+      if let audit, let result = audit.check(tracer, now: now, meanwhile: { _ = try? tracer.drain(timeoutMilliseconds: 0) }) {
+        audit.apply(result, tracer, tracker: &state.tracker) { state.emit($0) }
+      }
       try state.flush()
       if let deadline, now >= deadline { break }
     }
@@ -86,6 +90,9 @@ public struct TraceSession {
     tracer.detach()
     try tracer.drain(timeoutMilliseconds: 0)
     reconciliation?.poll(&state.tracker, now: monotonicNow(), force: true) { state.emit($0) }
+    if let audit, let result = audit.check(tracer, now: monotonicNow(), final: true, meanwhile: {}) {
+      audit.apply(result, tracer, tracker: &state.tracker) { state.emit($0) }
+    }
     let now = monotonicNow()
     let inFlight = tracer.inFlight().compactMap { try? Event(decoding: $0) }
     state.tracker.finish(at: now, inFlight: inFlight) { state.emit($0) }

@@ -124,6 +124,40 @@ public final class Tracer {
     return collector.events
   }
 
+  /// Calls `body` with every entry of the kernel map, as stored (its `kind`
+  /// is whatever the program last set, 0 before FIN_WAIT2), without
+  /// gathering them: the map can hold hundreds of thousands.
+  public func forEachTracked(_ body: (fw_event) -> Void) {
+    guard let tracer else { return }
+    withoutActuallyEscaping(body) { body in
+      final class Visitor {
+        let body: (fw_event) -> Void
+        init(_ body: @escaping (fw_event) -> Void) { self.body = body }
+      }
+      let visitor = Visitor(body)
+      _ = fw_tracer_tracked(tracer, { ctx, event in
+        guard let ctx, let event else { return 0 }
+        Unmanaged<Visitor>.fromOpaque(ctx).takeUnretainedValue().body(event.pointee)
+        return 0
+      }, Unmanaged.passUnretained(visitor).toOpaque())
+    }
+  }
+
+  /// Marks the entry `copy` was read from as in FIN_WAIT2 since `at`
+  /// (inferred); false if the program changed or removed it meanwhile.
+  public func repairFinWait2(_ copy: fw_event, at: UInt64) -> Bool {
+    guard let tracer else { return false }
+    var copy = copy
+    return fw_tracer_repair_fin_wait2(tracer, &copy, at) == 0
+  }
+
+  /// Deletes the entry `copy` was read from, if the program has not changed it.
+  public func forget(_ copy: fw_event) -> Bool {
+    guard let tracer else { return false }
+    var copy = copy
+    return fw_tracer_forget(tracer, &copy) == 0
+  }
+
   public func stop() {
     fw_tracer_stop(tracer)
     tracer = nil

@@ -47,6 +47,24 @@ final class SockDiagMessagesTests: XCTestCase {
     XCTAssertEqual(Array(r[20..<24]), DiagBytes.le32(32))
   }
 
+  func testLookupRequestNamesOneSocketInAnyState() {
+    let endpoints = Endpoints(local: .v4(10, 0, 0, 1), localPort: 41234, remote: .v6(high: 0x2001_0db8 << 32, low: 2),
+                              remotePort: 8080)
+    let r = SockDiagMessages.lookupRequest(endpoints, sequence: 9)
+    XCTAssertEqual(r.count, 72)
+    XCTAssertEqual(Array(r[0..<4]), DiagBytes.le32(72))
+    XCTAssertEqual(Array(r[6..<8]), DiagBytes.le16(0x1), "a request, not a dump")
+    XCTAssertEqual(Array(r[8..<12]), DiagBytes.le32(9))
+    XCTAssertEqual(Array(r[16..<20]), [2, 6, 2, 0])
+    XCTAssertEqual(Array(r[20..<24]), DiagBytes.le32(~0))
+    XCTAssertEqual(Array(r[24..<28]), [0xa1, 0x12, 0x1f, 0x90], "ports in network order")
+    XCTAssertEqual(Array(r[28..<32]), [10, 0, 0, 1])
+    XCTAssertEqual(Array(r[44..<48]), [0x20, 0x01, 0x0d, 0xb8])
+    XCTAssertEqual(r[59], 2)
+    XCTAssertEqual(Array(r[60..<64]), DiagBytes.le32(0))
+    XCTAssertEqual(Array(r[64..<72]), [UInt8](repeating: 0xff, count: 8), "INET_DIAG_NOCOOKIE")
+  }
+
   func testParsesSocketsTimersAndTcpInfo() throws {
     let bytes = DiagBytes.socket(state: 5, sport: 41234, dport: 8080, inode: 555, lastAckRecv: 1500)
       + DiagBytes.socket(state: 6, sport: 41235, dport: 8080, timer: 3, expires: 59_000)

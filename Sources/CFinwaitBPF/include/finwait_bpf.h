@@ -49,6 +49,15 @@ __u64 fw_tracer_recursion_misses(const struct fw_tracer *t);
 /* Calls fn with a FW_KIND_IN_FLIGHT copy of every socket the kernel map holds
  * in FIN_WAIT2. Returns the number visited or -errno. */
 int fw_tracer_in_flight(struct fw_tracer *tracer, fw_record_fn fn, void *ctx);
+/* Calls fn with a copy of every entry of the kernel map, whatever its state. */
+int fw_tracer_tracked(struct fw_tracer *tracer, fw_record_fn fn, void *ctx);
+/* For a transition the program did not see (sock_diag shows the socket in
+ * FIN_WAIT2): marks the entry e was copied from as in FIN_WAIT2 since ts,
+ * inferred. Returns 0, -ESTALE if the program changed the entry since the
+ * copy, or -errno (-ENOENT: it is gone). */
+int fw_tracer_repair_fin_wait2(struct fw_tracer *tracer, const struct fw_event *e, __u64 ts);
+/* Deletes the entry e was copied from (its end was not seen); same returns. */
+int fw_tracer_forget(struct fw_tracer *tracer, const struct fw_event *e);
 /* Detaches the program: no record is produced after this returns, so a last
  * drain and an in-flight walk see a settled state. */
 void fw_tracer_detach(struct fw_tracer *tracer);

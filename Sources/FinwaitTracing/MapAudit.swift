@@ -1,0 +1,104 @@
+import CFinwaitEvent
+import FinwaitCore
+
+/// Runs `KernelAudit` over the kernel map now and then, and once at exit:
+/// repairs the FIN_WAIT2 starts the program did not see and drops the
+/// entries whose end it did not see, telling the tracker about both.
+final class MapAudit {
+  /// How often, at least. Entries that never reached FIN_WAIT2 are checked
+  /// every time; those in FIN_WAIT2 only when the kernel skipped program
+  /// runs since the last audit (the only way their end goes unseen).
+  var interval: UInt64 = 5_000_000_000
+  /// Audits never take more than 1/budgetDivisor of a core.
+  var budgetDivisor: UInt64 = 100
+  private var nextRun: UInt64 = 0
+  private var auditedMisses: UInt64 = 0
+  let diag: SockDiag
+
+  struct Result {
+    var found: [(raw: fw_event, entry: Event, finding: KernelAudit.Finding)] = []
+    var at: UInt64 = 0
+  }
+
+  init(diag: SockDiag) {
+    self.diag = diag
+  }
+
+  /// What the map and sock_diag disagree on, if an audit is due (`final`:
+  /// whatever the schedule). `meanwhile` runs between the slow steps, so the
+  /// ring buffer keeps draining while a large map or namespace is read.
+  /// Memory stays flat with the map's size: entries are visited, not gathered,
+  /// and a dumped socket costs an 8-byte digest.
+  func check(_ tracer: Tracer, now: UInt64, final: Bool = false, meanwhile: () -> Void) -> Result? {
+    guard final || now >= nextRun else { return nil }
+    defer { nextRun = now + max(interval, (monotonicNow() - now) * budgetDivisor) }
+    let misses = tracer.counters.recursionMisses
+    let everything = misses != auditedMisses
+    auditedMisses = misses
+
+    // Entries still in FIN_WAIT1 by the map: usually a handful, each looked up.
+    var suspects: [fw_event] = []
+    var namespaces = Set<UInt32>()
+    tracer.forEachTracked { raw in
+      namespaces.insert(raw.netns)
+      if Int32(raw.flags) & FW_FLAG_FIN_WAIT2_SEEN == 0 { suspects.append(raw) }
+    }
+    meanwhile()
+    var result = Result()
+    for raw in suspects {
+      guard let entry = Self.decode(raw), KernelAudit.isSettled(entry, now: monotonicNow()) else { continue }
+      let socket = try? diag.lookup(netns: raw.netns, endpoints: entry.connection.endpoints)
+      result.at = monotonicNow()
+      if let finding = KernelAudit.finding(for: entry, socket: socket ?? nil, now: result.at) {
+        result.found.append((raw, entry, finding))
+      }
+    }
+    guard everything else { return result }
+
+    // The kernel skipped program runs: any entry in FIN_WAIT2 may have ended unseen.
+    var inFinWait2: [UInt32: Set<UInt64>] = [:]
+    for netns in namespaces {
+      var digests = Set<UInt64>()
+      // A namespace that is gone took its sockets with it: its set stays empty.
+      try? diag.forEach(netns: netns, states: SockDiag.mask([.finWait2])) { socket in
+        if !socket.isTimewait { digests.insert(KernelAudit.digest(socket.endpoints)) }
+      }
+      inFinWait2[netns] = digests
+      meanwhile()
+    }
+    result.at = monotonicNow()
+    tracer.forEachTracked { raw in
+      guard Int32(raw.flags) & FW_FLAG_FIN_WAIT2_SEEN != 0, let entry = Self.decode(raw),
+        inFinWait2[raw.netns]?.contains(KernelAudit.digest(entry.connection.endpoints)) != true,
+        let finding = KernelAudit.finding(for: entry, socket: nil, now: result.at)
+      else { return }
+      result.found.append((raw, entry, finding))
+    }
+    return result
+  }
+
+  private static func decode(_ raw: fw_event) -> Event? {
+    var copy = raw
+    copy.kind = UInt8(FW_KIND_IN_FLIGHT.rawValue)  // 0 until FIN_WAIT2: not a record kind
+    return try? Event(decoding: copy)
+  }
+
+  /// Repairs or drops each finding's map entry and tells the tracker; an
+  /// entry the program changed in the meantime is left to it.
+  func apply(_ result: Result, _ tracer: Tracer, tracker: inout ConnectionTracker, emit: (Record) -> Void) {
+    for (raw, entry, finding) in result.found {
+      switch finding {
+      case let .finWait2Missed(by, _):
+        guard tracer.repairFinWait2(raw, at: by) else { continue }
+        var repaired = entry
+        repaired.timestamp = by
+        repaired.finWait2At = by
+        repaired.finWait2Inferred = true
+        tracker.handle(finding, of: repaired, at: result.at, emit: emit)
+      case .endMissed:
+        guard tracer.forget(raw) else { continue }
+        tracker.handle(finding, of: entry, at: result.at, emit: emit)
+      }
+    }
+  }
+}
