@@ -56,6 +56,6 @@ let package = Package(
         .product(name: "PropertyBased", package: "swift-property-based"),
       ]
     ),
-    .testTarget(name: "LiveTests", dependencies: ["FinwaitCore"]),
+    .testTarget(name: "LiveTests", dependencies: ["FinwaitCore", "CFinwaitEvent"]),
   ]
 )
