@@ -24,6 +24,7 @@ KERNEL_PACKAGE ?= ^linux-image-6\.1\.0-[0-9]+-amd64$$
 
 CHURN := .build/bench/churn
 HOLD := .build/bench/hold
+FLOOR := .build/bench/floor
 SOAK_SECONDS ?= 600
 SOAK_STUCK ?=
 
@@ -86,8 +87,13 @@ $(HOLD): bench/hold.c | deps
 
 # Overhead on a loopback churn, as ratios to no tracer in the same run, then
 # memory with 200,000 connections held in FIN_WAIT2 (root).
-bench: build $(CHURN) $(HOLD)
-	FINWAIT=$(BIN) CHURN=$(CHURN) HOLD=$(HOLD) bench/bench.sh
+$(FLOOR): bench/floor.c bench/floor.bpf.c $(VMLINUX) | deps
+	@mkdir -p $(dir $@)
+	$(CLANG) -g -O2 -Wall -target bpf -I$(dir $(VMLINUX)) -c bench/floor.bpf.c -o $@.bpf.o
+	$(CC) -O2 -Wall -o $@ bench/floor.c $$(pkg-config --cflags --libs libbpf)
+
+bench: build $(CHURN) $(HOLD) $(FLOOR)
+	FINWAIT=$(BIN) CHURN=$(CHURN) HOLD=$(HOLD) FLOOR=$(FLOOR) bench/bench.sh
 
 # finwait --json under churn for SOAK_SECONDS: flat RSS, no drops, every
 # connection accounted for exactly once (root). SOAK_STUCK=D passes --stuck D.

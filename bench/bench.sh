@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 finwait=${FINWAIT:-.build/release/finwait}
 churn=${CHURN:-.build/bench/churn}
+floor=${FLOOR:-.build/bench/floor}
 rounds=${ROUNDS:-5}
 seconds=${BENCH_SECONDS:-5}
 threads=${THREADS:-$(nproc)}
@@ -29,11 +30,19 @@ trap cleanup EXIT
 # ports, and the host's sysctls untouched.
 fresh_namespace() { new_namespace "$ns" "10000 65000" tw_reuse; }
 
-modes=(none text json)
-declare -A label=([none]="no tracer" [text]="finwait (text)" [json]="finwait --json")
+# floor: an empty program on the same tracepoint, what any tool there pays.
+modes=(none floor text json)
+declare -A label=([none]="no tracer" [floor]="empty BPF program" [text]="finwait (text)" [json]="finwait --json")
 
 # Starts a tracer for $1 and waits until it is attached; sets finwait_pid.
 start_tracer() {
+  if [ "$1" = floor ]; then
+    "$floor" "$floor.bpf.o" >"$work/floor.out" 2>"$work/floor.err" &
+    finwait_pid=$!
+    for _ in $(seq 1 50); do grep -q attached "$work/floor.out" 2>/dev/null && return 0; sleep 0.1; done
+    echo "bench: the empty program did not attach: $(cat "$work/floor.err")" >&2
+    exit 1
+  fi
   local args=()
   [ "$1" = json ] && args=(--json)
   start_finwait "$work/$1.out" "$work/$1.err" 5 ${args[@]+"${args[@]}"} && return 0
@@ -53,8 +62,8 @@ declare -A rates drops ratios
 for round in $(seq 1 "$rounds"); do
   # The order rotates each round, so drift on a shared machine favours no mode.
   declare -A this=()
-  for i in 0 1 2; do
-    mode=${modes[$(( (i + round) % 3 ))]}
+  for i in "${!modes[@]}"; do
+    mode=${modes[$(( (i + round) % ${#modes[@]} ))]}
     fresh_namespace
     [ "$mode" = none ] || start_tracer "$mode"
     rate=$(ip netns exec "$ns" "$churn" -t "$threads" -d "$seconds" -p 9800 | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
@@ -62,7 +71,7 @@ for round in $(seq 1 "$rounds"); do
     if [ "$mode" != none ]; then
       kill -INT "$finwait_pid"
       wait "$finwait_pid"
-      drops[$mode]="${drops[$mode]:-} $(drops_of "$mode")"
+      [ "$mode" = floor ] || drops[$mode]="${drops[$mode]:-} $(drops_of "$mode")"
     fi
     rates[$mode]="${rates[$mode]:-} $rate"
     printf 'round %d/%d %-16s %8s conn/s\n' "$round" "$rounds" "${label[$mode]}" "$rate" >&2

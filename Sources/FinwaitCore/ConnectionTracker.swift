@@ -108,7 +108,7 @@ public struct ConnectionTracker {
     }
     if let previous = open.enteredAt(socket) {
       guard previous < enteredAt else { return }  // duplicate or stale
-      if let stale = open.remove(socket) { reportLost(stale.event, emit: emit) }
+      if let stale = open.remove(socket)?.event { reportLost(stale, emit: emit) }
     }
     open.insert(event)
     // Only the stuck check drains this queue: without it, it would only grow.
@@ -129,9 +129,9 @@ public struct ConnectionTracker {
   }
 
   private mutating func leave(_ event: Event, end: End, emit: (Record) -> Void) {
-    var opened = open.remove(event.connection.socket)?.event
+    var opened = open.remove(event.connection.socket)
     if let previous = opened, previous.finWait2At != event.finWait2At {
-      reportLost(previous, emit: emit)
+      if let stale = previous.event { reportLost(stale, emit: emit) }
       opened = nil
     }
     if opened == nil, !event.connection.orphanedAtEntry, let enteredAt = event.finWait2At {

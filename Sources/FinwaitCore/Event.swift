@@ -129,11 +129,7 @@ extension Event {
     let owner = flags & FW_FLAG_OWNER_KNOWN != 0
       ? Owner(pid: raw.tgid, tid: raw.tid, name: TaskName(kernel: raw.comm), cgroupID: raw.cgroup_id)
       : nil
-    let family = raw.family
-    guard let local = withUnsafeBytes(of: raw.saddr, { IPAddress(family: family, networkOrder: $0) }),
-      let remote = withUnsafeBytes(of: raw.daddr, { IPAddress(family: family, networkOrder: $0) })
-    else { throw .unknownFamily(family) }
-    let endpoints = Endpoints(local: local, localPort: raw.sport, remote: remote, remotePort: raw.dport)
+    guard let endpoints = Endpoints(kernel: raw) else { throw .unknownFamily(raw.family) }
     let closeWaitSince = raw.ts_peer_close_wait_ns == 0 ? nil : raw.ts_peer_close_wait_ns
     let isPeerClose = kind == .peerClose
     connection = Connection(
@@ -143,11 +139,29 @@ extension Event {
     orphanedAtEnd = flags & FW_FLAG_ORPHAN_AT_END != 0
     if isPeerClose {
       peer = Peer(netns: raw.peer_netns, closeWaitSince: closeWaitSince, closedAt: raw.ts_ns, owner: owner)
-    } else if closeWaitSince != nil {
-      peer = Peer(netns: raw.peer_netns, closeWaitSince: closeWaitSince)
     } else {
-      peer = nil
+      peer = Peer(seenBy: raw)
     }
+  }
+}
+
+extension Endpoints {
+  /// A record's endpoints; nil for a family other than AF_INET and AF_INET6.
+  init?(kernel raw: borrowing fw_event) {
+    let family = raw.family
+    guard let local = withUnsafeBytes(of: raw.saddr, { IPAddress(family: family, networkOrder: $0) }),
+      let remote = withUnsafeBytes(of: raw.daddr, { IPAddress(family: family, networkOrder: $0) })
+    else { return nil }
+    self.init(local: local, localPort: raw.sport, remote: remote, remotePort: raw.dport)
+  }
+}
+
+extension Peer {
+  /// What a traced connection's own record knows of its local peer: when it
+  /// entered CLOSE_WAIT. nil if none was seen.
+  init?(seenBy raw: borrowing fw_event) {
+    guard raw.ts_peer_close_wait_ns != 0 else { return nil }
+    self.init(netns: raw.peer_netns, closeWaitSince: raw.ts_peer_close_wait_ns)
   }
 }
 
@@ -209,7 +223,8 @@ struct TaskName: Sendable, Hashable {
 
   /// NUL-padded, as the kernel keeps it; nil past 16 bytes.
   var kernelComm: Comm? {
-    guard count <= 16 else { return nil }
+    // The kernel's name ends at its first NUL: one inside would not come back.
+    guard count <= 16, !withUnsafeBytes(of: words, { $0[..<Int(count)].contains(0) }) else { return nil }
     var comm: Comm = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     withUnsafeMutableBytes(of: &comm) { out in
       withUnsafeBytes(of: words) { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[..<16])) }

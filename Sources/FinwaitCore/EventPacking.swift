@@ -47,10 +47,12 @@ extension fw_event {
     dport = endpoints.remotePort
     withUnsafeMutableBytes(of: &saddr) { endpoints.local.copyNetworkOrder(to: $0) }
     withUnsafeMutableBytes(of: &daddr) { endpoints.remote.copyNetworkOrder(to: $0) }
-    // Cheap next to what it saves, and it makes the packing exact by construction.
+    // What a decoded record can hold; anything else would not come back.
     guard endpoints.local.family == endpoints.remote.family,
-      (try? Event(decoding: self)) == event
+      event.finWait1At != 0, !event.finWait2Inferred || event.finWait2At != nil,
+      event.peer.map({ $0.closedAt == nil && $0.owner == nil && ($0.closeWaitSince ?? 0) != 0 }) ?? true
     else { return nil }
+    assert((try? Event(decoding: self)) == event, "packing is not exact for \(event)")
   }
 }
 

@@ -25,37 +25,76 @@ struct OpenConnections {
 
   var count: Int { index.count }
 
-  /// Adds `event`, replacing and returning what `socket` held.
-  @discardableResult
-  mutating func insert(_ event: Event) -> (event: Event, stuckReported: Bool)? {
-    let socket = event.connection.socket
-    let previous = remove(socket)
-    if let raw = fw_event(packing: event) {
-      index[socket] = Entry(slot: packed.insert(raw))
-    } else {
-      unpacked[socket] = event
-      index[socket] = Entry(slot: Self.unpackedSlot)
+  /// A connection taken out: what leaving FIN_WAIT2 needs is read
+  /// directly; the whole event is decoded only if asked for.
+  struct Removed {
+    fileprivate enum Kept {
+      case packed(fw_event)
+      /// Rare (see `unpacked`): boxed, so the usual case stays small to copy.
+      indirect case unpacked(Event)
     }
-    return previous
+
+    fileprivate var kept: Kept
+    /// Every peer fact learnt since it entered.
+    var peer: Peer?
+    var stuckReported: Bool
+
+    var finWait2At: UInt64? {
+      switch kept {
+      case let .unpacked(event): return event.finWait2At
+      case let .packed(raw):
+        return Int32(raw.flags) & FW_FLAG_FIN_WAIT2_SEEN != 0 ? raw.ts_fin_wait2_ns : nil
+      }
+    }
+
+    var event: Event? {
+      var event: Event?
+      switch kept {
+      case let .unpacked(kept): event = kept
+      case let .packed(raw): event = try? Event(decoding: raw)
+      }
+      event?.peer = peer
+      return event
+    }
   }
 
-  /// Removes `socket`'s connection, with every peer fact learnt since it entered.
-  @discardableResult
-  mutating func remove(_ socket: UInt64) -> (event: Event, stuckReported: Bool)? {
-    guard let entry = index.removeValue(forKey: socket) else { return nil }
-    var event: Event
-    if entry.slot == Self.unpackedSlot {
-      guard let kept = unpacked.removeValue(forKey: socket) else { return nil }
-      event = kept
+  /// Adds `event`, replacing what `socket` held.
+  mutating func insert(_ event: Event) {
+    let socket = event.connection.socket
+    let entry: Entry
+    if let raw = fw_event(packing: event) {
+      entry = Entry(slot: packed.insert(raw))
     } else {
-      guard let decoded = try? Event(decoding: packed[entry.slot]) else { return nil }
-      event = decoded
+      unpacked[socket] = event
+      entry = Entry(slot: Self.unpackedSlot)
+    }
+    // One hash on the usual path (nothing there before).
+    guard let replaced = index.updateValue(entry, forKey: socket) else { return }
+    if replaced.slot != Self.unpackedSlot {
+      packed.remove(replaced.slot)
+    } else if entry.slot != Self.unpackedSlot {
+      unpacked.removeValue(forKey: socket)
+    }
+    if !peers.isEmpty { peers.removeValue(forKey: socket) }
+  }
+
+  /// Takes `socket`'s connection out.
+  @discardableResult
+  mutating func remove(_ socket: UInt64) -> Removed? {
+    guard let entry = index.removeValue(forKey: socket) else { return nil }
+    var removed: Removed
+    if entry.slot == Self.unpackedSlot {
+      guard let event = unpacked.removeValue(forKey: socket) else { return nil }
+      removed = Removed(kept: .unpacked(event), peer: event.peer, stuckReported: entry.stuckReported)
+    } else {
+      let raw = packed[entry.slot]
       packed.remove(entry.slot)
+      removed = Removed(kept: .packed(raw), peer: Peer(seenBy: raw), stuckReported: entry.stuckReported)
     }
     if !peers.isEmpty, let peer = peers.removeValue(forKey: socket) {
-      event.peer = peer
+      removed.peer = peer
     }
-    return (event, entry.stuckReported)
+    return removed
   }
 
   /// When `socket`'s connection entered FIN_WAIT2, if it is here.
@@ -84,16 +123,29 @@ struct OpenConnections {
   /// Adds what a peer's close tells; false if `socket` holds no connection
   /// between `endpoints`.
   mutating func merge(_ peer: Peer, into socket: UInt64, endpoints: Endpoints) -> Bool {
-    guard let event = event(socket), event.connection.endpoints == endpoints else { return false }
-    peers[socket] = (event.peer ?? peer).merged(with: peer)
+    guard let entry = index[socket] else { return false }
+    let known: Peer?
+    if entry.slot == Self.unpackedSlot {
+      guard let event = unpacked[socket], event.connection.endpoints == endpoints else { return false }
+      known = event.peer
+    } else {
+      // Only the endpoints and the peer: no whole decode per peer close.
+      let raw = packed[entry.slot]
+      guard Endpoints(kernel: raw) == endpoints else { return false }
+      known = Peer(seenBy: raw)
+    }
+    peers[socket] = ((peers.isEmpty ? nil : peers[socket]) ?? known ?? peer).merged(with: peer)
     return true
   }
 
   /// The connection entered at `enteredAt` on `socket`, marked as reported
   /// stuck; nil if it is gone or was reported already.
   mutating func markStuck(_ socket: UInt64, enteredAt: UInt64) -> Event? {
-    guard let entry = index[socket], !entry.stuckReported, self.enteredAt(socket) == enteredAt else { return nil }
-    index[socket]?.stuckReported = true
+    guard let i = index.index(forKey: socket), !index.values[i].stuckReported,
+      self.enteredAt(socket) == enteredAt
+    else { return nil }
+    // Through the index, not `index[socket]?.` (its accessor allocates).
+    index.values[i].stuckReported = true
     return event(socket)
   }
 
