@@ -50,11 +50,12 @@ public enum KernelAudit {
     return now >= last && now - last >= grace
   }
 
-  /// A 64-bit digest of a connection's endpoints: an audit of 200,000
+  /// A 64-bit digest of a connection's namespace and endpoints: an audit of 200,000
   /// connections keeps 8 bytes for each socket it dumped, not a DiagSocket.
   /// A collision can only hide a missed end, one time in 2^64 / sockets.
-  public static func digest(_ endpoints: Endpoints) -> UInt64 {
+  public static func digest(_ endpoints: Endpoints, netns: UInt32) -> UInt64 {
     var hasher = FNV1a()
+    hasher.add(UInt64(netns))
     hasher.add(endpoints.local)
     hasher.add(UInt64(endpoints.localPort) << 16 | UInt64(endpoints.remotePort))
     hasher.add(endpoints.remote)

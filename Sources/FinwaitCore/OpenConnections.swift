@@ -8,13 +8,27 @@ import CFinwaitEvent
 /// because a dictionary keeps 2.6 buckets per entry at that size and an
 /// `Event` is over 250 bytes.
 struct OpenConnections {
+  /// 4 bytes: with 200,000 connections the index has 2^19 buckets.
   private struct Entry {
+    private var bits: UInt32
+
+    init(slot: UInt32) {
+      bits = slot
+    }
+
     /// In `packed`, or `unpackedSlot`: the event is in `unpacked`.
-    var slot: UInt32
-    var stuckReported = false
+    var slot: UInt32 { bits & ~Self.stuckBit }
+
+    var stuckReported: Bool {
+      get { bits & Self.stuckBit != 0 }
+      set { bits = newValue ? bits | Self.stuckBit : bits & ~Self.stuckBit }
+    }
+
+    private static let stuckBit: UInt32 = 1 << 31
   }
 
-  private static let unpackedSlot = UInt32.max
+  /// Slots stay far below: one per open connection, which the kernel map bounds.
+  private static let unpackedSlot = UInt32.max >> 1
 
   private var index: [UInt64: Entry] = [:]
   private var packed = Slab<fw_event>()

@@ -13,6 +13,8 @@ final class MapAudit {
   var budgetDivisor: UInt64 = 100
   private var nextRun: UInt64 = 0
   private var auditedMisses: UInt64 = 0
+  /// Digests of the FIN_WAIT2 sockets sock_diag listed, sorted.
+  private var inFinWait2: [UInt64] = []
   let diag: SockDiag
 
   struct Result {
@@ -56,25 +58,35 @@ final class MapAudit {
     guard everything else { return result }
 
     // The kernel skipped program runs: any entry in FIN_WAIT2 may have ended unseen.
-    var inFinWait2: [UInt32: Set<UInt64>] = [:]
+    // Sorted digests, in a buffer kept between audits: RSS does not move.
+    inFinWait2.removeAll(keepingCapacity: true)
     for netns in namespaces {
-      var digests = Set<UInt64>()
-      // A namespace that is gone took its sockets with it: its set stays empty.
+      // A namespace that is gone took its sockets with it.
       try? diag.forEach(netns: netns, states: SockDiag.mask([.finWait2])) { socket in
-        if !socket.isTimewait { digests.insert(KernelAudit.digest(socket.endpoints)) }
+        if !socket.isTimewait { inFinWait2.append(KernelAudit.digest(socket.endpoints, netns: netns)) }
       }
-      inFinWait2[netns] = digests
       meanwhile()
     }
+    inFinWait2.sort()
     result.at = monotonicNow()
     tracer.forEachTracked { raw in
       guard Int32(raw.flags) & FW_FLAG_FIN_WAIT2_SEEN != 0, let entry = Self.decode(raw),
-        inFinWait2[raw.netns]?.contains(KernelAudit.digest(entry.connection.endpoints)) != true,
+        !contains(KernelAudit.digest(entry.connection.endpoints, netns: raw.netns)),
         let finding = KernelAudit.finding(for: entry, socket: nil, now: result.at)
       else { return }
       result.found.append((raw, entry, finding))
     }
     return result
+  }
+
+  private func contains(_ digest: UInt64) -> Bool {
+    var low = 0
+    var high = inFinWait2.count
+    while low < high {
+      let mid = (low + high) / 2
+      if inFinWait2[mid] < digest { low = mid + 1 } else { high = mid }
+    }
+    return low < inFinWait2.count && inFinWait2[low] == digest
   }
 
   private static func decode(_ raw: fw_event) -> Event? {

@@ -50,11 +50,12 @@ final class KernelAuditTests: XCTestCase {
   func testDigestsTellConnectionsApartAndAgreeOverTime() {
     var other = endpoints
     other.localPort += 1
-    XCTAssertEqual(KernelAudit.digest(endpoints), KernelAudit.digest(endpoints))
-    XCTAssertNotEqual(KernelAudit.digest(endpoints), KernelAudit.digest(other))
+    XCTAssertEqual(KernelAudit.digest(endpoints, netns: 1), KernelAudit.digest(endpoints, netns: 1))
+    XCTAssertNotEqual(KernelAudit.digest(endpoints, netns: 1), KernelAudit.digest(other, netns: 1))
+    XCTAssertNotEqual(KernelAudit.digest(endpoints, netns: 1), KernelAudit.digest(endpoints, netns: 2))
     let v6 = Endpoints(local: .v6(high: 0, low: 1), localPort: 1, remote: .v6(high: 0, low: 2), remotePort: 2)
     let swapped = Endpoints(local: .v6(high: 0, low: 2), localPort: 1, remote: .v6(high: 0, low: 1), remotePort: 2)
-    XCTAssertNotEqual(KernelAudit.digest(v6), KernelAudit.digest(swapped))
+    XCTAssertNotEqual(KernelAudit.digest(v6, netns: 1), KernelAudit.digest(swapped, netns: 1))
   }
 
   func testTheTrackerWatchesARecoveredAttachedStartAndItsLeaveIsALowerBound() {
