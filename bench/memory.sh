@@ -90,7 +90,8 @@ stuck_early=$(count '"type":"stuck"')
 hwm_tracked=$(status_kb "$finwait_pid" VmHWM)
 # With STUCK: every connection is reported as stuck once, from finwait's own state.
 if [ "$stuck" != off ]; then
-  if ! wait_for 300 test "$(count '"type":"stuck"')" -ge "$n"; then
+  all_stuck() { [ "$(count '"type":"stuck"')" -ge "$n" ]; }
+  if ! wait_for 300 all_stuck; then
     echo "memory: only $(count '"type":"stuck"') of $n stuck records after 300 s" >&2
   fi
   sleep 2

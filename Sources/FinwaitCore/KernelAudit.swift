@@ -49,39 +49,4 @@ public enum KernelAudit {
     let last = max(entry.timestamp, entry.finWait1At ?? 0, entry.finWait2At ?? 0)
     return now >= last && now - last >= grace
   }
-
-  /// A 64-bit digest of a connection's namespace and endpoints: an audit of 200,000
-  /// connections keeps 8 bytes for each socket it dumped, not a DiagSocket.
-  /// A collision can only hide a missed end, one time in 2^64 / sockets.
-  public static func digest(_ endpoints: Endpoints, netns: UInt32) -> UInt64 {
-    var hasher = FNV1a()
-    hasher.add(UInt64(netns))
-    hasher.add(endpoints.local)
-    hasher.add(UInt64(endpoints.localPort) << 16 | UInt64(endpoints.remotePort))
-    hasher.add(endpoints.remote)
-    return hasher.value
-  }
-}
-
-/// Fixed and seedless, unlike Swift's Hasher: digests taken at different
-/// times must agree.
-private struct FNV1a {
-  var value: UInt64 = 0xcbf2_9ce4_8422_2325
-
-  mutating func add(_ word: UInt64) {
-    for shift in stride(from: 0, to: 64, by: 8) {
-      value ^= (word >> UInt64(shift)) & 0xff
-      value &*= 0x100_0000_01b3
-    }
-  }
-
-  mutating func add(_ address: IPAddress) {
-    switch address {
-    case let .v4(a, b, c, d):
-      add(UInt64(a) << 24 | UInt64(b) << 16 | UInt64(c) << 8 | UInt64(d))
-    case let .v6(high, low):
-      add(high)
-      add(low)
-    }
-  }
 }

@@ -63,7 +63,7 @@ final class MapAudit {
     for netns in namespaces {
       // A namespace that is gone took its sockets with it.
       try? diag.forEach(netns: netns, states: SockDiag.mask([.finWait2])) { socket in
-        if !socket.isTimewait { inFinWait2.append(KernelAudit.digest(socket.endpoints, netns: netns)) }
+        if !socket.isTimewait { inFinWait2.append(socket.endpoints.digest(in: netns)) }
       }
       meanwhile()
     }
@@ -71,7 +71,7 @@ final class MapAudit {
     result.at = monotonicNow()
     tracer.forEachTracked { raw in
       guard Int32(raw.flags) & FW_FLAG_FIN_WAIT2_SEEN != 0, let entry = Self.decode(raw),
-        !contains(KernelAudit.digest(entry.connection.endpoints, netns: raw.netns)),
+        !contains(entry.connection.endpoints.digest(in: raw.netns)),
         let finding = KernelAudit.finding(for: entry, socket: nil, now: result.at)
       else { return }
       result.found.append((raw, entry, finding))

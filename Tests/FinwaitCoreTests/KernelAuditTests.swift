@@ -50,12 +50,12 @@ final class KernelAuditTests: XCTestCase {
   func testDigestsTellConnectionsApartAndAgreeOverTime() {
     var other = endpoints
     other.localPort += 1
-    XCTAssertEqual(KernelAudit.digest(endpoints, netns: 1), KernelAudit.digest(endpoints, netns: 1))
-    XCTAssertNotEqual(KernelAudit.digest(endpoints, netns: 1), KernelAudit.digest(other, netns: 1))
-    XCTAssertNotEqual(KernelAudit.digest(endpoints, netns: 1), KernelAudit.digest(endpoints, netns: 2))
+    XCTAssertEqual(endpoints.digest(in: 1), endpoints.digest(in: 1))
+    XCTAssertNotEqual(endpoints.digest(in: 1), other.digest(in: 1))
+    XCTAssertNotEqual(endpoints.digest(in: 1), endpoints.digest(in: 2))
     let v6 = Endpoints(local: .v6(high: 0, low: 1), localPort: 1, remote: .v6(high: 0, low: 2), remotePort: 2)
     let swapped = Endpoints(local: .v6(high: 0, low: 2), localPort: 1, remote: .v6(high: 0, low: 1), remotePort: 2)
-    XCTAssertNotEqual(KernelAudit.digest(v6, netns: 1), KernelAudit.digest(swapped, netns: 1))
+    XCTAssertNotEqual(v6.digest(in: 1), swapped.digest(in: 1))
   }
 
   func testTheTrackerWatchesARecoveredAttachedStartAndItsLeaveIsALowerBound() {
