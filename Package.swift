@@ -14,6 +14,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
   ],
   targets: [
     // The ring-buffer record, shared with bpf/finwait.bpf.c.
@@ -29,13 +30,18 @@ let package = Package(
     .target(name: "CFinwaitBPF", dependencies: ["CLibbpf", "CFinwaitEvent"]),
     // sock_diag netlink sockets inside other network namespaces.
     .target(name: "CFinwaitDiag", linkerSettings: [.linkedLibrary("pthread")]),
+    // Cgroup ids back to paths (open_by_handle_at).
+    .target(name: "CFinwaitCgroup"),
     // Domain logic: pure, no I/O, testable without privileges.
-    .target(name: "FinwaitCore", dependencies: ["CFinwaitEvent"]),
+    .target(
+      name: "FinwaitCore",
+      dependencies: ["CFinwaitEvent", .product(name: "Histogram", package: "hdrhistogram-swift")]
+    ),
     // The I/O edge: loading and polling the tracer, /proc and /sys reads.
     .target(
       name: "FinwaitTracing",
       dependencies: [
-        "FinwaitCore", "CFinwaitBPF", "CFinwaitDiag",
+        "FinwaitCore", "CFinwaitBPF", "CFinwaitDiag", "CFinwaitCgroup",
         .product(name: "SystemPackage", package: "swift-system"),
       ]
     ),

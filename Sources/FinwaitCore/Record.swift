@@ -76,6 +76,8 @@ public struct Record: Sendable, Equatable {
   public var peer: Peer?
   /// For an orphan still in timewait: when the kernel will drop it (monotonic ns).
   public var deadline: UInt64?
+  /// The owner's container and pod, from its cgroup; nil on the host or unknown.
+  public var workload: Workload?
 
   public init(
     kind: Kind, timestamp: UInt64, connection: Connection, orphaned: Bool, dwell: Dwell, end: End?,

@@ -5,6 +5,16 @@ public struct Summary: Sendable {
   /// every record, and these enums hash through their String raw values.
   private var histograms = [Log2Histogram](repeating: Log2Histogram(), count: Path.allCases.count)
   private var endCounts = [Int](repeating: 0, count: End.allCases.count)
+  /// The same exact dwells, for percentiles, per path.
+  private var percentiles = [DwellPercentiles](repeating: DwellPercentiles(), count: Path.allCases.count)
+
+  /// All paths together: merged when asked, so a record costs one recording.
+  public var allPercentiles: DwellPercentiles {
+    percentiles.reduce(into: DwellPercentiles()) { $0.add($1) }
+  }
+
+  /// Percentiles of the exact dwells of `path`.
+  public func percentiles(of path: Path) -> DwellPercentiles { percentiles[path.ordinal] }
 
   /// Exact dwells (FIN_WAIT2 began and ended while traced), in microseconds,
   /// for the paths that had any.
@@ -45,6 +55,7 @@ public struct Summary: Sendable {
     switch r.dwell {
     case let .exact(ns):
       histograms[r.connection.path.ordinal].record(ns / 1_000)
+      percentiles[r.connection.path.ordinal].record(microseconds: ns / 1_000)
     case let .atLeast(ns):
       if r.end == .tracerExit { oldestAtExit = max(oldestAtExit ?? 0, ns) }
     default:
@@ -78,6 +89,11 @@ public struct Summary: Sendable {
       lines.append("")
       lines.append("path = \(path.rawValue)")
       lines += histogram.render(unit: "usecs")
+      lines.append(Self.percentileLine(percentiles[path.ordinal]))
+    }
+    if dwellByPath.count > 1 {
+      lines.append("")
+      lines.append("all paths: " + Self.percentileLine(allPercentiles))
     }
     lines.append("")
     lines.append("Ends: " + End.allCases.map { "\($0.rawValue) \(ends[$0, default: 0])" }.joined(separator: ", "))
@@ -112,9 +128,12 @@ public struct Summary: Sendable {
       var p = JSONObject()
       p.add("count", number: histogram.total)
       p.add("log2_usecs", raw: "[" + buckets + "]")
+      p.add("percentiles_us", raw: Self.percentileJSON(percentiles[path.ordinal]))
       paths.add(path.rawValue, raw: p.closed)
     }
     o.add("dwell_by_path", raw: paths.closed)
+    let all = allPercentiles
+    if all.count > 0 { o.add("dwell_percentiles_us", raw: Self.percentileJSON(all)) }
     var endCounts = JSONObject()
     for end in End.allCases { endCounts.add(end.rawValue, number: UInt64(ends[end, default: 0])) }
     o.add("ends", raw: endCounts.closed)
@@ -128,6 +147,19 @@ public struct Summary: Sendable {
     o.add("recursion_misses", number: losses.kernel.recursionMisses)
     o.add("recovered_starts", number: UInt64(losses.tracker.recoveredStarts))
     o.add("stale_entries", number: UInt64(losses.tracker.staleEntries))
+    return o.closed
+  }
+
+  /// `p50 1.2ms  p90 3.4ms  p99 ...  max ...`
+  static func percentileLine(_ p: DwellPercentiles) -> String {
+    DwellPercentiles.shown.map { "\($0.label) \(formatDuration(nanoseconds: p.microseconds(at: $0.percentile) * 1_000))" }
+      .joined(separator: "  ")
+  }
+
+  /// `{"p50":1200,"p90":...,"p99_9":...,"max":...}` in microseconds.
+  static func percentileJSON(_ p: DwellPercentiles) -> String {
+    var o = JSONObject()
+    for shown in DwellPercentiles.shown { o.add(shown.key, number: p.microseconds(at: shown.percentile)) }
     return o.closed
   }
 }

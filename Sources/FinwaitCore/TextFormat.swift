@@ -64,6 +64,14 @@ public struct TextFormat: Sendable {
 
   /// Where it is and who is on the other end, when that is known.
   func writeDetails(_ r: Record, to line: inout LineBuffer) {
+    if let id = r.workload?.shortContainerID {
+      line.append(" container=")
+      line.append(id)
+    }
+    if let uid = r.workload?.podUID {
+      line.append(" pod=")
+      line.append(uid)
+    }
     if r.connection.netns != ownNetns && r.connection.netns != 0 {
       line.append(" netns=")
       line.append(decimal: UInt64(r.connection.netns))

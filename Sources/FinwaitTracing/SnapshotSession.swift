@@ -16,7 +16,10 @@ public struct SnapshotSession {
     let reconciliation = Reconciliation()
     try reconciliation.check()
     let clock = WallClock.now()
-    let records = reconciliation.snapshot(filter: filter, at: monotonicNow())
+    var records = reconciliation.snapshot(filter: filter, at: monotonicNow())
+    if let workloads = Workloads() {
+      for i in records.indices { workloads.attribute(&records[i]) }
+    }
     var out = LineOutput.standardOutput
     if json {
       let format = JSONFormat(clock: clock)

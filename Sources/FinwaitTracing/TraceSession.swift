@@ -138,6 +138,8 @@ private final class SessionState {
   var outputError: FinwaitError?
 
   let reconciliation: Reconciliation?
+  /// nil without cgroup v2: records then carry no container or pod.
+  let workloads = Workloads()
 
   init(config: TraceSession.Configuration, clock: WallClock, start: UInt64, reconciliation: Reconciliation?) {
     self.config = config
@@ -167,6 +169,7 @@ private final class SessionState {
     {
       record.peer = reconciliation.resolveOwner(of: peer, for: record.connection.endpoints)
     }
+    workloads?.attribute(&record)
     summary.add(record)
     if record.kind == .finWait2, config.minDwell > 0, record.dwell.knownNanoseconds < config.minDwell,
       record.end != .tracerExit

@@ -40,4 +40,41 @@ final class SummaryTests: XCTestCase {
     XCTAssertEqual(wr["count"] as? Int, 1)
     XCTAssertEqual((wr["log2_usecs"] as? [Int])?.last, 1)
   }
+
+  func testPercentilesOfExactDwellsPerPathAndOverall() throws {
+    var summary = Summary()
+    // 1..1000 ms on shutdown_wr, 2 s once on close; a pending orphan and a
+    // lower bound never count.
+    for ms in 1...1000 {
+      summary.add(Fixture.record(.exact(UInt64(ms) * 1_000_000), end: .peerFin, path: FW_PATH_SHUTDOWN_WR))
+    }
+    summary.add(Fixture.record(.exact(2_000_000_000), end: .timeout, path: FW_PATH_CLOSE))
+    summary.add(Fixture.record(.pending(observed: 5), end: .timewaitOrphan, path: FW_PATH_CLOSE))
+    summary.add(Fixture.record(.atLeast(9_000_000_000), end: .tracerExit, path: FW_PATH_CLOSE))
+
+    let wr = summary.percentiles(of: .shutdownWrite)
+    XCTAssertEqual(wr.count, 1000)
+    // Two significant digits: within 1% of the exact order statistic, never below it.
+    for (p, exact) in [(50.0, 500_000), (90.0, 900_000), (99.0, 990_000), (99.9, 999_000)] {
+      let us = wr.microseconds(at: p)
+      XCTAssertGreaterThanOrEqual(us, UInt64(exact), "p\(p)")
+      XCTAssertLessThanOrEqual(Double(us), Double(exact) * 1.01, "p\(p)")
+    }
+    XCTAssertEqual(summary.percentiles(of: .close).count, 1)
+    XCTAssertEqual(summary.allPercentiles.count, 1001)
+    XCTAssertGreaterThanOrEqual(summary.allPercentiles.microseconds(at: 100), 2_000_000)
+
+    let losses = Summary.Losses(kernel: KernelCounters(), tracker: .init(), undecodable: 0)
+    let text = summary.text(losses: losses, tracedFor: 1).joined(separator: "\n")
+    XCTAssertTrue(text.contains("p50 501.8ms  p90 901.1ms  p99 991.2ms  p99.9 999.4ms  max 1.00s"), text)
+    XCTAssertTrue(text.contains("all paths: p50 "), text)
+
+    let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(summary.json(losses: losses, tracedFor: 1).utf8)) as? [String: Any])
+    let paths = try XCTUnwrap(json["dwell_by_path"] as? [String: Any])
+    let close = try XCTUnwrap((paths["close"] as? [String: Any])?["percentiles_us"] as? [String: Int])
+    XCTAssertEqual(Set(close.keys), ["p50", "p90", "p99", "p99_9", "max"])
+    XCTAssertEqual(close["max"], 2_000_000, "the maximum is exact")
+    let all = try XCTUnwrap(json["dwell_percentiles_us"] as? [String: Int])
+    XCTAssertGreaterThanOrEqual(all["p50"] ?? 0, 500_000)
+  }
 }

@@ -177,9 +177,11 @@ struct Truth {
 }
 
 final class DriverProcess: SpawnedProcess {
+  /// `cgroup`: a cgroup v2 directory the driver moves itself into first.
   init(_ scenario: String, port: Int, holdMs: Int, family: Int = 4, clientPort: Int = 0,
-       in namespace: TestNamespace? = nil) throws {
-    let wrapper = namespace.map { ["/usr/bin/env", "ip", "netns", "exec", $0.name] } ?? []
+       in namespace: TestNamespace? = nil, cgroup: String? = nil) throws {
+    var wrapper = namespace.map { ["/usr/bin/env", "ip", "netns", "exec", $0.name] } ?? []
+    if let cgroup { wrapper += ["/bin/sh", "-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\"", cgroup] }
     try super.init(wrapper + [Live.driver ?? "fwdrive", scenario, String(port), String(holdMs), String(family),
                               String(clientPort)])
   }

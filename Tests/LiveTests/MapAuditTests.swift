@@ -29,8 +29,9 @@ final class MapAuditTests: XCTestCase {
     // and one for a socket that no longer exists at all.
     let clientPort = UInt16(held.clientPorts[0])
     let fin1 = monotonicNanoseconds() - 3_000_000_000
-    try injectEntry(socket: 0xdead_0000_0001, localPort: clientPort, remotePort: UInt16(other), finWait1At: fin1)
-    try injectEntry(socket: 0xdead_0000_0002, localPort: 1, remotePort: UInt16(other), finWait1At: fin1)
+    let map = try socketMap(of: finwait.process.processIdentifier)
+    try injectEntry(into: map, socket: 0xdead_0000_0001, localPort: clientPort, remotePort: UInt16(other), finWait1At: fin1)
+    try injectEntry(into: map, socket: 0xdead_0000_0002, localPort: 1, remotePort: UInt16(other), finWait1At: fin1)
     // Audits run at start and every 5 s.
     usleep(6_000_000)
     let heldFor = Int(Date().timeIntervalSince(shutAt) * 1000)
@@ -56,7 +57,23 @@ final class MapAuditTests: XCTestCase {
     XCTAssertEqual(summary["stale_entries"] as? Int, 1, "\(summary)")
   }
 
-  private func injectEntry(socket: UInt64, localPort: UInt16, remotePort: UInt16, finWait1At: UInt64) throws {
+  /// The id of the `socks` map this finwait holds (another may run too).
+  private func socketMap(of pid: Int32) throws -> String {
+    let fdinfo = "/proc/\(pid)/fdinfo"
+    for fd in try FileManager.default.contentsOfDirectory(atPath: fdinfo) {
+      guard let text = try? String(contentsOfFile: fdinfo + "/" + fd, encoding: .utf8),
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("map_id:") })
+      else { continue }
+      let id = line.dropFirst("map_id:".count).trimmingCharacters(in: .whitespaces)
+      let show = try SpawnedProcess(["/usr/sbin/bpftool", "-j", "map", "show", "id", id])
+      show.process.waitUntilExit()
+      _ = waitUntil(2) { show.stdout.isClosed }
+      if show.stdout.text.contains("\"name\":\"socks\"") { return id }
+    }
+    throw LiveError("finwait \(pid) holds no socks map")
+  }
+
+  private func injectEntry(into map: String, socket: UInt64, localPort: UInt16, remotePort: UInt16, finWait1At: UInt64) throws {
     var e = fw_event()
     e.skaddr = socket
     e.ts_fin_wait1_ns = finWait1At
@@ -75,7 +92,7 @@ final class MapAuditTests: XCTestCase {
     withUnsafeMutableBytes(of: &e.comm) { $0.copyBytes(from: Array("xctest".utf8)) }
     let key = withUnsafeBytes(of: socket.littleEndian) { $0.map { String($0) } }
     let value = withUnsafeBytes(of: e) { $0.map { String($0) } }
-    let bpftool = try SpawnedProcess(["/usr/sbin/bpftool", "map", "update", "name", "socks", "key"] + key
+    let bpftool = try SpawnedProcess(["/usr/sbin/bpftool", "map", "update", "id", map, "key"] + key
                                      + ["value"] + value + ["noexist"])
     bpftool.process.waitUntilExit()
     XCTAssertEqual(bpftool.process.terminationStatus, 0, bpftool.stderr.text)

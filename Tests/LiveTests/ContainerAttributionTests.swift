@@ -1,0 +1,71 @@
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A process in a cgroup named the way containerd and the kubelet's systemd
+/// driver name them: its connections carry the container id and pod UID.
+final class ContainerAttributionTests: XCTestCase {
+  override func setUpWithError() throws {
+    try Live.requireLive()
+  }
+
+  func testOwnerInAContainerCgroupIsNamedWithItsContainerAndPod() throws {
+    let uid = "5d0c9a4e-7b1f-4c2d-8e3a-9f0b1c2d3e4f"
+    let id = "c0ffee00" + String(repeating: "ab12", count: 14)
+    // cgroup v2: the whole of /sys/fs/cgroup, or its `unified` part on a hybrid host.
+    let mount = try XCTUnwrap(cgroup2Mount(), "no cgroup2 mount in /proc/self/mountinfo")
+    let top = mount + "/finwait-test-\(getpid())"
+    let pod = top + "/kubepods-besteffort-pod\(uid.replacingOccurrences(of: "-", with: "_")).slice"
+    let container = pod + "/cri-containerd-\(id).scope"
+    try FileManager.default.createDirectory(atPath: container, withIntermediateDirectories: true)
+    defer { for dir in [container, pod, top] { rmdir(dir) } }
+    var st = stat()
+    XCTAssertEqual(stat(container, &st), 0)
+    let cgroupID = Int(st.st_ino)  // a cgroup v2 id is its directory's inode
+
+    let port = Live.port(31)
+    let finwait = try FinwaitProcess(["--json", "--port", String(port)])
+    let driver = try DriverProcess("shutdown_wr", port: port, holdMs: 300, cgroup: container)
+    let truth = try driver.truth()
+    try driver.finish()
+    XCTAssertTrue(finwait.waitForRecord(5) { $0["type"] as? String == "fin_wait2" && $0["sport"] as? Int == truth.clientPort },
+                  finwait.stdout.text)
+    XCTAssertEqual(try finwait.stop(), 0, finwait.stderr.text)
+    let record = try XCTUnwrap(try finwait.jsonRecords().first {
+      $0["type"] as? String == "fin_wait2" && $0["sport"] as? Int == truth.clientPort
+    })
+    XCTAssertEqual(record["pid"] as? Int, truth.ownerPid)
+    XCTAssertEqual(record["cgroup_id"] as? Int, cgroupID)
+    XCTAssertEqual(record["container_id"] as? String, id)
+    XCTAssertEqual(record["pod_uid"] as? String, uid)
+  }
+
+  func testHostProcessesCarryNoContainer() throws {
+    let port = Live.port(32)
+    let finwait = try FinwaitProcess(["--json", "--port", String(port)])
+    let driver = try DriverProcess("shutdown_wr", port: port, holdMs: 200)
+    let truth = try driver.truth()
+    try driver.finish()
+    XCTAssertTrue(finwait.waitForRecord(5) { $0["type"] as? String == "fin_wait2" && $0["sport"] as? Int == truth.clientPort })
+    XCTAssertEqual(try finwait.stop(), 0)
+    let record = try XCTUnwrap(try finwait.jsonRecords().first { $0["sport"] as? Int == truth.clientPort })
+    XCTAssertNotNil(record["cgroup_id"] as? Int)
+    XCTAssertNil(record["container_id"])
+    XCTAssertNil(record["pod_uid"])
+  }
+
+  private func cgroup2Mount() -> String? {
+    guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+    for line in text.split(separator: "\n") {
+      // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE SUPER
+      let halves = line.components(separatedBy: " - ")
+      guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
+      let fields = halves[0].split(separator: " ")
+      if fields.count > 4 { return String(fields[4]) }
+    }
+    return nil
+  }
+}
