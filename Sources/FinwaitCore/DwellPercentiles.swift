@@ -28,6 +28,19 @@ public struct DwellPercentiles: Sendable {
     percentile >= 100 ? histogram.maxRecorded : histogram.valueAtPercentile(percentile)
   }
 
+  /// The same values in power-of-two buckets, as bcc prints them. Exact,
+  /// not approximated: at two significant digits every HdrHistogram bucket
+  /// above 255 spans exactly one power of two, and below it holds one value.
+  public var log2: Log2Histogram {
+    var counts: [UInt64] = []
+    for i in 0...Int(Self.highest.trailingZeroBitCount) {
+      let low: UInt64 = i == 0 ? 0 : 1 << UInt64(i)
+      let high: UInt64 = i == 0 ? 1 : (1 << UInt64(i + 1)) - 1
+      counts.append(histogram.count(within: low...min(high, Self.highest)))
+    }
+    return Log2Histogram(buckets: counts)
+  }
+
   public mutating func add(_ other: DwellPercentiles) {
     histogram.add(other.histogram)
   }

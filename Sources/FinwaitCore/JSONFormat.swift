@@ -24,8 +24,8 @@ public struct JSONFormat: Sendable {
       o.json("tid", number: UInt64(owner.tid))
       o.json("comm", string: owner.comm)
       o.json("cgroup_id", number: owner.cgroupID)
-      if let id = r.workload?.containerID { o.json("container_id", string: id) }
-      if let uid = r.workload?.podUID { o.json("pod_uid", string: uid) }
+      if let id = r.workload?.container { o.json("container_id") { $0.append(id) } }
+      if let uid = r.workload?.pod { o.json("pod_uid") { $0.append(uid) } }
     } else {
       o.jsonNull("pid")
       o.jsonNull("tid")

@@ -7,6 +7,14 @@ public struct Log2Histogram: Sendable, Equatable {
 
   public init() {}
 
+  /// From counts per bucket (bucket 0 first).
+  init(buckets counts: [UInt64]) {
+    for (i, count) in counts.prefix(Self.bucketCount).enumerated() {
+      buckets[i] = count
+      total += count
+    }
+  }
+
   public static func bucket(of value: UInt64) -> Int {
     value <= 1 ? 0 : 63 - value.leadingZeroBitCount
   }

@@ -27,7 +27,7 @@ struct OpenConnections {
     private static let stuckBit: UInt32 = 1 << 31
   }
 
-  /// Slots stay far below: one per open connection, which the kernel map bounds.
+  /// Real slots stay far below it: one per open connection, bounded by the kernel map.
   private static let unpackedSlot = UInt32.max >> 1
 
   private var index: [UInt64: Entry] = [:]

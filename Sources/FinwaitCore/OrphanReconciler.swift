@@ -70,6 +70,12 @@ public struct OrphanReconciler {
   /// Namespaces with orphans to reconcile: the ones worth a dump.
   public var namespaces: Set<UInt32> { Set(pending.keys.map(\.netns)) }
 
+  /// Whether the orphan on these endpoints is followed: a dump keeps only
+  /// those sockets, not the namespace's whole TIME_WAIT population.
+  public func isFollowing(netns: UInt32, endpoints: Endpoints) -> Bool {
+    pending[Key(netns: netns, endpoints: endpoints)] != nil
+  }
+
   /// Starts following a `timewait_orphan` record.
   public mutating func follow(
     _ record: Record, enteredAt: UInt64?, handedOverAt: UInt64, deadline: UInt64? = nil,

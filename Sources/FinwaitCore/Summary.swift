@@ -3,10 +3,9 @@
 public struct Summary: Sendable {
   /// Indexed by `Path.ordinal` and `End.ordinal`, not keyed: this runs for
   /// every record, and these enums hash through their String raw values.
-  private var histograms = [Log2Histogram](repeating: Log2Histogram(), count: Path.allCases.count)
-  private var endCounts = [Int](repeating: 0, count: End.allCases.count)
-  /// The same exact dwells, for percentiles, per path.
+  /// Exact dwells per path, in microseconds; the log2 histograms are derived.
   private var percentiles = [DwellPercentiles](repeating: DwellPercentiles(), count: Path.allCases.count)
+  private var endCounts = [Int](repeating: 0, count: End.allCases.count)
 
   /// All paths together: merged when asked, so a record costs one recording.
   public var allPercentiles: DwellPercentiles {
@@ -20,7 +19,7 @@ public struct Summary: Sendable {
   /// for the paths that had any.
   public var dwellByPath: [Path: Log2Histogram] {
     var byPath: [Path: Log2Histogram] = [:]
-    for path in Path.allCases where histograms[path.ordinal].total > 0 { byPath[path] = histograms[path.ordinal] }
+    for path in Path.allCases where percentiles[path.ordinal].count > 0 { byPath[path] = percentiles[path.ordinal].log2 }
     return byPath
   }
 
@@ -54,7 +53,6 @@ public struct Summary: Sendable {
     if let end = r.end { endCounts[end.ordinal] += 1 }
     switch r.dwell {
     case let .exact(ns):
-      histograms[r.connection.path.ordinal].record(ns / 1_000)
       percentiles[r.connection.path.ordinal].record(microseconds: ns / 1_000)
     case let .atLeast(ns):
       if r.end == .tracerExit { oldestAtExit = max(oldestAtExit ?? 0, ns) }

@@ -64,11 +64,11 @@ public struct TextFormat: Sendable {
 
   /// Where it is and who is on the other end, when that is known.
   func writeDetails(_ r: Record, to line: inout LineBuffer) {
-    if let id = r.workload?.shortContainerID {
+    if let id = r.workload?.container {
       line.append(" container=")
-      line.append(id)
+      line.append(id, digits: 12)
     }
-    if let uid = r.workload?.podUID {
+    if let uid = r.workload?.pod {
       line.append(" pod=")
       line.append(uid)
     }

@@ -30,3 +30,26 @@ final class Log2HistogramTests: XCTestCase {
     XCTAssertEqual(Log2Histogram().render(unit: "usecs"), [])
   }
 }
+
+final class DwellPercentilesTests: XCTestCase {
+  func testLog2BucketsFromTheHDRHistogramAreExact() {
+    var p = DwellPercentiles()
+    var direct = Log2Histogram()
+    // Both sides of every power of two up to 2^40, and the ends.
+    var values: [UInt64] = [0, 1, 2, 3, 255, 256, 257, 1 << 40]
+    for k in 2...39 { values += [(1 << UInt64(k)) - 1, 1 << UInt64(k), (1 << UInt64(k)) + 1] }
+    for v in values {
+      p.record(microseconds: v)
+      direct.record(v)
+    }
+    XCTAssertEqual(p.log2, direct)
+    XCTAssertEqual(p.count, UInt64(values.count))
+  }
+
+  func testLongerThanTrackedCountsAsTheLongestTracked() {
+    var p = DwellPercentiles()
+    p.record(microseconds: .max)
+    XCTAssertEqual(p.count, 1)
+    XCTAssertEqual(p.microseconds(at: 100), 1 << 40)
+  }
+}
