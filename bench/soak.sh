@@ -3,15 +3,21 @@
 # then checks that
 #   - finwait's RSS stays flat after warm-up: every sample within 5% of the
 #     first one after warm-up;
-#   - nothing was lost: ringbuf_drops, map_full, lost ends, undecodable
-#     records and starts not seen are all 0;
+#   - nothing was lost: ringbuf_drops, map_full, lost ends and undecodable
+#     records are all 0;
 #   - every connection that entered FIN_WAIT2 is accounted for exactly once:
 #     churn logs, per ending and client port, how many connections completed;
-#     finwait's fin_wait2 records, counted the same way, must match port by
-#     port (a missed record or a duplicate changes a count), no two records
-#     may name the same connection (side, client port, FIN_WAIT2 start), and
-#     nothing may be left pending or ended as tracer_exit, lost or anything
-#     but peer_fin (every churn connection ends with the peer's FIN).
+#     finwait's fin_wait2 records, counted per side (client or server) and
+#     client port, must match port by port (a missed record or a duplicate
+#     changes a count), no two records may name the same connection (side,
+#     client port, FIN_WAIT2 start), and nothing may be left pending or ended
+#     as tracer_exit, lost or anything but peer_fin (every churn connection
+#     ends with the peer's FIN);
+#   - the path is right: per ending, finwait's count equals churn's, except
+#     for connections whose FIN_WAIT1 the kernel did not run the program for
+#     (unseen_start; measured about 1 in 15 million, with no counter of the
+#     kernel's moving). Those are still reported once, with path unknown, and
+#     must make up exactly the difference.
 # Prints PASS or FAIL with the numbers; exits 1 on FAIL. Needs root.
 #
 # Warm-up must cover finwait's stuck threshold (SOAK_STUCK, passed as
@@ -113,7 +119,7 @@ if ! echo "$summary" | grep -q '"type":"summary"'; then
   check "summary line" 0 "missing: $(echo "$summary" | head -c 200)"
   summary='{}'
 fi
-for key in ringbuf_drops map_full lost_ends undecodable unseen_start existing; do
+for key in ringbuf_drops map_full lost_ends undecodable existing; do
   v=$(num "$key")
   check "$key" "$([ "${v:-x}" = 0 ] && echo 1 || echo 0)" "${v:-missing}"
 done
@@ -134,6 +140,8 @@ awk -v counts="$work/seen.unsorted" '
     if (sport == 9800 && path == "close") { ending = "server_close"; cport = dport }
     else if (dport == 9800 && path == "close") { ending = "client_close"; cport = sport }
     else if (dport == 9800 && path == "shutdown_wr") { ending = "client_shutdown"; cport = sport }
+    else if (sport == 9800 && path == "unknown") { ending = "server_unknown"; cport = dport }
+    else if (dport == 9800 && path == "unknown") { ending = "client_unknown"; cport = sport }
     else { ending = "unexpected_" path "_" sport "_" dport; cport = 0 }
     count[ending " " cport]++
     ends[end]++
@@ -161,19 +169,32 @@ read -r records_line <"$work/records"
 rv() { echo "$records_line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 per_ending() { awk -v e="$1" '$1 == e { s += $3 } END { print s + 0 }' "$2"; }
+unknown=0
+for side in client server; do
+  unknown=$(( unknown + $(per_ending "${side}_unknown" "$work/seen") ))
+done
+short=0
 for e in client_close client_shutdown server_close; do
   a=$(per_ending "$e" "$work/truth"); b=$(per_ending "$e" "$work/seen")
-  check "$e: churn = records" "$([ "$a" = "$b" ] && [ "$a" -gt 0 ] && echo 1 || echo 0)" "churn $a, finwait $b"
+  short=$(( short + a - b ))
+  check "$e: churn = records" "$([ "$a" -gt 0 ] && [ "$b" -le "$a" ] && echo 1 || echo 0)" \
+    "churn $a, finwait $b$( [ "$a" = "$b" ] || echo " (+ path unknown)")"
 done
+unseen=$(num unseen_start)
+check "starts not seen" "$([ "$short" = "$unknown" ] && [ "${unseen:-x}" = "$unknown" ] && echo 1 || echo 0)" \
+  "unseen_start ${unseen:-missing}: $unknown reported with path unknown, $short missing from the path counts"
 errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$work/churn.out")
 check "churn errors" "$([ "${errors:-x}" = 0 ] && echo 1 || echo 0)" \
   "${errors:-missing} (a connection that failed midway has no known side: exact accounting needs 0)"
 unexpected=$(grep -c '^unexpected_' "$work/seen" || true)
 check "records of other endings" "$([ "$unexpected" = 0 ] && echo 1 || echo 0)" "$unexpected"
-mismatched=$(join -a1 -a2 -e 0 -o 0,1.2,2.2 <(awk '{ print $1 ":" $2, $3 }' "$work/truth" | sort) \
-  <(awk '{ print $1 ":" $2, $3 }' "$work/seen" | sort) | awk '$2 != $3' | tee "$work/mismatched" | wc -l)
-check "per client port counts" "$([ "$mismatched" = 0 ] && echo 1 || echo 0)" \
-  "$(wc -l <"$work/truth") (ending, port) pairs compared, $mismatched differ$( [ "$mismatched" = 0 ] || echo ": $(head -5 "$work/mismatched" | tr '\n' ';')")"
+# Per side and client port: a start not seen changes the path, not the count.
+by_side() { awk '{ side = ($1 == "server_close" || $1 == "server_unknown") ? "server" : "client"; n[side ":" $2] += $3 }
+  END { for (k in n) print k, n[k] }' "$1" | sort; }
+mismatched=$(join -a1 -a2 -e 0 -o 0,1.2,2.2 <(by_side "$work/truth") <(by_side "$work/seen") \
+  | awk '$2 != $3' | tee "$work/mismatched" | wc -l)
+check "per side and port counts" "$([ "$mismatched" = 0 ] && echo 1 || echo 0)" \
+  "$(by_side "$work/truth" | wc -l) (side, port) pairs compared, $mismatched differ$( [ "$mismatched" = 0 ] || echo ": $(head -5 "$work/mismatched" | tr '\n' ';')")"
 dups=$(rv duplicates); total=$(rv records)
 check "no duplicate connection" "$([ "$dups" = 0 ] && echo 1 || echo 0)" "$dups among $total fin_wait2 records"
 peer_fin=$(rv end_peer_fin)

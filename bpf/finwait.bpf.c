@@ -56,6 +56,11 @@ const volatile __u32 target_netns = 0;
 const volatile bool follow_peers = true;
 const volatile bool filter_comm = false;
 const volatile char target_comm[FW_COMM_LEN] = {};
+/* `finwait hist`: ends of full sockets go to `hists`, not the ring buffer. */
+const volatile bool hist_mode = false;
+const volatile __u8 hist_by = FW_HIST_BY_PATH;
+/* Dwell unit of the histogram slots: 1000 (us) or 1000000 (ms). */
+const volatile __u32 hist_unit_ns = 1000;
 /* Wake the consumer only once this much is queued; it also drains on a timer. */
 const volatile __u64 wakeup_bytes = 256 * 1024;
 
@@ -98,6 +103,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct fw_peer);
 } fin_peers SEC(".maps");
+
+/* Bounded: when full, a new key is counted in counters.hist_full. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct fw_hist_key);
+	__type(value, struct fw_hist);
+} hists SEC(".maps");
 
 static __always_inline bool owner_filter_active(void)
 {
@@ -394,6 +407,45 @@ static __always_inline void emit(const struct fw_event *st)
 	bpf_ringbuf_submit(e, flags);
 }
 
+/* floor(log2(v)), 0 for 0 and 1: the slot a dwell goes to. */
+static __always_inline __u32 log2_slot(__u64 v)
+{
+	__u32 r = 0;
+
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) { r += 1; }
+	return r < FW_HIST_SLOTS ? r : FW_HIST_SLOTS - 1;
+}
+
+static __always_inline void hist_record(const struct fw_event *st, __u64 dwell_ns)
+{
+	struct fw_hist_key k = { .path = st->path };
+	static const struct fw_hist zero = {};
+	struct fw_hist *h;
+
+	switch (hist_by) {
+	case FW_HIST_BY_COMM: __builtin_memcpy(k.comm, st->comm, sizeof(k.comm)); break;
+	case FW_HIST_BY_PID: k.tgid = st->tgid; break;
+	case FW_HIST_BY_CGROUP: k.cgroup_id = st->cgroup_id; break;
+	case FW_HIST_BY_PORT: k.port = st->sport; break;
+	}
+	h = bpf_map_lookup_elem(&hists, &k);
+	if (!h) {
+		if (bpf_map_update_elem(&hists, &k, &zero, BPF_NOEXIST) && !bpf_map_lookup_elem(&hists, &k)) {
+			__sync_fetch_and_add(&counters.hist_full, 1);
+			return;
+		}
+		h = bpf_map_lookup_elem(&hists, &k);
+		if (!h)
+			return;
+	}
+	__sync_fetch_and_add(&h->slots[log2_slot(dwell_ns / hist_unit_ns)], 1);
+}
+
 static __always_inline int on_fin_wait1(struct sock *sk, __u64 key, __u64 now)
 {
 	struct fw_event st = {};
@@ -452,6 +504,12 @@ static __always_inline int on_peer_close(struct sock *sk, __u64 now)
 	peer = find_peer(&t);
 	if (!peer)
 		return 0;
+	/* hist mode: a full socket's end is counted in the kernel, and its peer's
+	 * close is not needed; only a handed-over orphan's is. */
+	if (hist_mode && bpf_map_lookup_elem(&socks, &peer->skaddr)) {
+		peer->tuple.family = 0;
+		return 0;
+	}
 	e.kind = FW_KIND_PEER_CLOSE;
 	e.ts_ns = now;
 	e.ts_peer_close_wait_ns = peer->ts_close_wait;
@@ -507,6 +565,9 @@ static __always_inline int on_fin_wait2(struct sock *sk, __u64 key, __u64 now)
 		st->flags |= FW_FLAG_ORPHAN_AT_ENTRY;
 		return 0;
 	}
+	/* hist mode watches no connection for --stuck. */
+	if (hist_mode)
+		return 0;
 	st->kind = FW_KIND_ENTER;
 	emit(st);
 	return 0;
@@ -523,7 +584,13 @@ static __always_inline int on_fin_wait2_exit(struct sock *sk, __u64 key, __u64 n
 	st->end = fin_wait2_end(sk);
 	if (is_orphan(sk))
 		st->flags |= FW_FLAG_ORPHAN_AT_END;
-	emit(st);
+	/* A full socket's end is its true end: counted here. An orphan handed to
+	 * timewait goes on, and user space follows it to its end. A start that
+	 * was not seen has no dwell to count: user space reports it. */
+	if (hist_mode && st->end != FW_END_TIMEWAIT_ORPHAN && (st->flags & FW_FLAG_FIN_WAIT2_SEEN))
+		hist_record(st, now - st->ts_fin_wait2_ns);
+	else
+		emit(st);
 	/* An orphan's FIN_WAIT2 goes on in timewait: its peer may still close. */
 	if (st->end != FW_END_TIMEWAIT_ORPHAN)
 		forget_peer(st);

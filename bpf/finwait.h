@@ -119,11 +119,40 @@ struct fw_tuple {
 	__u32 netns;
 };
 
+/* `finwait hist`: dwell histograms kept in the kernel, so a busy node pays no
+ * ring-buffer record for connections that end as full sockets. Orphans handed
+ * to timewait still go to user space, which follows them to their real end. */
+#define FW_HIST_SLOTS 40 /* log2 buckets: slot 0 holds 0 and 1, slot i [2^i, 2^(i+1)) */
+
+/* What a histogram is broken down by, besides the path. */
+enum fw_hist_by {
+	FW_HIST_BY_PATH = 0,
+	FW_HIST_BY_COMM = 1,
+	FW_HIST_BY_PID = 2,
+	FW_HIST_BY_CGROUP = 3,
+	FW_HIST_BY_PORT = 4, /* the local port */
+};
+
+/* Fields not chosen by --by stay 0. */
+struct fw_hist_key {
+	__u64 cgroup_id;
+	__u32 tgid;
+	__u16 port;
+	__u8 path;    /* enum fw_path */
+	__u8 __pad;
+	char comm[FW_COMM_LEN];
+};
+
+struct fw_hist {
+	__u64 slots[FW_HIST_SLOTS];
+};
+
 /* Counters the BPF program keeps; read by user space through the skeleton. */
 struct fw_counters {
 	__u64 ringbuf_drops;   /* bpf_ringbuf_reserve failed: a record was lost */
 	__u64 map_full;        /* the per-socket map was full: a connection went untracked */
 	__u64 unseen_start;    /* FIN_WAIT2 transitions of sockets whose FIN_WAIT1 we never saw */
+	__u64 hist_full;       /* `finwait hist`: a dwell not counted, the histogram map was full */
 };
 
 #endif /* __FINWAIT_H */

@@ -58,6 +58,9 @@ int fw_tracer_start(const struct fw_options *o, fw_record_fn fn, void *ctx,
 	t->skel->rodata->filter_comm = o->filter_comm != 0;
 	memcpy((char *)t->skel->rodata->target_comm, o->comm, FW_COMM_LEN);
 	t->skel->rodata->wakeup_bytes = o->wakeup_bytes;
+	t->skel->rodata->hist_mode = o->hist_mode != 0;
+	t->skel->rodata->hist_by = o->hist_by;
+	t->skel->rodata->hist_unit_ns = o->hist_unit_ns ? o->hist_unit_ns : 1000;
 	if ((err = bpf_map__set_max_entries(t->skel->maps.events, o->ringbuf_bytes)) ||
 	    (err = bpf_map__set_max_entries(t->skel->maps.socks, o->max_tracked)))
 		return fail(t, FW_STAGE_OPEN, failed, err);
@@ -234,6 +237,32 @@ int fw_tracer_forget(struct fw_tracer *t, const struct fw_event *e)
 	if ((err = still(fd, e, &now)))
 		return err;
 	return bpf_map_delete_elem(fd, &e->skaddr) ? -errno : 0;
+}
+
+int fw_tracer_take_hists(struct fw_tracer *t, fw_hist_fn fn, void *ctx)
+{
+	int fd = bpf_map__fd(t->skel->maps.hists);
+	struct fw_hist_key key, next;
+	struct fw_hist hist;
+	int n = 0, more;
+
+	/* Keys are collected before any is deleted: deleting while walking
+	 * restarts get_next_key from the start. */
+	more = bpf_map_get_next_key(fd, NULL, &next) == 0;
+	while (more) {
+		key = next;
+		more = bpf_map_get_next_key(fd, &key, &next) == 0;
+		/* Counts added between the lookup and the delete would be lost:
+		 * lookup_and_delete takes both at once where the kernel has it (5.14). */
+		if (bpf_map_lookup_and_delete_elem(fd, &key, &hist)) {
+			if (bpf_map_lookup_elem(fd, &key, &hist))
+				continue;
+			bpf_map_delete_elem(fd, &key);
+		}
+		n++;
+		fn(ctx, &key, &hist);
+	}
+	return n;
 }
 
 void fw_tracer_detach(struct fw_tracer *t)

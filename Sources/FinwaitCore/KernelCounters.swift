@@ -12,6 +12,8 @@ public struct KernelCounters: Sendable, Equatable {
   /// running on that CPU (a softirq interrupted it). Each may be a lost start
   /// or end.
   public var recursionMisses: UInt64
+  /// `finwait hist`: dwells not counted because the histogram map was full.
+  public var histFull: UInt64 = 0
 
   public init(ringbufDrops: UInt64 = 0, mapFull: UInt64 = 0, unseenStart: UInt64 = 0, recursionMisses: UInt64 = 0) {
     self.ringbufDrops = ringbufDrops
@@ -23,5 +25,6 @@ public struct KernelCounters: Sendable, Equatable {
   public init(_ raw: fw_counters, recursionMisses: UInt64 = 0) {
     self.init(ringbufDrops: raw.ringbuf_drops, mapFull: raw.map_full, unseenStart: raw.unseen_start,
               recursionMisses: recursionMisses)
+    histFull = raw.hist_full
   }
 }

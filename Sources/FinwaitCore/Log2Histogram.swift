@@ -9,14 +9,19 @@ public struct Log2Histogram: Sendable, Equatable {
 
   /// From counts per bucket (bucket 0 first).
   init(buckets counts: [UInt64]) {
-    for (i, count) in counts.prefix(Self.bucketCount).enumerated() {
-      buckets[i] = count
-      total += count
-    }
+    add(buckets: counts)
   }
 
   public static func bucket(of value: UInt64) -> Int {
     value <= 1 ? 0 : 63 - value.leadingZeroBitCount
+  }
+
+  /// Adds counts per bucket (the kernel's histogram slots use the same buckets).
+  public mutating func add(buckets counts: some Collection<UInt64>) {
+    for (i, count) in counts.prefix(Self.bucketCount).enumerated() {
+      buckets[i] += count
+      total += count
+    }
   }
 
   public mutating func record(_ value: UInt64) {

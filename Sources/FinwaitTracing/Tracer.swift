@@ -25,6 +25,9 @@ public final class Tracer {
     /// Backlog that forces a wakeup before the drain timer.
     public var wakeupBytes: UInt64 = 256 * 1024
     public var btfPath: String?
+    /// `finwait hist`: full sockets' dwells counted in the kernel, by this
+    /// breakdown, in slots of this many nanoseconds; nil: every end is a record.
+    public var histogram: (by: Breakdown, unitNanoseconds: UInt64)?
 
     public init() {}
   }
@@ -56,6 +59,11 @@ public final class Tracer {
     o.ringbuf_bytes = options.ringBufferBytes
     o.max_tracked = options.maxTracked
     o.wakeup_bytes = options.wakeupBytes
+    if let histogram = options.histogram {
+      o.hist_mode = 1
+      o.hist_by = histogram.by.raw
+      o.hist_unit_ns = UInt32(histogram.unitNanoseconds)
+    }
 
     var failed = FW_STAGE_NONE
     var handle: OpaquePointer?
@@ -109,6 +117,23 @@ public final class Tracer {
   /// Stops new records; what is queued can still be drained.
   public func detach() {
     if let tracer { fw_tracer_detach(tracer) }
+  }
+
+  /// Takes the histograms the kernel counted since the last call into `into`.
+  public func takeHistograms(into intervals: inout IntervalHistograms) {
+    guard let tracer else { return }
+    final class Box {
+      var intervals: IntervalHistograms
+      init(_ intervals: IntervalHistograms) { self.intervals = intervals }
+    }
+    let box = Box(intervals)
+    fw_tracer_take_hists(tracer, { ctx, key, hist in
+      guard let ctx, let key, let hist else { return 0 }
+      let box = Unmanaged<Box>.fromOpaque(ctx).takeUnretainedValue()
+      withUnsafeBytes(of: hist.pointee.slots) { box.intervals.add(kernel: key.pointee, slots: $0.bindMemory(to: UInt64.self)) }
+      return 0
+    }, Unmanaged.passUnretained(box).toOpaque())
+    intervals = box.intervals
   }
 
   /// Sockets the kernel map holds in FIN_WAIT2 right now.

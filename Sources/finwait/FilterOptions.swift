@@ -1,5 +1,6 @@
 import ArgumentParser
 import FinwaitCore
+import FinwaitTracing
 
 /// Filters shared by tracing and snapshots.
 struct FilterOptions: ParsableArguments {
@@ -19,9 +20,6 @@ struct FilterOptions: ParsableArguments {
                              valueName: "inode"))
   var netns: UInt32?
 
-  @Flag(help: "Print JSON lines instead of text.")
-  var json = false
-
   func validate() throws {
     if let family, family != 4 && family != 6 { throw ValidationError("--family must be 4 or 6") }
     if let comm, comm.isEmpty || comm.utf8.count > 15 {
@@ -30,6 +28,15 @@ struct FilterOptions: ParsableArguments {
     if pid == 0 { throw ValidationError("--pid must be a process id above 0") }
     if port == 0 { throw ValidationError("--port must be 1 to 65535") }
     if netns == 0 { throw ValidationError("--netns must be a namespace inode number") }
+  }
+
+  /// The same filters, applied in the kernel.
+  func apply(to tracer: inout Tracer.Options) {
+    tracer.pid = pid ?? 0
+    tracer.comm = comm
+    tracer.port = port ?? 0
+    tracer.family = family ?? 0
+    tracer.netns = netns ?? 0
   }
 
   var recordFilter: RecordFilter {

@@ -8,7 +8,7 @@ struct Finwait: ParsableCommand {
     commandName: "finwait",
     abstract: "Trace TCP connections through FIN_WAIT2: dwell, owner, code path and end.",
     version: "0.2.0",
-    subcommands: [Trace.self, SnapshotCommand.self],
+    subcommands: [Trace.self, HistCommand.self, SnapshotCommand.self],
     defaultSubcommand: Trace.self
   )
 
@@ -58,6 +58,9 @@ struct Trace: ParsableCommand {
 
   @OptionGroup var filters: FilterOptions
 
+  @Flag(help: "Print JSON lines instead of text.")
+  var json = false
+
   @Option(name: .customLong("min-dwell"), help: "Print only connections whose FIN_WAIT2 lasted at least this long (e.g. 500ms, 2s).",
           transform: Self.duration)
   var minDwell: UInt64?
@@ -102,16 +105,12 @@ struct Trace: ParsableCommand {
   func run() throws {
     let finTimeout = tcpFinTimeoutSeconds()
     var config = TraceSession.Configuration()
-    config.tracer.pid = filters.pid ?? 0
-    config.tracer.comm = filters.comm
-    config.tracer.port = filters.port ?? 0
-    config.tracer.family = filters.family ?? 0
-    config.tracer.netns = filters.netns ?? 0
+    filters.apply(to: &config.tracer)
     config.tracer.followPeers = !noPeers
     config.reconcile = !noReconcile
     config.tracer.maxTracked = maxTracked
     config.tracer.btfPath = btf
-    config.format = filters.json ? .json : .text
+    config.format = json ? .json : .text
     config.minDwell = minDwell ?? 0
     config.duration = duration
     config.verbose = verbose
@@ -138,12 +137,15 @@ struct SnapshotCommand: ParsableCommand {
 
   @OptionGroup var filters: FilterOptions
 
+  @Flag(help: "Print JSON lines instead of text.")
+  var json = false
+
   @Flag(name: [.short, .long], help: "Print what the dump cost (sockets, time) on stderr.")
   var verbose = false
 
   func run() throws {
     try reportingErrors { () throws(FinwaitError) in
-      try SnapshotSession(filter: filters.recordFilter, json: filters.json, verbose: verbose).run()
+      try SnapshotSession(filter: filters.recordFilter, json: json, verbose: verbose).run()
     }
   }
 }

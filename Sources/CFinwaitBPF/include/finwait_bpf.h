@@ -28,6 +28,9 @@ struct fw_options {
 	__u32 ringbuf_bytes;  /* power of two, multiple of the page size */
 	__u32 max_tracked;    /* entries of the per-socket map */
 	__u64 wakeup_bytes;   /* backlog that forces a consumer wakeup */
+	int hist_mode;        /* `finwait hist`: full sockets' dwells into the hists map */
+	__u8 hist_by;         /* enum fw_hist_by */
+	__u32 hist_unit_ns;   /* 1000 (us slots) or 1000000 (ms slots) */
 	const char *btf_path; /* NULL: the running kernel's /sys/kernel/btf/vmlinux */
 };
 
@@ -58,6 +61,11 @@ int fw_tracer_tracked(struct fw_tracer *tracer, fw_record_fn fn, void *ctx);
 int fw_tracer_repair_fin_wait2(struct fw_tracer *tracer, const struct fw_event *e, __u64 ts);
 /* Deletes the entry e was copied from (its end was not seen); same returns. */
 int fw_tracer_forget(struct fw_tracer *tracer, const struct fw_event *e);
+/* Calls fn with each histogram the kernel counted since the last call, and
+ * removes it (interval histograms, as bcc's tools print them). Returns the
+ * number taken or -errno. */
+typedef int (*fw_hist_fn)(void *ctx, const struct fw_hist_key *key, const struct fw_hist *hist);
+int fw_tracer_take_hists(struct fw_tracer *tracer, fw_hist_fn fn, void *ctx);
 /* Detaches the program: no record is produced after this returns, so a last
  * drain and an in-flight walk see a settled state. */
 void fw_tracer_detach(struct fw_tracer *tracer);

@@ -1,0 +1,120 @@
+import CFinwaitEvent
+
+/// What `finwait hist` breaks histograms down by, besides the path.
+public enum Breakdown: String, Sendable, CaseIterable {
+  case path, comm, pid, cgroup, port
+
+  /// The kernel's `enum fw_hist_by`.
+  public var raw: UInt8 {
+    let value = switch self {
+    case .path: FW_HIST_BY_PATH
+    case .comm: FW_HIST_BY_COMM
+    case .pid: FW_HIST_BY_PID
+    case .cgroup: FW_HIST_BY_CGROUP
+    case .port: FW_HIST_BY_PORT
+    }
+    return UInt8(value.rawValue)
+  }
+}
+
+/// One histogram's identity: the path, and the owner or port chosen by `--by`.
+public struct BreakdownKey: Sendable, Hashable, Comparable {
+  public var path: Path
+  /// Only the one `--by` asks for is set.
+  public var comm: String?
+  public var pid: UInt32?
+  public var cgroupID: UInt64?
+  public var port: UInt16?
+
+  public init(path: Path, comm: String? = nil, pid: UInt32? = nil, cgroupID: UInt64? = nil, port: UInt16? = nil) {
+    self.path = path
+    self.comm = comm
+    self.pid = pid
+    self.cgroupID = cgroupID
+    self.port = port
+  }
+
+  /// A kernel histogram's key.
+  public init(kernel k: fw_hist_key, by: Breakdown) {
+    self.init(path: Path(raw: k.path))
+    switch by {
+    case .path: break
+    case .comm: comm = TaskName(kernel: k.comm).string
+    case .pid: pid = k.tgid
+    case .cgroup: cgroupID = k.cgroup_id
+    case .port: port = k.port
+    }
+  }
+
+  /// A record's key, for dwells counted in user space (orphans followed to
+  /// their end in timewait).
+  public init(record r: Record, by: Breakdown) {
+    self.init(path: r.connection.path)
+    let owner = r.connection.owner
+    switch by {
+    case .path: break
+    case .comm: comm = owner?.comm ?? ""
+    case .pid: pid = owner?.pid ?? 0
+    case .cgroup: cgroupID = owner?.cgroupID ?? 0
+    case .port: port = r.connection.endpoints.localPort
+    }
+  }
+
+  /// `path = close, comm = nginx`
+  public var label: String {
+    var parts = ["path = \(path.rawValue)"]
+    if let comm { parts.append("comm = \(comm.isEmpty ? "?" : comm)") }
+    if let pid { parts.append("pid = \(pid == 0 ? "?" : String(pid))") }
+    if let cgroupID { parts.append("cgroup = \(cgroupID)") }
+    if let port { parts.append("port = \(port)") }
+    return parts.joined(separator: ", ")
+  }
+
+  public static func < (a: BreakdownKey, b: BreakdownKey) -> Bool {
+    if a.path != b.path { return a.path < b.path }
+    return (a.comm ?? "", a.pid ?? 0, a.cgroupID ?? 0, a.port ?? 0) < (b.comm ?? "", b.pid ?? 0, b.cgroupID ?? 0, b.port ?? 0)
+  }
+}
+
+/// One interval of `finwait hist`: the kernel's histograms and the dwells
+/// counted in user space, merged by key.
+public struct IntervalHistograms: Sendable {
+  public let by: Breakdown
+  /// Nanoseconds per slot unit: 1,000 (usecs) or 1,000,000 (msecs).
+  public let unitNanoseconds: UInt64
+  public private(set) var histograms: [BreakdownKey: Log2Histogram] = [:]
+
+  public init(by: Breakdown, unitNanoseconds: UInt64) {
+    self.by = by
+    self.unitNanoseconds = unitNanoseconds
+  }
+
+  public var isEmpty: Bool { histograms.isEmpty }
+
+  public mutating func add(kernel key: fw_hist_key, slots: some Collection<UInt64>) {
+    histograms[BreakdownKey(kernel: key, by: by), default: Log2Histogram()].add(buckets: slots)
+  }
+
+  /// Counts an ended connection whose dwell is exact; others are not dwells.
+  public mutating func add(_ r: Record) {
+    guard r.kind == .finWait2, case let .exact(ns) = r.dwell else { return }
+    histograms[BreakdownKey(record: r, by: by), default: Log2Histogram()].record(ns / unitNanoseconds)
+  }
+
+  /// bcc's layout: one block per key, in key order.
+  public func render() -> [String] {
+    let unit = unitNanoseconds >= 1_000_000 ? "msecs" : "usecs"
+    var lines: [String] = []
+    for key in histograms.keys.sorted() {
+      guard let histogram = histograms[key], histogram.total > 0 else { continue }
+      lines.append("")
+      lines.append(key.label)
+      lines += histogram.render(unit: unit)
+    }
+    return lines
+  }
+
+  public mutating func reset() {
+    histograms.removeAll(keepingCapacity: true)
+  }
+}

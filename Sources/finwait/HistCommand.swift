@@ -1,0 +1,80 @@
+import ArgumentParser
+import FinwaitCore
+import FinwaitTracing
+
+struct HistCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "hist",
+    abstract: "Print FIN_WAIT2 dwell histograms every interval, counted in the kernel.",
+    discussion: """
+      Connections that end FIN_WAIT2 as full sockets (peer_fin, reset) are counted \
+      in a BPF map, with no per-connection record to user space: the cheap mode for \
+      a busy node. Orphans handed to timewait sockets are followed to their real end \
+      through sock_diag and counted when it comes. Histograms are per code path, and \
+      per process or port with --by. Like bcc's tools: -i interval, -c count, -m \
+      milliseconds, -T timestamps.
+
+      EXAMPLES:
+        finwait hist                     # every second, by path, microseconds
+        finwait hist -m -i 5 --by comm   # every 5 s, by process name, milliseconds
+        finwait hist -c 3 --port 443     # three intervals, port 443 only
+      """
+  )
+
+  @OptionGroup var filters: FilterOptions
+
+  @Option(name: [.short, .customLong("interval")], help: "Seconds between histograms.")
+  var interval: Int = 1
+
+  @Option(name: [.short, .customLong("count")], help: "Number of histograms to print, then exit.")
+  var count: Int?
+
+  @Flag(name: .customShort("m"), help: "Milliseconds instead of microseconds.")
+  var milliseconds = false
+
+  @Flag(name: .customShort("u"), help: "Microseconds (the default).")
+  var microseconds = false
+
+  @Flag(name: .customShort("T"), help: "Print the time above each histogram.")
+  var timestamps = false
+
+  @Option(help: ArgumentHelp("Also break down by comm, pid, cgroup or port (local).", valueName: "key"))
+  var by: Breakdown = .path
+
+  @Flag(help: "Do not follow orphans in timewait (no sock_diag): they are then not counted.")
+  var noReconcile = false
+
+  @Option(help: "Sockets tracked at once in the kernel (beyond it: counted as untracked).")
+  var maxTracked: UInt32 = 65_536
+
+  @Option(help: ArgumentHelp("Kernel BTF to use instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
+  var btf: String?
+
+  @Flag(name: [.short, .long], help: "Print libbpf's messages.")
+  var verbose = false
+
+  func validate() throws {
+    if interval < 1 { throw ValidationError("--interval must be at least 1 second") }
+    if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+    if milliseconds && microseconds { throw ValidationError("-m and -u cannot be used together") }
+    if maxTracked < 64 { throw ValidationError("--max-tracked must be at least 64") }
+  }
+
+  func run() throws {
+    var config = HistSession.Configuration()
+    filters.apply(to: &config.tracer)
+    config.tracer.maxTracked = maxTracked
+    config.tracer.btfPath = btf
+    config.by = by
+    config.unitNanoseconds = milliseconds ? 1_000_000 : 1_000
+    config.interval = UInt64(interval) * 1_000_000_000
+    config.count = count
+    config.timestamps = timestamps
+    config.reconcile = !noReconcile
+    config.verbose = verbose
+    config.finTimeoutSeconds = tcpFinTimeoutSeconds()
+    try reportingErrors { () throws(FinwaitError) in try HistSession(configuration: config).run() }
+  }
+}
+
+extension Breakdown: ExpressibleByArgument {}
