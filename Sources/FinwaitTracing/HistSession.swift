@@ -110,8 +110,9 @@ public struct HistSession {
 
 /// What the ring-buffer callback and the loop share.
 private final class HistState {
-  var tracker: ConnectionTracker
-  var intervals: IntervalHistograms
+  // Unchecked, as in the trace session's state: one thread, callbacks inside drain().
+  @exclusivity(unchecked) var tracker: ConnectionTracker
+  @exclusivity(unchecked) var intervals: IntervalHistograms
   var undecodable = 0
   let start: UInt64
 
