@@ -75,3 +75,44 @@ FILE *fw_stderr(void)
 {
 	return stderr;
 }
+
+/* `finwait top`: the terminal, which Swift cannot reach (ioctl is variadic). */
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+static struct termios saved_termios;
+static int termios_saved;
+
+int fw_terminal_size(int fd, int *rows, int *cols)
+{
+	struct winsize ws;
+
+	if (ioctl(fd, TIOCGWINSZ, &ws) || ws.ws_row == 0 || ws.ws_col == 0)
+		return -1;
+	*rows = ws.ws_row;
+	*cols = ws.ws_col;
+	return 0;
+}
+
+int fw_terminal_keys(int fd)
+{
+	struct termios t;
+
+	if (tcgetattr(fd, &saved_termios))
+		return -errno;
+	termios_saved = 1;
+	t = saved_termios;
+	/* Keys one at a time, not echoed, never blocking; Ctrl-C still signals. */
+	t.c_lflag &= ~(ICANON | ECHO);
+	t.c_cc[VMIN] = 0;
+	t.c_cc[VTIME] = 0;
+	return tcsetattr(fd, TCSANOW, &t) ? -errno : 0;
+}
+
+void fw_terminal_restore(int fd)
+{
+	if (termios_saved)
+		tcsetattr(fd, TCSANOW, &saved_termios);
+	termios_saved = 0;
+}

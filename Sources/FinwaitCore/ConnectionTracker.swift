@@ -53,6 +53,16 @@ public struct ConnectionTracker {
   /// Connections currently known to sit attached in FIN_WAIT2.
   public var attachedInFinWait2: Int { open.count }
 
+  /// Each attached connection in FIN_WAIT2 now, decoded (`finwait top`).
+  public func forEachAttached(_ body: (Event) -> Void) {
+    open.forEach(body)
+  }
+
+  /// Each attached connection found in FIN_WAIT2 at start that has not ended.
+  public func forEachListedAtStart(_ body: (Record) -> Void) {
+    existing.values.forEach(body)
+  }
+
   public mutating func handle(_ event: Event, emit: (Record) -> Void) {
     switch event.kind {
     case .enter: enter(event, emit: emit)

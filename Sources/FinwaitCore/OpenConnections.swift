@@ -163,6 +163,12 @@ struct OpenConnections {
     return event(socket)
   }
 
+  func forEach(_ body: (Event) -> Void) {
+    for socket in index.keys {
+      if let event = event(socket) { body(event) }
+    }
+  }
+
   /// Every connection, oldest entry first.
   var byEntry: [Event] {
     index.keys.compactMap { event($0) }.sorted { $0.enteredAt < $1.enteredAt }
@@ -178,7 +184,7 @@ struct OpenConnections {
 
 extension Event {
   /// When FIN_WAIT2 began: its own timestamp for an `enter` that lacks it.
-  var enteredAt: UInt64 { finWait2At ?? timestamp }
+  public var enteredAt: UInt64 { finWait2At ?? timestamp }
 }
 
 /// Fixed-size chunks with a free list: no element ever moves, growth adds a

@@ -70,6 +70,11 @@ public struct OrphanReconciler {
   /// Namespaces with orphans to reconcile: the ones worth a dump.
   public var namespaces: Set<UInt32> { Set(pending.keys.map(\.netns)) }
 
+  /// Each followed orphan's record (as handed over) and FIN_WAIT2 start.
+  public func forEachFollowed(_ body: (Record, UInt64?) -> Void) {
+    for p in pending.values { body(p.record, p.enteredAt) }
+  }
+
   /// Whether the orphan on these endpoints is followed: a dump keeps only
   /// those sockets, not the namespace's whole TIME_WAIT population.
   public func isFollowing(netns: UInt32, endpoints: Endpoints) -> Bool {

@@ -23,6 +23,12 @@ public struct LineOutput {
     if fputs(line, stream) < 0 || fputc(0x0A, stream) < 0 { try failed() }
   }
 
+  /// Writes `text` as it is, without a newline (terminal control sequences).
+  public mutating func writeRaw(_ text: String) throws(FinwaitError) {
+    guard !readerGone else { return }
+    if fputs(text, stream) < 0 { try failed() }
+  }
+
   /// Writes the buffer and a newline.
   public mutating func write(_ line: LineBuffer) throws(FinwaitError) {
     guard !readerGone else { return }

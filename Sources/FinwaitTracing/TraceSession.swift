@@ -26,11 +26,7 @@ public struct TraceSession {
     public var reconcile = true
 
     /// The filters, for records that do not come through the BPF program.
-    public var filter: RecordFilter {
-      RecordFilter(
-        pid: tracer.pid == 0 ? nil : tracer.pid, comm: tracer.comm, port: tracer.port == 0 ? nil : tracer.port,
-        family: tracer.family == 0 ? nil : tracer.family, netns: tracer.netns == 0 ? nil : tracer.netns)
-    }
+    public var filter: RecordFilter { tracer.recordFilter }
 
     public init() {}
   }

@@ -30,6 +30,14 @@ public final class Tracer {
     public var histogram: (by: Breakdown, unitNanoseconds: UInt64)?
 
     public init() {}
+
+    /// The same filters, for records that do not come through the BPF
+    /// program (connections listed at start).
+    public var recordFilter: RecordFilter {
+      RecordFilter(
+        pid: pid == 0 ? nil : pid, comm: comm, port: port == 0 ? nil : port,
+        family: family == 0 ? nil : family, netns: netns == 0 ? nil : netns)
+    }
   }
 
   /// Receives each raw record; lives as long as the tracer.

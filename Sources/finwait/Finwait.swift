@@ -8,7 +8,7 @@ struct Finwait: ParsableCommand {
     commandName: "finwait",
     abstract: "Trace TCP connections through FIN_WAIT2: dwell, owner, code path and end.",
     version: "0.2.0",
-    subcommands: [Trace.self, HistCommand.self, SnapshotCommand.self],
+    subcommands: [Trace.self, HistCommand.self, TopCommand.self, SnapshotCommand.self],
     defaultSubcommand: Trace.self
   )
 

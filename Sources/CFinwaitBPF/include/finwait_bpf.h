@@ -81,6 +81,12 @@ void fw_install_stop_handlers(void);
 int fw_stop_requested(void);
 void fw_request_stop(void);
 
+/* `finwait top`: the terminal's size (0, or -1 when fd is not one), keys
+ * read one at a time without echo or blocking, and the settings put back. */
+int fw_terminal_size(int fd, int *rows, int *cols);
+int fw_terminal_keys(int fd);
+void fw_terminal_restore(int fd);
+
 /* Swift 6 cannot name glibc's stdout/stderr globals. */
 FILE *fw_stdout(void);
 FILE *fw_stderr(void);
