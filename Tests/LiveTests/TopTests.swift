@@ -69,6 +69,28 @@ final class TopTests: XCTestCase {
     XCTAssertFalse(screen().contains("PID COMM"), screen())
   }
 
+  func testCtrlCQuitsAndGivesTheTerminalBack() throws {
+    let session = "finwait-top-c-\(getpid())"
+    let statusFile = NSTemporaryDirectory() + "finwait-top-c-status-\(getpid())"
+    unlink(statusFile)
+    defer { unlink(statusFile) }
+    // After finwait: whether the terminal echoes and is line-buffered again.
+    let command = "\(Live.finwait ?? "finwait") top --port \(Live.port(37)) -i 1; echo $? > \(statusFile); stty -a"
+    try tmux(["new-session", "-d", "-s", session, "-x", "80", "-y", "24", command])
+    defer { _ = try? tmux(["kill-session", "-t", session]) }
+    try tmux(["set-option", "-t", session, "remain-on-exit", "on"])
+    func screen() -> String { (try? tmux(["capture-pane", "-p", "-t", session])) ?? "" }
+    XCTAssertTrue(waitUntil(10) { screen().contains("PID COMM") }, screen())
+    try tmux(["send-keys", "-t", session, "C-c"])
+    XCTAssertTrue(waitUntil(5) { (try? String(contentsOfFile: statusFile, encoding: .utf8)) != nil }, screen())
+    XCTAssertEqual(try String(contentsOfFile: statusFile, encoding: .utf8), "0\n")
+    XCTAssertTrue(waitUntil(5) { screen().contains(" icanon") }, screen())
+    let stty = screen()
+    let flags = Set(stty.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == ";" }).map(String.init))
+    XCTAssertTrue(flags.contains("icanon") && flags.contains("echo"), "terminal restored: \(stty)")
+    XCTAssertFalse(stty.contains("PID COMM"), "alternate screen left")
+  }
+
   func testWithoutATerminalItPrintsTheTableEveryInterval() throws {
     let port = Live.port(36)
     let top = try FinwaitProcess(["top", "--port", String(port), "-i", "1", "-c", "2"], waitForAttach: false)
