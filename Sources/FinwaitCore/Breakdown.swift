@@ -101,14 +101,15 @@ public struct IntervalHistograms: Sendable {
     histograms[BreakdownKey(record: r, by: by), default: Log2Histogram()].record(ns / unitNanoseconds)
   }
 
-  /// bcc's layout: one block per key, in key order.
-  public func render() -> [String] {
+  /// bcc's layout: one block per key, in key order. `annotate` adds to a
+  /// key's line (the container and pod of a cgroup).
+  public func render(annotate: (BreakdownKey) -> String? = { _ in nil }) -> [String] {
     let unit = unitNanoseconds >= 1_000_000 ? "msecs" : "usecs"
     var lines: [String] = []
     for key in histograms.keys.sorted() {
       guard let histogram = histograms[key], histogram.total > 0 else { continue }
       lines.append("")
-      lines.append(key.label)
+      lines.append(key.label + (annotate(key).map { ", " + $0 } ?? ""))
       lines += histogram.render(unit: unit)
     }
     return lines

@@ -20,6 +20,11 @@ public struct Workload: Sendable, Equatable {
     self.init(container: containerID.flatMap { ContainerID($0[...]) }, pod: podUID.flatMap { PodUID($0[...]) })
   }
 
+  /// `container 3f1b2c4d5e6f, pod <uid>`, the parts known.
+  public var summary: String {
+    [shortContainerID.map { "container \($0)" }, podUID.map { "pod \($0)" }].compactMap { $0 }.joined(separator: ", ")
+  }
+
   public var containerID: String? { container?.text }
   public var podUID: String? { pod?.text }
   /// Short form for text output: the first 12 digits, as `docker ps` shows.

@@ -100,7 +100,9 @@ public struct HistSession {
       line.append(clockTimeOfMonotonic: now, clock: clock, cache: &clockText)
       lines.append(line.text)
     }
-    let blocks = state.intervals.render()
+    let blocks = state.intervals.render { key in
+      key.cgroupID.flatMap { state.workloads?.workload(ofCgroup: $0)?.summary }
+    }
     lines += blocks.isEmpty ? ["", "(no FIN_WAIT2 ended in this interval)"] : blocks
     for line in lines { try out.write(line) }
     try out.flush()
@@ -115,6 +117,8 @@ private final class HistState {
   @exclusivity(unchecked) var intervals: IntervalHistograms
   var undecodable = 0
   let start: UInt64
+  /// `--by cgroup` names each cgroup's container and pod.
+  let workloads = Workloads()
 
   init(config: HistSession.Configuration, start: UInt64, reconciles: Bool) {
     self.start = start

@@ -58,6 +58,8 @@ final class BreakdownTests: XCTestCase {
     XCTAssertEqual(text.filter { $0.hasPrefix("path = ") }, ["path = shutdown_wr, port = 443", "path = close, port = 8080"])
     XCTAssertTrue(text.contains { $0.contains("msecs") })
     XCTAssertTrue(text.contains { $0.hasPrefix("         8 -> 15         : 2 ") }, "\(text)")
+    let annotated = intervals.render { $0.port == 443 ? "tls" : nil }
+    XCTAssertEqual(annotated.filter { $0.hasPrefix("path = ") }, ["path = shutdown_wr, port = 443, tls", "path = close, port = 8080"])
     intervals.reset()
     XCTAssertTrue(intervals.isEmpty)
   }

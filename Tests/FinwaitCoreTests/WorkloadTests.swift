@@ -39,6 +39,11 @@ final class WorkloadTests: XCTestCase {
     XCTAssertEqual(Workload(cgroupPath: "/system.slice/docker-\(id).scope")?.shortContainerID, String(id.prefix(12)))
   }
 
+  func testSummaryNamesWhatIsKnown() {
+    XCTAssertEqual(Workload(containerID: id, podUID: uid).summary, "container \(id.prefix(12)), pod \(uid)")
+    XCTAssertEqual(Workload(podUID: uid).summary, "pod \(uid)")
+  }
+
   func testAPodsOwnCgroupHasAPodAndNoContainer() {
     XCTAssertEqual(Workload(cgroupPath: "/kubepods.slice/kubepods-pod\(uidUnderscored).slice"), Workload(podUID: uid))
   }

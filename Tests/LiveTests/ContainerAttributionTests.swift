@@ -43,6 +43,27 @@ final class ContainerAttributionTests: XCTestCase {
     XCTAssertEqual(record["pod_uid"] as? String, uid)
   }
 
+  func testHistByCgroupNamesTheContainerAndPod() throws {
+    let uid = "6e1d0b5f-8c20-4d3e-9f4b-a01c2d3e4f50"
+    let id = "deadbeef" + String(repeating: "cd34", count: 14)
+    let mount = try XCTUnwrap(cgroup2Mount(), "no cgroup2 mount in /proc/self/mountinfo")
+    let top = mount + "/finwait-hist-\(getpid())"
+    let pod = top + "/kubepods-pod\(uid.replacingOccurrences(of: "-", with: "_")).slice"
+    let container = pod + "/crio-\(id).scope"
+    try FileManager.default.createDirectory(atPath: container, withIntermediateDirectories: true)
+    defer { for dir in [container, pod, top] { rmdir(dir) } }
+    var st = stat()
+    XCTAssertEqual(stat(container, &st), 0)
+
+    let port = Live.port(38)
+    let hist = try FinwaitProcess(["hist", "-m", "-i", "1", "--by", "cgroup", "--port", String(port)])
+    try DriverProcess("shutdown_wr", port: port, holdMs: 200, cgroup: container).finish()
+    usleep(1_500_000)
+    XCTAssertEqual(try hist.stop(), 0, hist.stderr.text)
+    let label = "path = shutdown_wr, cgroup = \(st.st_ino), container \(id.prefix(12)), pod \(uid)"
+    XCTAssertTrue(hist.stdout.lines.contains(label), hist.stdout.text)
+  }
+
   func testHostProcessesCarryNoContainer() throws {
     let port = Live.port(32)
     let finwait = try FinwaitProcess(["--json", "--port", String(port)])
