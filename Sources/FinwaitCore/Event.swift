@@ -124,7 +124,7 @@ extension Event {
     let flags = Int32(raw.flags)
     timestamp = raw.ts_ns
     finWait1At = raw.ts_fin_wait1_ns == 0 ? nil : raw.ts_fin_wait1_ns
-    finWait2At = flags & FW_FLAG_FIN_WAIT2_SEEN != 0 ? raw.ts_fin_wait2_ns : nil
+    finWait2At = raw.finWait2At
     finWait2Inferred = finWait2At != nil && flags & FW_FLAG_FIN_WAIT2_INFERRED != 0
     let owner = flags & FW_FLAG_OWNER_KNOWN != 0
       ? Owner(pid: raw.tgid, tid: raw.tid, name: TaskName(kernel: raw.comm), cgroupID: raw.cgroup_id)
@@ -142,6 +142,13 @@ extension Event {
     } else {
       peer = Peer(seenBy: raw)
     }
+  }
+}
+
+extension fw_event {
+  /// When FIN_WAIT2 began, if the record (or map entry) knows.
+  public var finWait2At: UInt64? {
+    Int32(flags) & FW_FLAG_FIN_WAIT2_SEEN != 0 ? ts_fin_wait2_ns : nil
   }
 }
 

@@ -56,8 +56,7 @@ struct OpenConnections {
     var finWait2At: UInt64? {
       switch kept {
       case let .unpacked(event): return event.finWait2At
-      case let .packed(raw):
-        return Int32(raw.flags) & FW_FLAG_FIN_WAIT2_SEEN != 0 ? raw.ts_fin_wait2_ns : nil
+      case let .packed(raw): return raw.finWait2At
       }
     }
 
@@ -116,7 +115,7 @@ struct OpenConnections {
     guard let entry = index[socket] else { return nil }
     if entry.slot == Self.unpackedSlot { return unpacked[socket]?.enteredAt }
     let raw = packed[entry.slot]
-    return Int32(raw.flags) & FW_FLAG_FIN_WAIT2_SEEN != 0 ? raw.ts_fin_wait2_ns : raw.ts_ns
+    return raw.finWait2At ?? raw.ts_ns
   }
 
   /// The connection on `socket`, as it is known now.

@@ -32,18 +32,10 @@ public struct HistSession {
 
   public func run() throws(FinwaitError) {
     let config = configuration
-    try Preflight.check(btfPath: config.tracer.btfPath)
-    fw_set_libbpf_verbose(config.verbose ? 1 : 0)
-    fw_install_stop_handlers()
-
+    let reconciliation = try startSession(
+      btfPath: config.tracer.btfPath, verbose: config.verbose, reconcile: config.reconcile,
+      without: "orphans in timewait are not counted")
     var err = LineOutput.standardError
-    var reconciliation: Reconciliation? = config.reconcile ? Reconciliation() : nil
-    do {
-      try reconciliation?.check()
-    } catch {
-      try err.write("finwait: warning: \(error.message); orphans in timewait are not counted")
-      reconciliation = nil
-    }
     let state = HistState(config: config, start: monotonicNow(), reconciles: reconciliation != nil)
     var options = config.tracer
     options.histogram = (config.by, config.unitNanoseconds)

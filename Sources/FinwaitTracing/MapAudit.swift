@@ -43,7 +43,7 @@ final class MapAudit {
     var namespaces = Set<UInt32>()
     tracer.forEachTracked { raw in
       namespaces.insert(raw.netns)
-      if Int32(raw.flags) & FW_FLAG_FIN_WAIT2_SEEN == 0 { suspects.append(raw) }
+      if raw.finWait2At == nil { suspects.append(raw) }
     }
     meanwhile()
     var result = Result()
@@ -70,7 +70,7 @@ final class MapAudit {
     inFinWait2.sort()
     result.at = monotonicNow()
     tracer.forEachTracked { raw in
-      guard Int32(raw.flags) & FW_FLAG_FIN_WAIT2_SEEN != 0, let entry = Self.decode(raw),
+      guard raw.finWait2At != nil, let entry = Self.decode(raw),
         !contains(entry.connection.endpoints.digest(in: raw.netns)),
         let finding = KernelAudit.finding(for: entry, socket: nil, now: result.at)
       else { return }

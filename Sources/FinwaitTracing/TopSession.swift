@@ -33,18 +33,10 @@ public struct TopSession {
 
   public func run() throws(FinwaitError) {
     let config = configuration
-    try Preflight.check(btfPath: config.tracer.btfPath)
-    fw_set_libbpf_verbose(config.verbose ? 1 : 0)
-    fw_install_stop_handlers()
-
+    let reconciliation = try startSession(
+      btfPath: config.tracer.btfPath, verbose: config.verbose, reconcile: config.reconcile,
+      without: "orphans in timewait are not shown")
     var err = LineOutput.standardError
-    var reconciliation: Reconciliation? = config.reconcile ? Reconciliation() : nil
-    do {
-      try reconciliation?.check()
-    } catch {
-      try err.write("finwait: warning: \(error.message); orphans in timewait are not shown")
-      reconciliation = nil
-    }
     let state = TopState(config: config, start: monotonicNow(), reconciles: reconciliation != nil)
     let tracer = try Tracer(options: config.tracer) { raw in state.consume(raw) }
     defer { tracer.stop() }
@@ -130,34 +122,28 @@ private final class TopState {
     table.addEnded(label: table.label(owner: record.connection.owner, workload: record.workload), record)
   }
 
-  /// What is in FIN_WAIT2 now: attached connections and followed orphans.
+  /// What is in FIN_WAIT2 now: attached connections (seen entering, or
+  /// listed at start) and followed orphans.
   func listOpen(at now: UInt64, resolve: Reconciliation?) {
     table.clearOpen()
+    func add(_ record: Record, orphaned: Bool, since: UInt64) {
+      var record = record
+      workloads?.attribute(&record)
+      // An attached connection's peer still in CLOSE_WAIT is named from /proc
+      // (lookups reused for a second at least); an orphan's only by its close.
+      let peer = orphaned ? record.peer
+        : record.peer.map { resolve?.resolveOwner(of: $0, for: record.connection.endpoints) ?? $0 }
+      table.addOpen(label: table.label(owner: record.connection.owner, workload: record.workload), orphaned: orphaned,
+                    dwell: now - min(now, since), peer: record.peer,
+                    peerName: peer?.owner.map { "\($0.pid)/\($0.comm)" })
+    }
     tracker.forEachAttached { event in
-      var record = Record(kind: .finWait2, timestamp: now, connection: event.connection, orphaned: false,
+      let record = Record(kind: .finWait2, timestamp: now, connection: event.connection, orphaned: false,
                           dwell: .atLeast(0), end: nil, peer: event.peer)
-      workloads?.attribute(&record)
-      // A peer still in CLOSE_WAIT is named from /proc (lookups reused for a second at least).
-      let peer = event.peer.map { peer in resolve?.resolveOwner(of: peer, for: event.connection.endpoints) ?? peer }
-      table.addOpen(label: table.label(owner: event.connection.owner, workload: record.workload), orphaned: false,
-                    dwell: now - min(now, event.enteredAt), peer: event.peer,
-                    peerName: peer?.owner.map { "\($0.pid)/\($0.comm)" })
+      add(record, orphaned: false, since: event.enteredAt)
     }
-    tracker.forEachListedAtStart { record in
-      var record = record
-      workloads?.attribute(&record)
-      let peer = record.peer.map { peer in resolve?.resolveOwner(of: peer, for: record.connection.endpoints) ?? peer }
-      table.addOpen(label: table.label(owner: record.connection.owner, workload: record.workload), orphaned: false,
-                    dwell: now - min(now, record.dwellSince), peer: record.peer,
-                    peerName: peer?.owner.map { "\($0.pid)/\($0.comm)" })
-    }
-    tracker.orphans?.forEachFollowed { record, enteredAt in
-      var record = record
-      workloads?.attribute(&record)
-      table.addOpen(label: table.label(owner: record.connection.owner, workload: record.workload), orphaned: true,
-                    dwell: now - min(now, enteredAt ?? record.timestamp), peer: record.peer,
-                    peerName: record.peer?.owner.map { "\($0.pid)/\($0.comm)" })
-    }
+    tracker.forEachListedAtStart { add($0, orphaned: false, since: $0.dwellSince) }
+    tracker.orphans?.forEachFollowed { add($0, orphaned: true, since: $1 ?? $0.timestamp) }
   }
 }
 

@@ -40,18 +40,10 @@ public struct TraceSession {
   /// Runs until stopped. Throws only before tracing began or on an output error.
   public func run() throws(FinwaitError) {
     let config = configuration
-    try Preflight.check(btfPath: config.tracer.btfPath)
-    fw_set_libbpf_verbose(config.verbose ? 1 : 0)
-    fw_install_stop_handlers()
-
+    let reconciliation = try startSession(
+      btfPath: config.tracer.btfPath, verbose: config.verbose, reconcile: config.reconcile,
+      without: "orphans in timewait are reported without their end")
     var err = LineOutput.standardError
-    var reconciliation: Reconciliation? = config.reconcile ? Reconciliation() : nil
-    do {
-      try reconciliation?.check()
-    } catch {
-      try err.write("finwait: warning: \(error.message); orphans in timewait are reported without their end")
-      reconciliation = nil
-    }
     let state = SessionState(
       config: config, clock: .now(), start: monotonicNow(), reconciliation: reconciliation)
     let tracer = try Tracer(options: config.tracer) { raw in state.consume(raw) }

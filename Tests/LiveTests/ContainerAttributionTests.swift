@@ -15,13 +15,8 @@ final class ContainerAttributionTests: XCTestCase {
   func testOwnerInAContainerCgroupIsNamedWithItsContainerAndPod() throws {
     let uid = "5d0c9a4e-7b1f-4c2d-8e3a-9f0b1c2d3e4f"
     let id = "c0ffee00" + String(repeating: "ab12", count: 14)
-    // cgroup v2: the whole of /sys/fs/cgroup, or its `unified` part on a hybrid host.
-    let mount = try XCTUnwrap(cgroup2Mount(), "no cgroup2 mount in /proc/self/mountinfo")
-    let top = mount + "/finwait-test-\(getpid())"
-    let pod = top + "/kubepods-besteffort-pod\(uid.replacingOccurrences(of: "-", with: "_")).slice"
-    let container = pod + "/cri-containerd-\(id).scope"
-    try FileManager.default.createDirectory(atPath: container, withIntermediateDirectories: true)
-    defer { for dir in [container, pod, top] { rmdir(dir) } }
+    let container = try makeCgroup(top: "finwait-test", pod: "kubepods-besteffort-pod", uid: uid,
+                                   scope: "cri-containerd-\(id).scope")
     var st = stat()
     XCTAssertEqual(stat(container, &st), 0)
     let cgroupID = Int(st.st_ino)  // a cgroup v2 id is its directory's inode
@@ -46,12 +41,7 @@ final class ContainerAttributionTests: XCTestCase {
   func testHistByCgroupNamesTheContainerAndPod() throws {
     let uid = "6e1d0b5f-8c20-4d3e-9f4b-a01c2d3e4f50"
     let id = "deadbeef" + String(repeating: "cd34", count: 14)
-    let mount = try XCTUnwrap(cgroup2Mount(), "no cgroup2 mount in /proc/self/mountinfo")
-    let top = mount + "/finwait-hist-\(getpid())"
-    let pod = top + "/kubepods-pod\(uid.replacingOccurrences(of: "-", with: "_")).slice"
-    let container = pod + "/crio-\(id).scope"
-    try FileManager.default.createDirectory(atPath: container, withIntermediateDirectories: true)
-    defer { for dir in [container, pod, top] { rmdir(dir) } }
+    let container = try makeCgroup(top: "finwait-hist", pod: "kubepods-pod", uid: uid, scope: "crio-\(id).scope")
     var st = stat()
     XCTAssertEqual(stat(container, &st), 0)
 
@@ -76,6 +66,20 @@ final class ContainerAttributionTests: XCTestCase {
     XCTAssertNotNil(record["cgroup_id"] as? Int)
     XCTAssertNil(record["container_id"])
     XCTAssertNil(record["pod_uid"])
+  }
+
+  /// `<cgroup2 mount>/<top>-<pid>/<pod><uid with _>.slice/<scope>`, as the
+  /// kubelet's systemd driver names a pod and a runtime its container;
+  /// removed when the test ends (the driver has exited by then).
+  private func makeCgroup(top: String, pod: String, uid: String, scope: String) throws -> String {
+    // cgroup v2: the whole of /sys/fs/cgroup, or its `unified` part on a hybrid host.
+    let mount = try XCTUnwrap(cgroup2Mount(), "no cgroup2 mount in /proc/self/mountinfo")
+    let top = mount + "/\(top)-\(getpid())"
+    let pod = top + "/\(pod)\(uid.replacingOccurrences(of: "-", with: "_")).slice"
+    let container = pod + "/" + scope
+    try FileManager.default.createDirectory(atPath: container, withIntermediateDirectories: true)
+    addTeardownBlock { for dir in [container, pod, top] { rmdir(dir) } }
+    return container
   }
 
   private func cgroup2Mount() -> String? {

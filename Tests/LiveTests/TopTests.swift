@@ -25,19 +25,39 @@ final class TopTests: XCTestCase {
     return text
   }
 
+  /// `finwait top ARGS` in a new 80x24 tmux pane, kept after it exits. tmux's
+  /// own record of a dead pane's status is not always filled in: the shell
+  /// around finwait writes it to a file, then runs `after`.
+  private struct Pane {
+    let session: String
+    let statusFile: String
+    let tmux: ([String]) throws -> String
+
+    var screen: String { (try? tmux(["capture-pane", "-p", "-t", session])) ?? "" }
+    /// finwait's exit status ("0\n"), once it has exited.
+    var status: String? { try? String(contentsOfFile: statusFile, encoding: .utf8) }
+
+    func send(_ key: String) throws { _ = try tmux(["send-keys", "-t", session, key]) }
+  }
+
+  private func startTop(_ name: String, _ arguments: String, after: String = "") throws -> Pane {
+    let session = "finwait-\(name)-\(getpid())"
+    let statusFile = NSTemporaryDirectory() + "finwait-\(name)-status-\(getpid())"
+    unlink(statusFile)
+    let command = "\(Live.finwait ?? "finwait") top \(arguments); echo $? > \(statusFile)\(after)"
+    try tmux(["new-session", "-d", "-s", session, "-x", "80", "-y", "24", command])
+    addTeardownBlock { [self] in
+      _ = try? tmux(["kill-session", "-t", session])
+      unlink(statusFile)
+    }
+    try tmux(["set-option", "-t", session, "remain-on-exit", "on"])
+    return Pane(session: session, statusFile: statusFile, tmux: { try self.tmux($0) })
+  }
+
   func testFullScreenUnderTmuxShowsTheHolderItsPeerAndObeysKeys() throws {
     let port = Live.port(35)
-    let session = "finwait-top-\(getpid())"
-    // tmux's own record of a dead pane's status is not always filled in: the
-    // shell around finwait writes it to a file.
-    let statusFile = NSTemporaryDirectory() + "finwait-top-status-\(getpid())"
-    unlink(statusFile)
-    defer { unlink(statusFile) }
-    let command = "\(Live.finwait ?? "finwait") top --port \(port) -i 1; echo $? > \(statusFile)"
-    try tmux(["new-session", "-d", "-s", session, "-x", "80", "-y", "24", command])
-    defer { _ = try? tmux(["kill-session", "-t", session]) }
-    try tmux(["set-option", "-t", session, "remain-on-exit", "on"])
-    func screen() -> String { (try? tmux(["capture-pane", "-p", "-t", session])) ?? "" }
+    let pane = try startTop("top", "--port \(port) -i 1")
+    func screen() -> String { pane.screen }
 
     // Attached (its first screen is up) before the connection starts: the
     // tracepoint's view, not the listing at start.
@@ -59,31 +79,23 @@ final class TopTests: XCTestCase {
     // The server side of the same driver holds CLOSE_WAIT: it is the peer.
     XCTAssertTrue(line.contains("\(truth.ownerPid)/fwdrive"), line)
 
-    try tmux(["send-keys", "-t", session, "s"])
+    try pane.send("s")
     XCTAssertTrue(waitUntil(5) { screen().contains("sort: oldest") }, screen())
-    try tmux(["send-keys", "-t", session, "q"])
-    func status() -> String? { try? String(contentsOfFile: statusFile, encoding: .utf8) }
-    XCTAssertTrue(waitUntil(5) { status() != nil }, "finwait top did not exit on q: \(screen())")
-    XCTAssertEqual(status(), "0\n", "finwait top exits 0 on q")
+    try pane.send("q")
+    XCTAssertTrue(waitUntil(5) { pane.status != nil }, "finwait top did not exit on q: \(screen())")
+    XCTAssertEqual(pane.status, "0\n", "finwait top exits 0 on q")
     // The alternate screen is gone: the table is not left on the terminal.
     XCTAssertFalse(screen().contains("PID COMM"), screen())
   }
 
   func testCtrlCQuitsAndGivesTheTerminalBack() throws {
-    let session = "finwait-top-c-\(getpid())"
-    let statusFile = NSTemporaryDirectory() + "finwait-top-c-status-\(getpid())"
-    unlink(statusFile)
-    defer { unlink(statusFile) }
     // After finwait: whether the terminal echoes and is line-buffered again.
-    let command = "\(Live.finwait ?? "finwait") top --port \(Live.port(37)) -i 1; echo $? > \(statusFile); stty -a"
-    try tmux(["new-session", "-d", "-s", session, "-x", "80", "-y", "24", command])
-    defer { _ = try? tmux(["kill-session", "-t", session]) }
-    try tmux(["set-option", "-t", session, "remain-on-exit", "on"])
-    func screen() -> String { (try? tmux(["capture-pane", "-p", "-t", session])) ?? "" }
+    let pane = try startTop("top-c", "--port \(Live.port(37)) -i 1", after: "; stty -a")
+    func screen() -> String { pane.screen }
     XCTAssertTrue(waitUntil(10) { screen().contains("PID COMM") }, screen())
-    try tmux(["send-keys", "-t", session, "C-c"])
-    XCTAssertTrue(waitUntil(5) { (try? String(contentsOfFile: statusFile, encoding: .utf8)) != nil }, screen())
-    XCTAssertEqual(try String(contentsOfFile: statusFile, encoding: .utf8), "0\n")
+    try pane.send("C-c")
+    XCTAssertTrue(waitUntil(5) { pane.status != nil }, screen())
+    XCTAssertEqual(pane.status, "0\n")
     XCTAssertTrue(waitUntil(5) { screen().contains(" icanon") }, screen())
     let stty = screen()
     let flags = Set(stty.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == ";" }).map(String.init))
