@@ -56,6 +56,8 @@ const volatile __u32 target_netns = 0;
 const volatile bool follow_peers = true;
 const volatile bool filter_comm = false;
 const volatile char target_comm[FW_COMM_LEN] = {};
+/* `--stack`: the user stack of the task that sent the FIN, by id. */
+const volatile bool capture_stack = false;
 /* `finwait hist`: ends of full sockets go to `hists`, not the ring buffer. */
 const volatile bool hist_mode = false;
 const volatile __u8 hist_by = FW_HIST_BY_PATH;
@@ -103,6 +105,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct fw_peer);
 } fin_peers SEC(".maps");
+
+/* Repeated call sites share one entry; resized to 1 entry by user space
+ * without --stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 4096);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, FW_STACK_DEPTH * sizeof(__u64));
+} stacks SEC(".maps");
 
 /* Bounded: when full, a new key is counted in counters.hist_full. */
 struct {
@@ -446,9 +457,10 @@ static __always_inline void hist_record(const struct fw_event *st, __u64 dwell_n
 	__sync_fetch_and_add(&h->slots[log2_slot(dwell_ns / hist_unit_ns)], 1);
 }
 
-static __always_inline int on_fin_wait1(struct sock *sk, __u64 key, __u64 now)
+static __always_inline int on_fin_wait1(void *ctx, struct sock *sk, __u64 key, __u64 now)
 {
 	struct fw_event st = {};
+	long stack = -1;
 
 	set_owner(&st);
 	if (target_tgid && st.tgid != target_tgid)
@@ -461,6 +473,10 @@ static __always_inline int on_fin_wait1(struct sock *sk, __u64 key, __u64 now)
 	st.skaddr = key;
 	st.ts_fin_wait1_ns = now;
 	classify(sk, &st);
+	/* Process context: the closer's own stack. -EEXIST/-ENOMEM (map full): none. */
+	if (capture_stack)
+		stack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+	st.stack_id = stack >= 0 && stack < 32768 ? stack : -1;
 	if (bpf_map_update_elem(&socks, &key, &st, BPF_ANY)) {
 		__sync_fetch_and_add(&counters.map_full, 1);
 		return 0;
@@ -523,6 +539,7 @@ static __always_inline int on_peer_close(struct sock *sk, __u64 now)
 	e.family = t.family;
 	set_owner(&e);
 	e.syscall_nr = -1;
+	e.stack_id = -1;
 	peer->tuple.family = 0;
 	emit(&e);
 	return 0;
@@ -542,6 +559,7 @@ static __always_inline struct fw_event *tracked(struct sock *sk, __u64 key)
 		return NULL;
 	fresh.skaddr = key;
 	fresh.syscall_nr = -1;
+	fresh.stack_id = -1;
 	__sync_fetch_and_add(&counters.unseen_start, 1);
 	if (bpf_map_update_elem(&socks, &key, &fresh, BPF_NOEXIST)) {
 		__sync_fetch_and_add(&counters.map_full, 1);
@@ -609,7 +627,7 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 		return 0;
 	if (newstate == TCP_FIN_WAIT1) {
 		if (oldstate == TCP_ESTABLISHED || oldstate == TCP_SYN_RECV)
-			return on_fin_wait1(sk, key, bpf_ktime_get_ns());
+			return on_fin_wait1(ctx, sk, key, bpf_ktime_get_ns());
 		return 0;
 	}
 	if (oldstate == TCP_FIN_WAIT1) {

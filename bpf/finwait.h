@@ -98,7 +98,8 @@ struct fw_event {
 	__u8 end;              /* enum fw_end */
 	__u8 flags;            /* FW_FLAG_* */
 	__u8 __pad;
-	__s32 syscall_nr;      /* raw syscall number at FIN_WAIT1 entry, -1 if unknown */
+	__s16 syscall_nr;      /* raw syscall number at FIN_WAIT1 entry, -1 if unknown (all fit 16 bits) */
+	__s16 stack_id;        /* `--stack`: the closer's user stack in the stacks map, -1 if none */
 	char comm[FW_COMM_LEN];
 };
 
@@ -146,6 +147,9 @@ struct fw_hist_key {
 struct fw_hist {
 	__u64 slots[FW_HIST_SLOTS];
 };
+
+/* `--stack`: frames kept of the user stack that sent the FIN. */
+#define FW_STACK_DEPTH 32
 
 /* Counters the BPF program keeps; read by user space through the skeleton. */
 struct fw_counters {

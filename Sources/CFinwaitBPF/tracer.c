@@ -59,10 +59,13 @@ int fw_tracer_start(const struct fw_options *o, fw_record_fn fn, void *ctx,
 	memcpy((char *)t->skel->rodata->target_comm, o->comm, FW_COMM_LEN);
 	t->skel->rodata->wakeup_bytes = o->wakeup_bytes;
 	t->skel->rodata->hist_mode = o->hist_mode != 0;
+	t->skel->rodata->capture_stack = o->capture_stack != 0;
 	t->skel->rodata->hist_by = o->hist_by;
 	t->skel->rodata->hist_unit_ns = o->hist_unit_ns ? o->hist_unit_ns : 1000;
 	if ((err = bpf_map__set_max_entries(t->skel->maps.events, o->ringbuf_bytes)) ||
-	    (err = bpf_map__set_max_entries(t->skel->maps.socks, o->max_tracked)))
+	    (err = bpf_map__set_max_entries(t->skel->maps.socks, o->max_tracked)) ||
+	    /* 4096 x 256 bytes only when stacks are asked for. */
+	    (!o->capture_stack && (err = bpf_map__set_max_entries(t->skel->maps.stacks, 1))))
 		return fail(t, FW_STAGE_OPEN, failed, err);
 
 	if ((err = finwait_bpf__load(t->skel)))
@@ -261,6 +264,23 @@ int fw_tracer_take_hists(struct fw_tracer *t, fw_hist_fn fn, void *ctx)
 		}
 		n++;
 		fn(ctx, &key, &hist);
+	}
+	return n;
+}
+
+int fw_tracer_stack(struct fw_tracer *t, __s16 id, __u64 *ips, int max)
+{
+	__u64 frames[FW_STACK_DEPTH] = {};
+	__u32 key = (__u32)id;
+	int n = 0;
+
+	if (id < 0)
+		return -ENOENT;
+	if (bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.stacks), &key, frames))
+		return -errno;
+	while (n < FW_STACK_DEPTH && n < max && frames[n]) {
+		ips[n] = frames[n];
+		n++;
 	}
 	return n;
 }

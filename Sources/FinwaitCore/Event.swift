@@ -44,6 +44,8 @@ public struct Connection: Sendable, Equatable {
   public var orphanedAtEntry: Bool
   /// Network namespace inode number: the same 4-tuple can live in several.
   public var netns: UInt32
+  /// `--stack`: the closer's user stack in the kernel's stack map.
+  public var stackID: Int16?
 
   public init(
     socket: UInt64, owner: Owner?, endpoints: Endpoints, path: Path, syscall: Syscall,
@@ -134,8 +136,9 @@ extension Event {
     let isPeerClose = kind == .peerClose
     connection = Connection(
       socket: raw.skaddr, owner: isPeerClose ? nil : owner, endpoints: endpoints,
-      path: Path(raw: raw.path), syscall: Syscall(raw: raw.syscall), syscallNumber: raw.syscall_nr,
+      path: Path(raw: raw.path), syscall: Syscall(raw: raw.syscall), syscallNumber: Int32(raw.syscall_nr),
       orphanedAtEntry: flags & FW_FLAG_ORPHAN_AT_ENTRY != 0, netns: raw.netns)
+    connection.stackID = raw.stack_id >= 0 ? raw.stack_id : nil
     orphanedAtEnd = flags & FW_FLAG_ORPHAN_AT_END != 0
     if isPeerClose {
       peer = Peer(netns: raw.peer_netns, closeWaitSince: closeWaitSince, closedAt: raw.ts_ns, owner: owner)

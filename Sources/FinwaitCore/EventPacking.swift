@@ -25,7 +25,9 @@ extension fw_event {
     netns = connection.netns
     path = connection.path.raw
     syscall = connection.syscall.raw
-    syscall_nr = connection.syscallNumber
+    guard let number = Int16(exactly: connection.syscallNumber) else { return nil }
+    syscall_nr = number
+    stack_id = connection.stackID ?? -1
     if connection.orphanedAtEntry { flags |= FW_FLAG_ORPHAN_AT_ENTRY }
     if event.orphanedAtEnd { flags |= FW_FLAG_ORPHAN_AT_END }
     if let owner = connection.owner {

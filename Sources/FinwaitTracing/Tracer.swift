@@ -28,6 +28,8 @@ public final class Tracer {
     /// `finwait hist`: full sockets' dwells counted in the kernel, by this
     /// breakdown, in slots of this many nanoseconds; nil: every end is a record.
     public var histogram: (by: Breakdown, unitNanoseconds: UInt64)?
+    /// `--stack`: capture the closer's user stack at FIN_WAIT1.
+    public var captureStacks = false
 
     public init() {}
 
@@ -67,6 +69,7 @@ public final class Tracer {
     o.ringbuf_bytes = options.ringBufferBytes
     o.max_tracked = options.maxTracked
     o.wakeup_bytes = options.wakeupBytes
+    o.capture_stack = options.captureStacks ? 1 : 0
     if let histogram = options.histogram {
       o.hist_mode = 1
       o.hist_by = histogram.by.raw
@@ -142,6 +145,15 @@ public final class Tracer {
       return 0
     }, Unmanaged.passUnretained(box).toOpaque())
     intervals = box.intervals
+  }
+
+  /// The user-space return addresses of stack `id`, innermost first; empty
+  /// if it is gone (or was never captured).
+  public func stack(_ id: Int16) -> [UInt64] {
+    guard let tracer else { return [] }
+    var ips = [UInt64](repeating: 0, count: Int(FW_STACK_DEPTH))
+    let n = fw_tracer_stack(tracer, id, &ips, Int32(ips.count))
+    return n > 0 ? Array(ips.prefix(Int(n))) : []
   }
 
   /// Sockets the kernel map holds in FIN_WAIT2 right now.

@@ -61,6 +61,9 @@ struct Trace: ParsableCommand {
   @Flag(help: "Print JSON lines instead of text.")
   var json = false
 
+  @Flag(help: "Capture the user stack that sent the FIN (work in progress: captured, not yet printed).")
+  var stack = false
+
   @Option(name: .customLong("min-dwell"), help: "Print only connections whose FIN_WAIT2 lasted at least this long (e.g. 500ms, 2s).",
           transform: Self.duration)
   var minDwell: UInt64?
@@ -111,6 +114,7 @@ struct Trace: ParsableCommand {
     config.tracer.maxTracked = maxTracked
     config.tracer.btfPath = btf
     config.format = json ? .json : .text
+    config.tracer.captureStacks = stack
     config.minDwell = minDwell ?? 0
     config.duration = duration
     config.verbose = verbose

@@ -62,7 +62,7 @@ private let records = Generator { rng -> RawRecord in
       #expect(event.finWait2At == (flags & 8 != 0 ? raw.ts_fin_wait2_ns : nil))
       #expect(event.orphanedAtEnd == (flags & 4 != 0))
       let c = event.connection
-      #expect(c.socket == raw.skaddr && c.netns == raw.netns && c.syscallNumber == raw.syscall_nr)
+      #expect(c.socket == raw.skaddr && c.netns == raw.netns && c.syscallNumber == Int32(raw.syscall_nr))
       #expect(c.orphanedAtEntry == (flags & 2 != 0))
       #expect(c.endpoints.localPort == raw.sport && c.endpoints.remotePort == raw.dport)
       // Addresses: network order, IPv4 in the first 4 of 16 bytes.

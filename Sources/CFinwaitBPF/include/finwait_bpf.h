@@ -29,6 +29,7 @@ struct fw_options {
 	__u32 max_tracked;    /* entries of the per-socket map */
 	__u64 wakeup_bytes;   /* backlog that forces a consumer wakeup */
 	int hist_mode;        /* `finwait hist`: full sockets' dwells into the hists map */
+	int capture_stack;    /* `--stack`: user stacks at FIN_WAIT1 into the stacks map */
 	__u8 hist_by;         /* enum fw_hist_by */
 	__u32 hist_unit_ns;   /* 1000 (us slots) or 1000000 (ms slots) */
 	const char *btf_path; /* NULL: the running kernel's /sys/kernel/btf/vmlinux */
@@ -66,6 +67,9 @@ int fw_tracer_forget(struct fw_tracer *tracer, const struct fw_event *e);
  * number taken or -errno. */
 typedef int (*fw_hist_fn)(void *ctx, const struct fw_hist_key *key, const struct fw_hist *hist);
 int fw_tracer_take_hists(struct fw_tracer *tracer, fw_hist_fn fn, void *ctx);
+/* The user-space return addresses of stack `id` (at most FW_STACK_DEPTH,
+ * innermost first) into ips. Returns how many, or -errno (-ENOENT: gone). */
+int fw_tracer_stack(struct fw_tracer *tracer, __s16 id, __u64 *ips, int max);
 /* Detaches the program: no record is produced after this returns, so a last
  * drain and an in-flight walk see a settled state. */
 void fw_tracer_detach(struct fw_tracer *tracer);

@@ -89,7 +89,7 @@ struct PlannedConnection {
     } else {
       e.path = UInt8(source.path.rawValue)
       e.syscall = UInt8(source.syscall.rawValue)
-      e.syscall_nr = source.number
+      e.syscall_nr = Int16(source.number)
       e.end = UInt8(end.rawValue)
       if let finWait1 { e.ts_fin_wait1_ns = Relative.encode(finWait1) }
       if let finWait2 {
