@@ -16,6 +16,7 @@ SKEL := Sources/CFinwaitBPF/finwait.skel.h
 RELEASE_FLAGS := -c release -Xswiftc -static-stdlib
 BIN := .build/release/finwait
 DRIVER := .build/finwait-test/fwdrive
+STACK_DRIVER := .build/finwait-test/fwstack
 ARGS ?=
 
 KERNEL_TEST_PACKAGES := qemu-system-x86 busybox-static kmod cpio
@@ -60,22 +61,30 @@ $(DRIVER): Tests/driver/fwdrive.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -o $@ $<
 
+# Symbols and frame pointers: what a program needs for --stack to name it.
+$(STACK_DRIVER): Tests/driver/fwstack.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -fno-omit-frame-pointer -Wall -o $@ $<
+
 # Unit tests need no privileges; live tests load the real program (root).
 # FINWAIT_REQUIRE_LIVE=1 turns a skipped live test into a failure (CI).
 # XCTest runs first, then Swift Testing (the property-based parser tests).
-test: build $(DRIVER) $(CHURN)
+test: build $(DRIVER) $(STACK_DRIVER) $(CHURN)
 	FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) FINWAIT_CHURN=$(abspath $(CHURN)) \
+		FINWAIT_STACK_DRIVER=$(abspath $(STACK_DRIVER)) \
 		$(SWIFT) test --enable-xctest --enable-swift-testing
 
 # The same binary and live scenario tests again, on Linux 6.1 booted under
 # QEMU (software emulation): proves the CO-RE object is not tied to the
 # kernel it was built on. Downloads the kernel package (about 70 MB) once.
-test-kernel: build $(DRIVER)
+test-kernel: build $(DRIVER) $(STACK_DRIVER)
 	$(MAKE) deps EXTRA_PACKAGES="$(KERNEL_TEST_PACKAGES)"
 	$(SWIFT) build --build-tests
 	Tests/kernels/boot-kernel.sh .build/kernels '$(KERNEL_PACKAGE)' \
 		env FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) FINWAIT_REQUIRE_LIVE=1 \
-		$(abspath $(shell $(SWIFT) build --show-bin-path)/finwaitPackageTests.xctest) LiveTests.ScenarioTests,LiveTests.ReconciliationTests
+		FINWAIT_STACK_DRIVER=$(abspath $(STACK_DRIVER)) \
+		$(abspath $(shell $(SWIFT) build --show-bin-path)/finwaitPackageTests.xctest) \
+		LiveTests.ScenarioTests,LiveTests.ReconciliationTests,LiveTests.StackTests
 
 $(CHURN): bench/churn.c | deps
 	@mkdir -p $(dir $@)

@@ -19,6 +19,7 @@
 #define IPPROTO_TCP 6
 #define PF_EXITING 0x00000004
 #define ECONNRESET 104
+#define EEXIST 17
 
 /* Syscall numbers differ per architecture; this is their only definition. */
 #if defined(__TARGET_ARCH_x86)
@@ -106,14 +107,24 @@ struct {
 	__type(value, struct fw_peer);
 } fin_peers SEC(".maps");
 
-/* Repeated call sites share one entry; resized to 1 entry by user space
- * without --stack. */
+/* Repeated call sites share one entry. Without --stack both are resized to
+ * one entry by user space. Ids are never reused (no BPF_F_REUSE_STACKID), so
+ * an id read later still names the stack it was given for. */
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, 4096);
+	__uint(max_entries, FW_STACK_ENTRIES);
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, FW_STACK_DEPTH * sizeof(__u64));
 } stacks SEC(".maps");
+
+/* Which stack ids were announced with a FW_KIND_STACK record. Racy on
+ * purpose: two CPUs may both announce an id, and user space keeps the first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FW_STACK_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u8);
+} stacks_announced SEC(".maps");
 
 /* Bounded: when full, a new key is counted in counters.hist_full. */
 struct {
@@ -443,6 +454,7 @@ static __always_inline void hist_record(const struct fw_event *st, __u64 dwell_n
 	case FW_HIST_BY_PID: k.tgid = st->tgid; break;
 	case FW_HIST_BY_CGROUP: k.cgroup_id = st->cgroup_id; break;
 	case FW_HIST_BY_PORT: k.port = st->sport; break;
+	case FW_HIST_BY_STACK: k.stack_id = st->stack_id; break;
 	}
 	h = bpf_map_lookup_elem(&hists, &k);
 	if (!h) {
@@ -457,10 +469,61 @@ static __always_inline void hist_record(const struct fw_event *st, __u64 dwell_n
 	__sync_fetch_and_add(&h->slots[log2_slot(dwell_ns / hist_unit_ns)], 1);
 }
 
+/* The word at the user stack pointer: see fw_event.stack_top. Needs
+ * bpf_task_pt_regs (5.15); older kernels get 0 and no recovered frame. */
+static __always_inline __u64 user_stack_top(void)
+{
+	struct pt_regs *regs;
+	__u64 word = 0;
+
+	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (bpf_probe_read_user(&word, sizeof(word), (void *)PT_REGS_SP_CORE(regs)))
+		return 0;
+	return word;
+}
+
+/* In process context, the closer's own user stack: its id, or -1. The first
+ * time an id is seen, user space is told at once (forced wakeup), so it can
+ * read the closer's /proc/PID/maps while the process is still there. */
+static __always_inline __s16 capture_user_stack(void *ctx, const struct fw_event *st)
+{
+	long id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+	struct fw_event *e;
+	__u32 key;
+	__u8 *announced;
+
+	if (id < 0) {
+		/* -EFAULT: no user stack (a kernel thread, or exit() after the
+		 * address space is gone). -EEXIST: the bucket holds another stack. */
+		if (id == -EEXIST)
+			__sync_fetch_and_add(&counters.stack_lost, 1);
+		return -1;
+	}
+	key = id;
+	announced = bpf_map_lookup_elem(&stacks_announced, &key);
+	if (!announced || *announced || id >= FW_STACK_ENTRIES)
+		return id < FW_STACK_ENTRIES ? id : -1;
+	*announced = 1;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		/* User space names it later, from the owner if still alive. */
+		__sync_fetch_and_add(&counters.ringbuf_drops, 1);
+		return id;
+	}
+	__builtin_memcpy(e, st, sizeof(*e));
+	e->kind = FW_KIND_STACK;
+	e->ts_ns = st->ts_fin_wait1_ns;
+	e->stack_id = id;
+	e->stack_top = user_stack_top();
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	return id;
+}
+
 static __always_inline int on_fin_wait1(void *ctx, struct sock *sk, __u64 key, __u64 now)
 {
 	struct fw_event st = {};
-	long stack = -1;
 
 	set_owner(&st);
 	if (target_tgid && st.tgid != target_tgid)
@@ -473,10 +536,7 @@ static __always_inline int on_fin_wait1(void *ctx, struct sock *sk, __u64 key, _
 	st.skaddr = key;
 	st.ts_fin_wait1_ns = now;
 	classify(sk, &st);
-	/* Process context: the closer's own stack. -EEXIST/-ENOMEM (map full): none. */
-	if (capture_stack)
-		stack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
-	st.stack_id = stack >= 0 && stack < 32768 ? stack : -1;
+	st.stack_id = capture_stack ? capture_user_stack(ctx, &st) : -1;
 	if (bpf_map_update_elem(&socks, &key, &st, BPF_ANY)) {
 		__sync_fetch_and_add(&counters.map_full, 1);
 		return 0;

@@ -26,6 +26,11 @@ enum fw_kind {
 	 * shutdown and sent its FIN). Addresses are the traced side's; the owner
 	 * fields are the peer's. */
 	FW_KIND_PEER_CLOSE = 4,
+	/* `--stack`: the first connection closed from a call site not seen before.
+	 * stack_id names it in the stacks map; the owner fields are the closer's
+	 * (its /proc/PID/maps places the addresses); stack_top holds the word at
+	 * its user stack pointer. Sent once per stack id, never for a connection. */
+	FW_KIND_STACK = 5,
 };
 
 /* The code path that sent our FIN, decided at ESTABLISHED -> FIN_WAIT1. */
@@ -80,7 +85,14 @@ struct fw_event {
 	__u64 ts_ns;           /* when this record's transition happened */
 	__u64 ts_fin_wait1_ns; /* 0 if not seen */
 	__u64 ts_fin_wait2_ns; /* valid when FW_FLAG_FIN_WAIT2_SEEN */
-	__u64 ts_peer_close_wait_ns; /* a local peer entered CLOSE_WAIT; 0 if none seen */
+	union {
+		__u64 ts_peer_close_wait_ns; /* a local peer entered CLOSE_WAIT; 0 if none seen */
+		/* FW_KIND_STACK: the word at the user stack pointer when the syscall
+		 * was made. Frame-pointer unwinding skips the direct caller of a libc
+		 * wrapper that sets up no frame; this is its return address (user
+		 * space checks it follows a call instruction). 0 if unreadable. */
+		__u64 stack_top;
+	};
 	__u64 cgroup_id;       /* owner's cgroup v2 id */
 	__u64 skaddr;          /* kernel socket address: the connection's identity while it lives */
 	__u32 tgid;            /* owner process id (0 when the owner is unknown) */
@@ -132,6 +144,7 @@ enum fw_hist_by {
 	FW_HIST_BY_PID = 2,
 	FW_HIST_BY_CGROUP = 3,
 	FW_HIST_BY_PORT = 4, /* the local port */
+	FW_HIST_BY_STACK = 5, /* the closer's user stack (needs stacks captured) */
 };
 
 /* Fields not chosen by --by stay 0. */
@@ -142,14 +155,18 @@ struct fw_hist_key {
 	__u8 path;    /* enum fw_path */
 	__u8 __pad;
 	char comm[FW_COMM_LEN];
+	__s16 stack_id; /* FW_HIST_BY_STACK; -1: no stack captured */
+	__u8 __pad2[6];
 };
 
 struct fw_hist {
 	__u64 slots[FW_HIST_SLOTS];
 };
 
-/* `--stack`: frames kept of the user stack that sent the FIN. */
+/* `--stack`: frames kept of the user stack that sent the FIN, and distinct
+ * stacks kept (ids are below it, so they fit fw_event.stack_id). */
 #define FW_STACK_DEPTH 32
+#define FW_STACK_ENTRIES 16384
 
 /* Counters the BPF program keeps; read by user space through the skeleton. */
 struct fw_counters {
@@ -157,6 +174,7 @@ struct fw_counters {
 	__u64 map_full;        /* the per-socket map was full: a connection went untracked */
 	__u64 unseen_start;    /* FIN_WAIT2 transitions of sockets whose FIN_WAIT1 we never saw */
 	__u64 hist_full;       /* `finwait hist`: a dwell not counted, the histogram map was full */
+	__u64 stack_lost;      /* `--stack`: a closer's stack not kept (its stack-map bucket held another) */
 };
 
 #endif /* __FINWAIT_H */

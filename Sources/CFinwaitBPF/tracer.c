@@ -64,8 +64,9 @@ int fw_tracer_start(const struct fw_options *o, fw_record_fn fn, void *ctx,
 	t->skel->rodata->hist_unit_ns = o->hist_unit_ns ? o->hist_unit_ns : 1000;
 	if ((err = bpf_map__set_max_entries(t->skel->maps.events, o->ringbuf_bytes)) ||
 	    (err = bpf_map__set_max_entries(t->skel->maps.socks, o->max_tracked)) ||
-	    /* 4096 x 256 bytes only when stacks are asked for. */
-	    (!o->capture_stack && (err = bpf_map__set_max_entries(t->skel->maps.stacks, 1))))
+	    /* FW_STACK_ENTRIES x 256 bytes only when stacks are asked for. */
+	    (!o->capture_stack && ((err = bpf_map__set_max_entries(t->skel->maps.stacks, 1)) ||
+				   (err = bpf_map__set_max_entries(t->skel->maps.stacks_announced, 1)))))
 		return fail(t, FW_STAGE_OPEN, failed, err);
 
 	if ((err = finwait_bpf__load(t->skel)))

@@ -2,7 +2,7 @@ import CFinwaitEvent
 
 /// What `finwait hist` breaks histograms down by, besides the path.
 public enum Breakdown: String, Sendable, CaseIterable {
-  case path, comm, pid, cgroup, port
+  case path, comm, pid, cgroup, port, stack
 
   /// The kernel's `enum fw_hist_by`.
   public var raw: UInt8 {
@@ -12,6 +12,7 @@ public enum Breakdown: String, Sendable, CaseIterable {
     case .pid: FW_HIST_BY_PID
     case .cgroup: FW_HIST_BY_CGROUP
     case .port: FW_HIST_BY_PORT
+    case .stack: FW_HIST_BY_STACK
     }
     return UInt8(value.rawValue)
   }
@@ -25,13 +26,19 @@ public struct BreakdownKey: Sendable, Hashable, Comparable {
   public var pid: UInt32?
   public var cgroupID: UInt64?
   public var port: UInt16?
+  /// The kernel's stack id; -1: none was captured.
+  public var stackID: Int16?
 
-  public init(path: Path, comm: String? = nil, pid: UInt32? = nil, cgroupID: UInt64? = nil, port: UInt16? = nil) {
+  public init(
+    path: Path, comm: String? = nil, pid: UInt32? = nil, cgroupID: UInt64? = nil, port: UInt16? = nil,
+    stackID: Int16? = nil
+  ) {
     self.path = path
     self.comm = comm
     self.pid = pid
     self.cgroupID = cgroupID
     self.port = port
+    self.stackID = stackID
   }
 
   /// A kernel histogram's key.
@@ -43,6 +50,7 @@ public struct BreakdownKey: Sendable, Hashable, Comparable {
     case .pid: pid = k.tgid
     case .cgroup: cgroupID = k.cgroup_id
     case .port: port = k.port
+    case .stack: stackID = k.stack_id
     }
   }
 
@@ -57,6 +65,7 @@ public struct BreakdownKey: Sendable, Hashable, Comparable {
     case .pid: pid = owner?.pid ?? 0
     case .cgroup: cgroupID = owner?.cgroupID ?? 0
     case .port: port = r.connection.endpoints.localPort
+    case .stack: stackID = r.connection.stackID ?? -1
     }
   }
 
@@ -67,12 +76,14 @@ public struct BreakdownKey: Sendable, Hashable, Comparable {
     if let pid { parts.append("pid = \(pid == 0 ? "?" : String(pid))") }
     if let cgroupID { parts.append("cgroup = \(cgroupID)") }
     if let port { parts.append("port = \(port)") }
+    if let stackID { parts.append(stackID < 0 ? "stack = none" : "stack = \(stackID)") }
     return parts.joined(separator: ", ")
   }
 
   public static func < (a: BreakdownKey, b: BreakdownKey) -> Bool {
     if a.path != b.path { return a.path < b.path }
-    return (a.comm ?? "", a.pid ?? 0, a.cgroupID ?? 0, a.port ?? 0) < (b.comm ?? "", b.pid ?? 0, b.cgroupID ?? 0, b.port ?? 0)
+    return (a.comm ?? "", a.pid ?? 0, a.cgroupID ?? 0, a.port ?? 0, a.stackID ?? 0)
+      < (b.comm ?? "", b.pid ?? 0, b.cgroupID ?? 0, b.port ?? 0, b.stackID ?? 0)
   }
 }
 
@@ -102,14 +113,18 @@ public struct IntervalHistograms: Sendable {
   }
 
   /// bcc's layout: one block per key, in key order. `annotate` adds to a
-  /// key's line (the container and pod of a cgroup).
-  public func render(annotate: (BreakdownKey) -> String? = { _ in nil }) -> [String] {
+  /// key's line (the container and pod of a cgroup); `details` are lines
+  /// under it (a stack's frames).
+  public func render(
+    annotate: (BreakdownKey) -> String? = { _ in nil }, details: (BreakdownKey) -> [String] = { _ in [] }
+  ) -> [String] {
     let unit = unitNanoseconds >= 1_000_000 ? "msecs" : "usecs"
     var lines: [String] = []
     for key in histograms.keys.sorted() {
       guard let histogram = histograms[key], histogram.total > 0 else { continue }
       lines.append("")
       lines.append(key.label + (annotate(key).map { ", " + $0 } ?? ""))
+      lines += details(key)
       lines += histogram.render(unit: unit)
     }
     return lines

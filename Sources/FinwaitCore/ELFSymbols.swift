@@ -15,55 +15,64 @@ public struct ELFSymbols: Sendable {
   /// file offset from /proc/PID/maps into the address symbols use.
   public private(set) var segments: [(offset: UInt64, address: UInt64, size: UInt64)] = []
 
+  /// Symbol and string tables larger than this are not read (no real one is).
+  static let tableLimit = 256 << 20
+
+  /// A whole file in memory (tests, small files).
   public init?(_ bytes: [UInt8]) {
-    func u16(_ at: Int) -> UInt16? { at + 2 <= bytes.count ? UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8 : nil }
-    func u32(_ at: Int) -> UInt32? {
-      guard at + 4 <= bytes.count else { return nil }
-      return (0..<4).reduce(0) { $0 | UInt32(bytes[at + $1]) << (8 * UInt32($1)) }
+    self.init { offset, count in
+      guard offset <= UInt64(bytes.count), count <= bytes.count - Int(offset) else { return nil }
+      return Array(bytes[Int(offset)..<Int(offset) + count])
     }
-    func u64(_ at: Int) -> UInt64? {
-      guard at + 8 <= bytes.count else { return nil }
-      return (0..<8).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }
-    }
+  }
+
+  /// Reads only the headers and the two tables it needs through `read`
+  /// (file offset, byte count -> exactly those bytes, or nil), so a large
+  /// binary is never held whole.
+  public init?(reading read: (UInt64, Int) -> [UInt8]?) {
     // "\x7fELF", 64-bit, little-endian.
-    guard bytes.count >= 64, bytes[0] == 0x7f, bytes[1] == 0x45, bytes[2] == 0x4c, bytes[3] == 0x46,
-      bytes[4] == 2, bytes[5] == 1,
-      let phoff = u64(32), let shoff = u64(40), let phentsize = u16(54), let phnum = u16(56),
-      let shentsize = u16(58), let shnum = u16(60), phentsize >= 56, shentsize >= 64
+    guard let header = read(0, 64).map(LittleEndianBytes.init), header.bytes[0..<6] == [0x7f, 0x45, 0x4c, 0x46, 2, 1],
+      let phoff = header.u64(32), let shoff = header.u64(40), let phentsize = header.u16(54).map(Int.init),
+      let phnum = header.u16(56).map(Int.init), let shentsize = header.u16(58).map(Int.init),
+      let shnum = header.u16(60).map(Int.init), phentsize >= 56, shentsize >= 64
     else { return nil }
 
-    for i in 0..<Int(phnum) {
-      let at = Int(clamping: phoff) &+ i * Int(phentsize)
-      guard at >= 0, let type = u32(at), let offset = u64(at + 8), let vaddr = u64(at + 16), let filesz = u64(at + 32)
-      else { break }
-      if type == 1 { segments.append((offset, vaddr, filesz)) }  // PT_LOAD
+    if let table = read(phoff, phnum * phentsize).map(LittleEndianBytes.init) {
+      for at in stride(from: 0, to: phnum * phentsize, by: phentsize) {
+        guard let type = table.u32(at), let offset = table.u64(at + 8), let vaddr = table.u64(at + 16),
+          let filesz = table.u64(at + 32)
+        else { break }
+        if type == 1 { segments.append((offset, vaddr, filesz)) }  // PT_LOAD
+      }
     }
 
     // Section headers: find SHT_SYMTAB (2), else SHT_DYNSYM (11), and their string tables.
+    guard let table = read(shoff, shnum * shentsize).map(LittleEndianBytes.init) else { return nil }
     var sections: [(type: UInt32, offset: UInt64, size: UInt64, link: UInt32, entsize: UInt64)] = []
-    for i in 0..<Int(shnum) {
-      let at = Int(clamping: shoff) &+ i * Int(shentsize)
-      guard at >= 0, let type = u32(at + 4), let offset = u64(at + 24), let size = u64(at + 32), let link = u32(at + 40),
-        let entsize = u64(at + 56)
+    for at in stride(from: 0, to: shnum * shentsize, by: shentsize) {
+      guard let type = table.u32(at + 4), let offset = table.u64(at + 24), let size = table.u64(at + 32),
+        let link = table.u32(at + 40), let entsize = table.u64(at + 56)
       else { break }
       sections.append((type, offset, size, link, entsize))
     }
-    guard let table = sections.first(where: { $0.type == 2 }) ?? sections.first(where: { $0.type == 11 }),
-      table.entsize >= 24, Int(table.link) < sections.count
+    guard let symtab = sections.first(where: { $0.type == 2 }) ?? sections.first(where: { $0.type == 11 }),
+      symtab.entsize >= 24, Int(symtab.link) < sections.count
     else { return nil }
-    let strings = sections[Int(table.link)]
+    let strtab = sections[Int(symtab.link)]
+    guard symtab.size <= UInt64(Self.tableLimit), strtab.size <= UInt64(Self.tableLimit),
+      let entries = read(symtab.offset, Int(symtab.size)).map(LittleEndianBytes.init),
+      let strings = read(strtab.offset, Int(strtab.size))
+    else { return nil }
+
     func name(_ at: UInt32) -> String? {
-      let start = Int(clamping: strings.offset) &+ Int(at)
-      let limit = min(bytes.count, Int(clamping: strings.offset &+ strings.size))
-      guard start >= 0, start < limit, let end = bytes[start..<limit].firstIndex(of: 0) else { return nil }
-      return String(decoding: bytes[start..<end], as: UTF8.self)
+      let start = Int(at)
+      guard start < strings.count, let end = strings[start...].firstIndex(of: 0) else { return nil }
+      return String(decoding: strings[start..<end], as: UTF8.self)
     }
-    let count = Int(clamping: table.size / table.entsize)
-    for i in 0..<count {
-      let at = Int(clamping: table.offset) &+ i * Int(clamping: table.entsize)
-      guard at >= 0, let nameAt = u32(at), at + 24 <= bytes.count, let value = u64(at + 8), let size = u64(at + 16)
-      else { break }
-      let info = bytes[at + 4]
+    let entsize = Int(symtab.entsize)
+    for at in stride(from: 0, to: entries.bytes.count - entsize + 1, by: entsize) {
+      guard let nameAt = entries.u32(at), let value = entries.u64(at + 8), let size = entries.u64(at + 16) else { break }
+      let info = entries.bytes[at + 4]
       // STT_FUNC (2) or STT_GNU_IFUNC (10), defined.
       guard info & 0xf == 2 || info & 0xf == 10, value != 0, let text = name(nameAt), !text.isEmpty else { continue }
       symbols.append(Symbol(name: text, address: value, size: size))
@@ -78,9 +87,9 @@ public struct ELFSymbols: Sendable {
     return fileOffset - s.offset + s.address
   }
 
-  /// `name+0x1a` for the function holding `address`; nil outside every one
-  /// (a symbol of size 0 holds only its own address).
-  public func name(at address: UInt64) -> String? {
+  /// The function holding `address`; nil outside every one (a symbol of
+  /// size 0 holds only its own address).
+  public func symbol(containing address: UInt64) -> Symbol? {
     var low = 0
     var high = symbols.count
     while low < high {
@@ -89,39 +98,31 @@ public struct ELFSymbols: Sendable {
     }
     guard low > 0 else { return nil }
     let s = symbols[low - 1]
+    return address - s.address < max(s.size, 1) ? s : nil
+  }
+
+  /// `name+0x1a` for the function holding `address`; nil outside every one.
+  public func name(at address: UInt64) -> String? {
+    guard let s = symbol(containing: address) else { return nil }
     let offset = address - s.address
-    guard offset < max(s.size, 1) else { return nil }
     return offset == 0 ? s.name : "\(s.name)+0x\(String(offset, radix: 16))"
   }
 }
 
-/// One line of /proc/PID/maps: `start-end perms offset dev inode path`.
-public struct Mapping: Sendable, Equatable {
-  public var start: UInt64
-  public var end: UInt64
-  public var offset: UInt64
-  public var path: String
+/// Bounds-checked little-endian reads: out of range is nil, never a trap.
+struct LittleEndianBytes {
+  let bytes: [UInt8]
 
-  /// Executable file mappings only (`r-xp ... /usr/lib/...`); nil for others.
-  public init?(mapsLine line: Substring) {
-    let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-    guard fields.count == 6, fields[1].contains("x") else { return nil }
-    let range = fields[0].split(separator: "-")
-    let path = fields[5].trimmingPrefixSpaces
-    guard range.count == 2, let start = UInt64(range[0], radix: 16), let end = UInt64(range[1], radix: 16),
-      let offset = UInt64(fields[2], radix: 16), path.hasPrefix("/"), start < end
-    else { return nil }
-    self.start = start
-    self.end = end
-    self.offset = offset
-    self.path = String(path)
+  init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+  func u16(_ at: Int) -> UInt16? { uint(at, 2).map { UInt16(truncatingIfNeeded: $0) } }
+  func u32(_ at: Int) -> UInt32? { uint(at, 4).map { UInt32(truncatingIfNeeded: $0) } }
+  func u64(_ at: Int) -> UInt64? { uint(at, 8) }
+
+  private func uint(_ at: Int, _ size: Int) -> UInt64? {
+    guard at >= 0, at <= bytes.count - size else { return nil }
+    var value: UInt64 = 0
+    for i in 0..<size { value |= UInt64(bytes[at + i]) << (8 * UInt64(i)) }
+    return value
   }
-
-  public static func parse(_ maps: String) -> [Mapping] {
-    maps.split(separator: "\n").compactMap { Mapping(mapsLine: $0) }
-  }
-}
-
-extension Substring {
-  fileprivate var trimmingPrefixSpaces: Substring { drop(while: { $0 == " " }) }
 }

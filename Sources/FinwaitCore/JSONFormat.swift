@@ -61,6 +61,11 @@ public struct JSONFormat: Sendable {
       o.json("deadline") { $0.append(rfc3339OfMonotonic: deadline, clock: clock, cache: &seconds) }
     }
     if let peer = r.peer { writePeer(peer, at: r.timestamp, to: &o) }
+    if let stack = r.stack {
+      o.json("stack_id", number: UInt64(stack.id))
+      o.jsonKey("stack")
+      o.append(stack.json)
+    }
     if r.connection.socket != 0 {
       o.json("socket") {
         $0.append("0x")

@@ -14,6 +14,9 @@ public struct KernelCounters: Sendable, Equatable {
   public var recursionMisses: UInt64
   /// `finwait hist`: dwells not counted because the histogram map was full.
   public var histFull: UInt64 = 0
+  /// `--stack`: closers whose stack was not kept (its bucket in the stack
+  /// map held another stack); their records carry no stack.
+  public var stackLost: UInt64 = 0
 
   public init(ringbufDrops: UInt64 = 0, mapFull: UInt64 = 0, unseenStart: UInt64 = 0, recursionMisses: UInt64 = 0) {
     self.ringbufDrops = ringbufDrops
@@ -26,5 +29,6 @@ public struct KernelCounters: Sendable, Equatable {
     self.init(ringbufDrops: raw.ringbuf_drops, mapFull: raw.map_full, unseenStart: raw.unseen_start,
               recursionMisses: recursionMisses)
     histFull = raw.hist_full
+    stackLost = raw.stack_lost
   }
 }

@@ -34,6 +34,24 @@ public struct Summary: Sendable {
   /// Longest lower bound among connections still in FIN_WAIT2 at exit.
   public private(set) var oldestAtExit: UInt64?
 
+  /// `--stack`: connections per call site.
+  public private(set) var callSites: [Int16: CallSite] = [:]
+
+  public struct CallSite: Sendable {
+    public let stack: CallStack
+    public var connections = 0
+    /// The longest dwell known (exact, or a lower bound).
+    public var longest: UInt64 = 0
+
+    mutating func count(_ dwell: UInt64) {
+      connections += 1
+      longest = max(longest, dwell)
+    }
+  }
+
+  /// The summary lists this many call sites, most connections first.
+  public static let shownCallSites = 10
+
   public init() {}
 
   /// Connections already in FIN_WAIT2 when tracing began.
@@ -51,6 +69,9 @@ public struct Summary: Sendable {
       break
     }
     if let end = r.end { endCounts[end.ordinal] += 1 }
+    if let stack = r.stack {
+      callSites[stack.id, default: CallSite(stack: stack)].count(r.dwell.knownNanoseconds)
+    }
     switch r.dwell {
     case let .exact(ns):
       percentiles[r.connection.path.ordinal].record(microseconds: ns / 1_000)
@@ -102,13 +123,24 @@ public struct Summary: Sendable {
       lines.append("timewait_orphan: orphans handed to timewait sockets whose end could not be followed; not counted in the histograms.")
     }
     lines.append("Stuck warnings: \(stuck); already in FIN_WAIT2 at start: \(existing)")
+    if !callSites.isEmpty {
+      lines.append("")
+      lines.append("Call sites that sent the FIN (\(callSites.count) distinct), most connections first:")
+      for site in topCallSites {
+        let count = String(site.connections)
+        let longest = formatDuration(nanoseconds: site.longest)
+        lines.append(String(repeating: " ", count: max(0, 8 - count.count)) + count + " conns, longest "
+                     + longest + String(repeating: " ", count: max(0, 8 - longest.count)) + " " + site.stack.compactText)
+      }
+    }
     lines.append(
       "Lost: ring buffer drops \(losses.kernel.ringbufDrops), untracked (socket map full) \(losses.kernel.mapFull), "
         + "ends lost \(losses.tracker.lostEnds), undecodable records \(losses.undecodable); "
         + "FIN_WAIT2 starts not seen \(losses.kernel.unseenStart), "
         + "state changes the kernel skipped (program busy on that CPU) \(losses.kernel.recursionMisses); "
         + "found through sock_diag: FIN_WAIT2 starts not seen \(losses.tracker.recoveredStarts), "
-        + "FIN_WAIT1 entries gone unseen \(losses.tracker.staleEntries)")
+        + "FIN_WAIT1 entries gone unseen \(losses.tracker.staleEntries)"
+        + (losses.kernel.stackLost > 0 ? "; call stacks not kept (stack map bucket taken) \(losses.kernel.stackLost)" : ""))
     return lines
   }
 
@@ -145,7 +177,25 @@ public struct Summary: Sendable {
     o.add("recursion_misses", number: losses.kernel.recursionMisses)
     o.add("recovered_starts", number: UInt64(losses.tracker.recoveredStarts))
     o.add("stale_entries", number: UInt64(losses.tracker.staleEntries))
+    o.add("stack_lost", number: losses.kernel.stackLost)
+    if !callSites.isEmpty {
+      let sites = topCallSites.map { site in
+        var s = JSONObject()
+        s.add("stack_id", number: UInt64(site.stack.id))
+        s.add("connections", number: UInt64(site.connections))
+        s.add("longest_dwell_ns", number: site.longest)
+        s.add("stack", raw: site.stack.json)
+        return s.closed
+      }
+      o.add("call_sites", raw: "[" + sites.joined(separator: ",") + "]")
+    }
     return o.closed
+  }
+
+  /// Most connections first; ties by id, so output is stable.
+  var topCallSites: [CallSite] {
+    callSites.values.sorted { ($0.connections, -Int($0.stack.id)) > ($1.connections, -Int($1.stack.id)) }
+      .prefix(Self.shownCallSites).map { $0 }
   }
 
   /// `p50 1.2ms  p90 3.4ms  p99 ...  max ...`

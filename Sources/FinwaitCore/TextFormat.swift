@@ -76,7 +76,14 @@ public struct TextFormat: Sendable {
       line.append(" netns=")
       line.append(decimal: UInt64(r.connection.netns))
     }
-    guard let peer = r.peer else { return }
+    if let peer = r.peer { Self.writePeer(peer, at: r.timestamp, to: &line) }
+    if let stack = r.stack {
+      line.append(" stack=")
+      line.append(stack.compactText)
+    }
+  }
+
+  static func writePeer(_ peer: Peer, at now: UInt64, to line: inout LineBuffer) {
     line.append(" peer=")
     if let owner = peer.owner {
       line.append(decimal: UInt64(owner.pid))
@@ -85,7 +92,7 @@ public struct TextFormat: Sendable {
     } else {
       line.append("local")
     }
-    if let wait = peer.closeWait(now: r.timestamp) {
+    if let wait = peer.closeWait(now: now) {
       line.append(peer.closedAt == nil ? " close_wait>=" : " close_wait=")
       line.append(duration: wait)
     }

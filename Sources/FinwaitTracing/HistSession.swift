@@ -39,8 +39,10 @@ public struct HistSession {
     let state = HistState(config: config, start: monotonicNow(), reconciles: reconciliation != nil)
     var options = config.tracer
     options.histogram = (config.by, config.unitNanoseconds)
+    options.captureStacks = options.captureStacks || config.by == .stack
     let tracer = try Tracer(options: options) { raw in state.consume(raw) }
     defer { tracer.stop() }
+    if options.captureStacks { state.stacks = CallStacks(tracer: tracer) }
 
     let unit = config.unitNanoseconds >= 1_000_000 ? "msecs" : "usecs"
     let fin = config.finTimeoutSeconds.map { "\($0)s" } ?? "unknown"
@@ -73,6 +75,7 @@ public struct HistSession {
     let kernel = tracer.counters
     let losses = [("ring buffer drops", kernel.ringbufDrops), ("untracked (socket map full)", kernel.mapFull),
                   ("dwells not counted (histogram map full)", kernel.histFull),
+                  ("call stacks not kept (stack map bucket taken)", kernel.stackLost),
                   ("state changes the kernel skipped", kernel.recursionMisses),
                   ("undecodable records", UInt64(state.undecodable))].filter { $0.1 > 0 }
     if !losses.isEmpty {
@@ -92,9 +95,12 @@ public struct HistSession {
       line.append(clockTimeOfMonotonic: now, clock: clock, cache: &clockText)
       lines.append(line.text)
     }
-    let blocks = state.intervals.render { key in
-      key.cgroupID.flatMap { state.workloads?.workload(ofCgroup: $0)?.summary }
-    }
+    let blocks = state.intervals.render(
+      annotate: { key in key.cgroupID.flatMap { state.workloads?.workload(ofCgroup: $0)?.summary } },
+      details: { key in
+        guard let id = key.stackID, id >= 0, let stacks = state.stacks else { return [] }
+        return stacks.stack(id, pid: nil).lines
+      })
     lines += blocks.isEmpty ? ["", "(no FIN_WAIT2 ended in this interval)"] : blocks
     for line in lines { try out.write(line) }
     try out.flush()
@@ -111,6 +117,8 @@ private final class HistState {
   let start: UInt64
   /// `--by cgroup` names each cgroup's container and pod.
   let workloads = Workloads()
+  /// `--by stack`; set before the first drain.
+  var stacks: CallStacks?
 
   init(config: HistSession.Configuration, start: UInt64, reconciles: Bool) {
     self.start = start
@@ -119,6 +127,10 @@ private final class HistState {
   }
 
   func consume(_ raw: borrowing fw_event) {
+    if raw.kind == FW_KIND_STACK.rawValue {
+      stacks?.announce(raw)
+      return
+    }
     do {
       let event = try Event(decoding: raw)
       tracker.handle(event) { emit($0) }

@@ -48,6 +48,7 @@ public struct TraceSession {
       config: config, clock: .now(), start: monotonicNow(), reconciliation: reconciliation)
     let tracer = try Tracer(options: config.tracer) { raw in state.consume(raw) }
     defer { tracer.stop() }
+    if config.tracer.captureStacks { state.stacks = CallStacks(tracer: tracer) }
 
     try err.write(startBanner(config))
     try err.flush()
@@ -132,6 +133,8 @@ private final class SessionState {
   let reconciliation: Reconciliation?
   /// nil without cgroup v2: records then carry no container or pod.
   let workloads = Workloads()
+  /// `--stack`; set before the first drain.
+  var stacks: CallStacks?
 
   init(config: TraceSession.Configuration, clock: WallClock, start: UInt64, reconciliation: Reconciliation?) {
     self.config = config
@@ -144,6 +147,10 @@ private final class SessionState {
   }
 
   func consume(_ raw: borrowing fw_event) {
+    if raw.kind == FW_KIND_STACK.rawValue {
+      stacks?.announce(raw)
+      return
+    }
     do {
       let event = try Event(decoding: raw)
       tracker.handle(event) { emit($0) }
@@ -154,6 +161,7 @@ private final class SessionState {
 
   func emit(_ record: Record) {
     var record = record
+    stacks?.attribute(&record)
     // A peer still in CLOSE_WAIT is named from /proc: worth it for the rare
     // records where it usually is the culprit (stuck, timed out, still open at exit).
     if record.kind == .stuck || record.end == .tracerExit || record.end == .timeout, let peer = record.peer,

@@ -43,14 +43,16 @@ struct Trace: ParsableCommand {
       real end (peer_fin, timeout) through sock_diag. Connections already in FIN_WAIT2 \
       are listed at start and tracked to their end. Attached connections still in \
       FIN_WAIT2 after --stuck are reported once while stuck, with the local peer that \
-      holds CLOSE_WAIT. A summary with dwell histograms is printed on Ctrl-C, SIGTERM \
-      or after --duration.
+      holds CLOSE_WAIT. With --stack, each line names the call site (the closer's \
+      user stack) and the summary lists the call sites with the most connections. A \
+      summary with dwell histograms is printed on Ctrl-C, SIGTERM or after --duration.
 
       EXAMPLES:
         finwait                      # trace everything
         finwait --port 8080          # connections with local or remote port 8080
         finwait --comm nginx --json  # JSON lines for nginx's connections
         finwait --stuck 30s          # warn about attached FIN_WAIT2 older than 30 s
+        finwait --stack --pid 1234   # which function in which binary sent each FIN
         finwait --netns 4026532345   # one pod's network namespace
         finwait snapshot             # what is in FIN_WAIT2 now, then exit
       """
@@ -61,7 +63,9 @@ struct Trace: ParsableCommand {
   @Flag(help: "Print JSON lines instead of text.")
   var json = false
 
-  @Flag(help: "Capture the user stack that sent the FIN (work in progress: captured, not yet printed).")
+  @Flag(help: ArgumentHelp(
+    "Name the call site: the user stack of the thread that sent the FIN, symbolized.",
+    discussion: "Needs frame pointers in the program (see README, Call sites)."))
   var stack = false
 
   @Option(name: .customLong("min-dwell"), help: "Print only connections whose FIN_WAIT2 lasted at least this long (e.g. 500ms, 2s).",

@@ -11,13 +11,15 @@ struct HistCommand: ParsableCommand {
       in a BPF map, with no per-connection record to user space: the cheap mode for \
       a busy node. Orphans handed to timewait sockets are followed to their real end \
       through sock_diag and counted when it comes. Histograms are per code path, and \
-      per process or port with --by. Like bcc's tools: -i interval, -c count, -m \
+      per process, port or call site (--by stack: the closer's user stack, \
+      symbolized) with --by. Like bcc's tools: -i interval, -c count, -m \
       milliseconds, -T timestamps.
 
       EXAMPLES:
         finwait hist                     # every second, by path, microseconds
         finwait hist -m -i 5 --by comm   # every 5 s, by process name, milliseconds
         finwait hist -c 3 --port 443     # three intervals, port 443 only
+        finwait hist --by stack -i 10    # which function sent the FINs
       """
   )
 
@@ -38,7 +40,7 @@ struct HistCommand: ParsableCommand {
   @Flag(name: .customShort("T"), help: "Print the time above each histogram.")
   var timestamps = false
 
-  @Option(help: ArgumentHelp("Also break down by comm, pid, cgroup or port (local).", valueName: "key"))
+  @Option(help: ArgumentHelp("Also break down by comm, pid, cgroup, port (local) or stack (call site).", valueName: "key"))
   var by: Breakdown = .path
 
   @Flag(help: "Do not follow orphans in timewait (no sock_diag): they are then not counted.")
