@@ -536,7 +536,10 @@ static __always_inline int on_fin_wait1(void *ctx, struct sock *sk, __u64 key, _
 	st.skaddr = key;
 	st.ts_fin_wait1_ns = now;
 	classify(sk, &st);
-	st.stack_id = capture_stack ? capture_user_stack(ctx, &st) : -1;
+	/* Not for exec: the stack is the old image's, and the maps that would
+	 * place it are already the new one's. exit has no user stack left. */
+	st.stack_id = capture_stack && st.syscall != FW_SYSCALL_EXECVE && st.syscall != FW_SYSCALL_EXECVEAT
+		? capture_user_stack(ctx, &st) : -1;
 	if (bpf_map_update_elem(&socks, &key, &st, BPF_ANY)) {
 		__sync_fetch_and_add(&counters.map_full, 1);
 		return 0;

@@ -130,6 +130,14 @@ public struct IntervalHistograms: Sendable {
     return lines
   }
 
+  /// Merges histograms whose keys `canonical` maps to one (one call site's
+  /// stack ids from several processes).
+  public mutating func mergeKeys(_ canonical: (BreakdownKey) -> BreakdownKey) {
+    var merged: [BreakdownKey: Log2Histogram] = [:]
+    for (key, histogram) in histograms { merged[canonical(key), default: Log2Histogram()].add(buckets: histogram.buckets) }
+    histograms = merged
+  }
+
   public mutating func reset() {
     histograms.removeAll(keepingCapacity: true)
   }

@@ -39,6 +39,10 @@ extension CallStack: Equatable {
 /// every record that carries its id: records pay a reference, not a lookup.
 public final class CallStack: Sendable {
   public let id: Int16
+  /// The first id named with the same frames. Each process has its own
+  /// address layout, so one call site gets an id per process (per exec);
+  /// counts are merged under this one.
+  public let site: Int16
   public let frames: [StackFrame]
   /// Trace lines show this many frames.
   public static let shownFrames = 4
@@ -47,8 +51,9 @@ public final class CallStack: Sendable {
   /// The `stack` array of `--json`, rendered once.
   public let json: String
 
-  public init(id: Int16, frames: [StackFrame]) {
+  public init(id: Int16, frames: [StackFrame], site: Int16? = nil) {
     self.id = id
+    self.site = site ?? id
     self.frames = frames
     var text = frames.prefix(Self.shownFrames).map(\.text).joined(separator: "<")
     if frames.count > Self.shownFrames { text += "<..." }
@@ -71,6 +76,10 @@ public final class CallStack: Sendable {
     line.append(ascii: "]")
     json = line.text
   }
+
+  /// What makes two stacks the same call site: every frame's name, not
+  /// its address.
+  public var signature: String { frames.map(\.text).joined(separator: "<") }
 
   /// `    fwstack:close_conn+0x1c` lines, innermost first, for `hist --by stack`.
   public var lines: [String] {

@@ -34,7 +34,7 @@ public struct Summary: Sendable {
   /// Longest lower bound among connections still in FIN_WAIT2 at exit.
   public private(set) var oldestAtExit: UInt64?
 
-  /// `--stack`: connections per call site.
+  /// `--stack`: connections per call site (stacks with the same frames).
   public private(set) var callSites: [Int16: CallSite] = [:]
 
   public struct CallSite: Sendable {
@@ -70,7 +70,7 @@ public struct Summary: Sendable {
     }
     if let end = r.end { endCounts[end.ordinal] += 1 }
     if let stack = r.stack {
-      callSites[stack.id, default: CallSite(stack: stack)].count(r.dwell.knownNanoseconds)
+      callSites[stack.site, default: CallSite(stack: stack)].count(r.dwell.knownNanoseconds)
     }
     switch r.dwell {
     case let .exact(ns):

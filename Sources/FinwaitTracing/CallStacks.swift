@@ -11,6 +11,8 @@ import SystemPackage
 public final class CallStacks {
   private unowned let tracer: Tracer
   private var named: [Int16: CallStack] = [:]
+  /// Signature -> the first id named with it.
+  private var sites: [String: Int16] = [:]
   private var symbolizer = StackSymbolizer()
 
   public init(tracer: Tracer) {
@@ -44,17 +46,18 @@ public final class CallStacks {
 
   private func resolve(_ id: Int16, pid: UInt32, stackTop: UInt64) -> CallStack {
     let addresses = tracer.stack(id)
-    guard pid != 0, !addresses.isEmpty,
-      let text = try? readSmallFile("/proc/\(pid)/maps", limit: 8 << 20)
-    else {
-      return CallStack(id: id, frames: addresses.map { StackFrame(address: $0) })
+    var frames = addresses.map { StackFrame(address: $0) }
+    if pid != 0, !addresses.isEmpty, let text = try? readSmallFile("/proc/\(pid)/maps", limit: 8 << 20) {
+      frames = symbolizer.symbolize(
+        addresses, stackTop: stackTop, mappings: Mapping.parse(text),
+        isCall: { address in Self.code(before: address, pid: pid).map(endsWithCall) ?? false },
+        load: { mapping in Self.symbols(of: mapping, pid: pid) })
     }
-    let mappings = Mapping.parse(text)
-    let frames = symbolizer.symbolize(
-      addresses, stackTop: stackTop, mappings: mappings,
-      isCall: { address in Self.code(before: address, pid: pid).map(endsWithCall) ?? false },
-      load: { mapping in Self.symbols(of: mapping, pid: pid) })
-    return CallStack(id: id, frames: frames)
+    let named = CallStack(id: id, frames: frames)
+    guard !frames.isEmpty else { return named }
+    let site = sites[named.signature, default: id]
+    sites[named.signature] = site
+    return site == id ? named : CallStack(id: id, frames: frames, site: site)
   }
 
   /// The 7 bytes of code before `address` in the process.

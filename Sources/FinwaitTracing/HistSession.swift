@@ -89,6 +89,13 @@ public struct HistSession {
     to out: inout LineOutput
   ) throws(FinwaitError) {
     tracer.takeHistograms(into: &state.intervals)
+    if let stacks = state.stacks {
+      state.intervals.mergeKeys { key in
+        var key = key
+        if let id = key.stackID, id >= 0 { key.stackID = stacks.stack(id, pid: nil).site }
+        return key
+      }
+    }
     var lines: [String] = []
     if configuration.timestamps {
       var line = LineBuffer()

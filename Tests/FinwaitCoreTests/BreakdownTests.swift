@@ -45,7 +45,7 @@ final class BreakdownTests: XCTestCase {
     let k = kernelKey(path: FW_PATH_EXIT, comm: "x", pid: 9, cgroup: 8, port: 7)
     XCTAssertEqual(BreakdownKey(kernel: k, by: .pid), BreakdownKey(path: .exit, pid: 9))
     XCTAssertEqual(BreakdownKey(kernel: k, by: .comm), BreakdownKey(path: .exit, comm: "x"))
-    XCTAssertEqual(Breakdown.allCases.map(\.raw), [0, 1, 2, 3, 4])
+    XCTAssertEqual(Breakdown.allCases.map(\.raw), [0, 1, 2, 3, 4, 5])
   }
 
   func testRenderedLikeBccOneBlockPerKeyInOrder() {

@@ -28,6 +28,18 @@ final class ELFSymbolsTests: XCTestCase {
     XCTAssertNotNil(elf.address(ofFileOffset: text.offset))
   }
 
+  func testReadsOnlyHeadersAndTablesNotTheWholeFile() throws {
+    let (_, bytes) = try ownBinary()
+    var read = 0
+    let elf = try XCTUnwrap(ELFSymbols { offset, count in
+      guard offset <= UInt64(bytes.count), count <= bytes.count - Int(offset) else { return nil }
+      read += count
+      return Array(bytes[Int(offset)..<Int(offset) + count])
+    })
+    XCTAssertEqual(elf.symbols, ELFSymbols(bytes)?.symbols)
+    XCTAssertLessThan(read, bytes.count / 2, "text and data are never read")
+  }
+
   func testMalformedFilesGiveNothingNotACrash() {
     XCTAssertNil(ELFSymbols([]))
     XCTAssertNil(ELFSymbols(Array("not an elf file at all, not at all".utf8)))
@@ -45,7 +57,7 @@ final class ELFSymbolsTests: XCTestCase {
     let line = "7f9bec600000-7f9bec7a5000 r-xp 00028000 fe:01 1317 /usr/lib/x86_64-linux-gnu/libc.so.6"
     XCTAssertEqual(Mapping(mapsLine: line[...]),
                    Mapping(start: 0x7f9b_ec60_0000, end: 0x7f9b_ec7a_5000, offset: 0x28000,
-                           path: "/usr/lib/x86_64-linux-gnu/libc.so.6"))
+                           path: "/usr/lib/x86_64-linux-gnu/libc.so.6", device: "fe:01", inode: 1317))
     XCTAssertNil(Mapping(mapsLine: "7f9bec7a5000-7f9bec7fd000 r--p 001cd000 fe:01 1317 /usr/lib/libc.so.6"[...]))
     XCTAssertNil(Mapping(mapsLine: "7ffd1b3b2000-7ffd1b3d3000 rw-p 00000000 00:00 0 [stack]"[...]))
     XCTAssertNil(Mapping(mapsLine: "garbage"[...]))
@@ -53,7 +65,7 @@ final class ELFSymbolsTests: XCTestCase {
 }
 
 extension Mapping {
-  init(start: UInt64, end: UInt64, offset: UInt64, path: String) {
-    self.init(mapsLine: "\(String(start, radix: 16))-\(String(end, radix: 16)) r-xp \(String(offset, radix: 16)) 00:00 0 \(path)"[...])!
+  init(start: UInt64, end: UInt64, offset: UInt64, path: String, device: String = "00:00", inode: UInt64 = 0) {
+    self.init(mapsLine: "\(String(start, radix: 16))-\(String(end, radix: 16)) r-xp \(String(offset, radix: 16)) \(device) \(inode) \(path)"[...])!
   }
 }

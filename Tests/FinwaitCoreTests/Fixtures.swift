@@ -10,9 +10,10 @@ enum Fixture {
     fw1: UInt64 = 0, fw2: UInt64? = nil, path: fw_path = FW_PATH_SHUTDOWN_WR,
     syscall: fw_syscall = FW_SYSCALL_SHUTDOWN, end: fw_end = FW_END_NONE,
     owner: (pid: UInt32, comm: String)? = (4242, "nginx"),
-    orphanAtEntry: Bool = false, orphanAtEnd: Bool = false, ipv6: Bool = false
+    orphanAtEntry: Bool = false, orphanAtEnd: Bool = false, ipv6: Bool = false, stack: Int16 = -1
   ) -> fw_event {
     var e = fw_event()
+    e.stack_id = stack
     e.kind = UInt8(kind.rawValue)
     e.skaddr = socket
     e.ts_ns = ts

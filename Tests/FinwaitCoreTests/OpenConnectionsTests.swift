@@ -10,7 +10,9 @@ final class OpenConnectionsTests: XCTestCase {
   }
 
   func testPackingGivesBackTheSameEvent() throws {
-    for event in [try enter(at: 50), try enter(at: 60, ipv6: true), try enter(at: 70, owner: nil)] {
+    var withStack = try enter(at: 80)
+    withStack.connection.stackID = 17
+    for event in [try enter(at: 50), try enter(at: 60, ipv6: true), try enter(at: 70, owner: nil), withStack] {
       let raw = try XCTUnwrap(fw_event(packing: event))
       XCTAssertEqual(try Event(decoding: raw), event)
     }
