@@ -9,11 +9,15 @@ enum Live {
   static var finwait: String? { environment["FINWAIT_BIN"] }
   static var driver: String? { environment["FINWAIT_DRIVER"] }
   static var churn: String? { environment["FINWAIT_CHURN"] }
+  static var stackDriver: String? { environment["FINWAIT_STACK_DRIVER"] }
 
   /// Skips loudly without root or the binaries, and fails instead when
   /// FINWAIT_REQUIRE_LIVE=1 (CI), so a skipped live test can never pass CI.
-  static func requireLive(file: StaticString = #filePath, line: UInt = #line) throws {
+  static func requireLive(stackDriver needsStackDriver: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
     var missing: [String] = []
+    if needsStackDriver, stackDriver.map({ FileManager.default.isExecutableFile(atPath: $0) }) != true {
+      missing.append("FINWAIT_STACK_DRIVER (run through `make test`)")
+    }
     if geteuid() != 0 { missing.append("root") }
     if finwait.map({ FileManager.default.isExecutableFile(atPath: $0) }) != true {
       missing.append("FINWAIT_BIN (run through `make test`)")

@@ -1,0 +1,127 @@
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// `--stack` against fwstack, a program built with symbols and frame
+/// pointers that sends its FIN from functions with known names:
+/// main -> serve_request -> finish_response -> shutdown(), and
+/// main -> serve_request -> drop_connection -> close().
+final class StackTests: XCTestCase {
+  override func setUpWithError() throws {
+    try Live.requireLive(stackDriver: true)
+  }
+
+  /// Runs fwstack once; returns its pid and client port.
+  @discardableResult
+  private func closeFromKnownFunctions(_ scenario: String, port: Int, holdMs: Int = 300) throws -> (pid: Int, port: Int) {
+    let driver = try SpawnedProcess([Live.stackDriver ?? "fwstack", scenario, String(port), String(holdMs)])
+    guard waitUntil(10, { stdout(driver).contains("\n") }),
+      let o = try JSONSerialization.jsonObject(with: Data((driver.stdout.lines.first ?? "").utf8)) as? [String: Any],
+      let pid = o["owner_pid"] as? Int, let clientPort = o["client_port"] as? Int
+    else { throw LiveError("fwstack printed no truth: \(driver.stdout.text) \(driver.stderr.text)") }
+    guard waitUntil(Double(holdMs) / 1000 + 5, { !driver.process.isRunning }), driver.process.terminationStatus == 0 else {
+      throw LiveError("fwstack failed: \(driver.stderr.text)")
+    }
+    return (pid, clientPort)
+  }
+
+  private func stdout(_ p: SpawnedProcess) -> String { p.stdout.text }
+
+  private func frames(_ record: [String: Any]) -> [(module: String, symbol: String, recovered: Bool)] {
+    (record["stack"] as? [[String: Any]] ?? []).map {
+      (URL(fileURLWithPath: $0["module"] as? String ?? "?").lastPathComponent, $0["symbol"] as? String ?? "?",
+       $0["recovered"] as? Bool ?? false)
+    }
+  }
+
+  func testTheFunctionsThatSentTheFinAreNamed() throws {
+    let port = Live.port(39)
+    let finwait = try FinwaitProcess(["--json", "--stack", "--port", String(port)])
+    let shut = try closeFromKnownFunctions("shutdown_wr", port: port)
+    let closed = try closeFromKnownFunctions("close", port: port)
+    usleep(400_000)
+    XCTAssertEqual(try finwait.stop(), 0, finwait.stderr.text)
+    let records = try finwait.jsonRecords()
+    func record(_ clientPort: Int) throws -> [String: Any] {
+      try XCTUnwrap(records.first { $0["type"] as? String == "fin_wait2" && $0["sport"] as? Int == clientPort }, "\(records)")
+    }
+
+    let a = try record(shut.port)
+    XCTAssertEqual(a["pid"] as? Int, shut.pid)
+    XCTAssertEqual(a["path"] as? String, "shutdown_wr")
+    XCTAssertEqual(a["orphaned"] as? Bool, false)
+    let aFrames = frames(a)
+    XCTAssertGreaterThanOrEqual(aFrames.count, 4, "\(a)")
+    XCTAssertEqual(aFrames.first?.module, "libc.so.6", "\(aFrames)")
+    XCTAssertEqual(aFrames.first?.symbol, "shutdown", "\(aFrames)")
+    // libc's shutdown() sets up no frame: its caller comes from the stack top.
+    XCTAssertTrue(aFrames.dropFirst().prefix(3).map(\.symbol) == ["finish_response", "serve_request", "main"], "\(aFrames)")
+    XCTAssertTrue(aFrames[1].recovered, "\(aFrames)")
+    XCTAssertEqual(aFrames[1].module, "fwstack")
+    let dwell = try XCTUnwrap(a["dwell_ns"] as? Int)
+    XCTAssertTrue((250_000_000...1_500_000_000).contains(dwell), "dwell \(dwell) for a 300 ms hold")
+
+    let b = try record(closed.port)
+    XCTAssertEqual(b["pid"] as? Int, closed.pid)
+    XCTAssertEqual(b["path"] as? String, "close")
+    XCTAssertEqual(b["orphaned_at_entry"] as? Bool, true)
+    let bFrames = frames(b)
+    XCTAssertEqual(bFrames.first?.symbol, "close", "\(bFrames)")
+    XCTAssertTrue(bFrames.dropFirst().prefix(3).map(\.symbol) == ["drop_connection", "serve_request", "main"], "\(bFrames)")
+
+    let summary = try XCTUnwrap(records.first { $0["type"] as? String == "summary" })
+    let sites = try XCTUnwrap(summary["call_sites"] as? [[String: Any]], "\(summary)")
+    XCTAssertEqual(sites.count, 2)
+    XCTAssertEqual(sites.compactMap { $0["connections"] as? Int }, [1, 1])
+    XCTAssertEqual(summary["stack_lost"] as? Int, 0)
+  }
+
+  func testTextLinesAndTheSummaryShowTheCallSite() throws {
+    let port = Live.port(40)
+    let finwait = try FinwaitProcess(["--stack", "--port", String(port)])
+    let run = try closeFromKnownFunctions("shutdown_wr", port: port)
+    usleep(400_000)
+    XCTAssertEqual(try finwait.stop(), 0, finwait.stderr.text)
+    let text = finwait.stdout.text
+    let line = try XCTUnwrap(finwait.stdout.lines.first { $0.contains(":\(run.port) > ") }, text)
+    XCTAssertTrue(line.contains(" stack=libc.so.6:shutdown+0x"), line)
+    XCTAssertTrue(line.contains("<fwstack:finish_response+0x"), line)
+    XCTAssertTrue(text.contains("Call sites that sent the FIN (1 distinct), most connections first:"), text)
+  }
+
+  func testHistByStackCountsOneCallSiteAcrossProcesses() throws {
+    let port = Live.port(41)
+    // One interval that holds both connections.
+    let hist = try FinwaitProcess(["hist", "--by", "stack", "-m", "-i", "4", "-c", "1", "--port", String(port)])
+    // Two processes: two address layouts, two kernel stack ids, one call site.
+    for _ in 0..<2 { try closeFromKnownFunctions("shutdown_wr", port: port) }
+    XCTAssertEqual(try hist.waitForExit(10), 0, hist.stderr.text)
+    let lines = hist.stdout.lines
+    let blocks = lines.indices.filter { lines[$0].hasPrefix("path = shutdown_wr, stack = ") }
+    XCTAssertEqual(blocks.count, 1, "one block for the call site: \(hist.stdout.text)")
+    var total = 0
+    for start in blocks {
+      let frames = lines[(start + 1)...].prefix { $0.hasPrefix("    ") && !$0.contains("->") }
+      XCTAssertEqual(frames.first, "    libc.so.6:shutdown+0x7", hist.stdout.text)
+      XCTAssertTrue(frames.contains { $0.contains("fwstack:finish_response+0x") && $0.hasSuffix("(from the stack top)") },
+                    hist.stdout.text)
+      for row in lines[(start + 1)...].drop(while: { !$0.contains("->") }).prefix(while: { $0.contains("->") }) {
+        let f = row.split(whereSeparator: { $0 == " " || $0 == ":" || $0 == "|" })
+        if f.count >= 4, let count = Int(f[3]) { total += count }
+      }
+    }
+    XCTAssertEqual(total, 2, hist.stdout.text)
+  }
+
+  func testExitAndExecHaveNoStackButStillTheirPath() throws {
+    for scenario in ["exit", "exec"] {
+      let run = try ScenarioRun.run(scenario, port: Live.port(42), extraArguments: ["--stack"])
+      let r = try XCTUnwrap(run.connectionRecords.first, "\(scenario): \(run.records)")
+      XCTAssertNil(r["stack"], "\(scenario): \(r)")
+      XCTAssertEqual(r["path"] as? String, scenario == "exit" ? "exit" : "close", "\(r)")
+    }
+  }
+}
