@@ -31,9 +31,11 @@ trap cleanup EXIT
 fresh_namespace() { new_namespace "$ns" "10000 65000" tw_reuse; }
 
 # floor: an empty program on the same tracepoint, what any tool there pays.
-modes=(none floor text json hist)
+# stack: --stack on churn, whose one call site costs one stack-map entry; the
+# frame-pointer walk is per connection.
+modes=(none floor text json hist stack)
 declare -A label=([none]="no tracer" [floor]="empty BPF program" [text]="finwait (text)" [json]="finwait --json"
-                  [hist]="finwait hist")
+                  [hist]="finwait hist" [stack]="finwait --stack")
 
 # Starts a tracer for $1 and waits until it is attached; sets finwait_pid.
 start_tracer() {
@@ -47,6 +49,7 @@ start_tracer() {
   local args=()
   [ "$1" = json ] && args=(--json)
   [ "$1" = hist ] && args=(hist -i 1)
+  [ "$1" = stack ] && args=(--stack)
   start_finwait "$work/$1.out" "$work/$1.err" 5 ${args[@]+"${args[@]}"} && return 0
   echo "bench: $1 did not attach: $(cat "$work/$1.err")" >&2
   exit 1
@@ -55,7 +58,7 @@ start_tracer() {
 # Drops (ring buffer + untracked) from the summary the tracer printed.
 drops_of() {
   case $1 in
-    text) sed -n 's/^Lost: ring buffer drops \([0-9]*\), untracked (socket map full) \([0-9]*\).*/\1+\2/p' "$work/text.out" ;;
+    text|stack) sed -n 's/^Lost: ring buffer drops \([0-9]*\), untracked (socket map full) \([0-9]*\).*/\1+\2/p' "$work/$1.out" ;;
     json) tail -1 "$work/json.out" | sed -n 's/.*"ringbuf_drops":\([0-9]*\),"map_full":\([0-9]*\).*/\1+\2/p' ;;
     # hist prints its losses on stderr, and nothing when there are none.
     hist) echo "$(sed -n 's/.*ring buffer drops \([0-9]*\).*/\1/p' "$work/hist.err" | grep . || echo 0)+$(sed -n 's/.*untracked (socket map full) \([0-9]*\).*/\1/p' "$work/hist.err" | grep . || echo 0)" ;;
