@@ -127,10 +127,8 @@ public struct Summary: Sendable {
       lines.append("")
       lines.append("Call sites that sent the FIN (\(callSites.count) distinct), most connections first:")
       for site in topCallSites {
-        let count = String(site.connections)
-        let longest = formatDuration(nanoseconds: site.longest)
-        lines.append(String(repeating: " ", count: max(0, 8 - count.count)) + count + " conns, longest "
-                     + longest + String(repeating: " ", count: max(0, 8 - longest.count)) + " " + site.stack.compactText)
+        let longest = pad(formatDuration(nanoseconds: site.longest), right: 8)
+        lines.append(pad(String(site.connections), left: 8) + " conns, longest " + longest + " " + site.stack.compactText)
       }
     }
     lines.append(
