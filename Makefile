@@ -64,7 +64,7 @@ $(DRIVER): Tests/driver/fwdrive.c | deps
 # Symbols and frame pointers: what a program needs for --stack to name it.
 $(STACK_DRIVER): Tests/driver/fwstack.c | deps
 	@mkdir -p $(dir $@)
-	$(CC) -O2 -g -fno-omit-frame-pointer -Wall -o $@ $<
+	$(CC) -O2 -g -fno-omit-frame-pointer -Wall -pthread -o $@ $<
 
 # Unit tests need no privileges; live tests load the real program (root).
 # FINWAIT_REQUIRE_LIVE=1 turns a skipped live test into a failure (CI).

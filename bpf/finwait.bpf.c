@@ -117,14 +117,14 @@ struct {
 	__uint(value_size, FW_STACK_DEPTH * sizeof(__u64));
 } stacks SEC(".maps");
 
-/* Which stack ids were announced with a FW_KIND_STACK record. Racy on
+/* By stack id: announced yet, and the top of the user stack. Racy on
  * purpose: two CPUs may both announce an id, and user space keeps the first. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, FW_STACK_ENTRIES);
 	__type(key, __u32);
-	__type(value, __u8);
-} stacks_announced SEC(".maps");
+	__type(value, struct fw_stack_note);
+} stack_notes SEC(".maps");
 
 /* Bounded: when full, a new key is counted in counters.hist_full. */
 struct {
@@ -469,19 +469,17 @@ static __always_inline void hist_record(const struct fw_event *st, __u64 dwell_n
 	__sync_fetch_and_add(&h->slots[log2_slot(dwell_ns / hist_unit_ns)], 1);
 }
 
-/* The word at the user stack pointer: see fw_event.stack_top. Needs
- * bpf_task_pt_regs (5.15); older kernels get 0 and no recovered frame. */
-static __always_inline __u64 user_stack_top(void)
+/* The top of the user stack: see struct fw_stack_note. Needs
+ * bpf_task_pt_regs (5.15); older kernels leave it 0 (no frame recovered). */
+static __always_inline void read_user_stack_top(struct fw_stack_note *note)
 {
 	struct pt_regs *regs;
-	__u64 word = 0;
 
 	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
-		return 0;
+		return;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	if (bpf_probe_read_user(&word, sizeof(word), (void *)PT_REGS_SP_CORE(regs)))
-		return 0;
-	return word;
+	if (bpf_probe_read_user(note->top, sizeof(note->top), (void *)PT_REGS_SP_CORE(regs)))
+		__builtin_memset(note->top, 0, sizeof(note->top));
 }
 
 /* In process context, the closer's own user stack: its id, or -1. The first
@@ -492,7 +490,7 @@ static __always_inline __s16 capture_user_stack(void *ctx, const struct fw_event
 	long id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
 	struct fw_event *e;
 	__u32 key;
-	__u8 *announced;
+	struct fw_stack_note *note;
 
 	if (id < 0) {
 		/* -EFAULT: no user stack (a kernel thread, or exit() after the
@@ -502,10 +500,11 @@ static __always_inline __s16 capture_user_stack(void *ctx, const struct fw_event
 		return -1;
 	}
 	key = id;
-	announced = bpf_map_lookup_elem(&stacks_announced, &key);
-	if (!announced || *announced || id >= FW_STACK_ENTRIES)
+	note = bpf_map_lookup_elem(&stack_notes, &key);
+	if (!note || note->announced || id >= FW_STACK_ENTRIES)
 		return id < FW_STACK_ENTRIES ? id : -1;
-	*announced = 1;
+	note->announced = 1;
+	read_user_stack_top(note);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		/* User space names it later, from the owner if still alive. */
@@ -516,7 +515,6 @@ static __always_inline __s16 capture_user_stack(void *ctx, const struct fw_event
 	e->kind = FW_KIND_STACK;
 	e->ts_ns = st->ts_fin_wait1_ns;
 	e->stack_id = id;
-	e->stack_top = user_stack_top();
 	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 	return id;
 }

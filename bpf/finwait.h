@@ -27,9 +27,9 @@ enum fw_kind {
 	 * fields are the peer's. */
 	FW_KIND_PEER_CLOSE = 4,
 	/* `--stack`: the first connection closed from a call site not seen before.
-	 * stack_id names it in the stacks map; the owner fields are the closer's
-	 * (its /proc/PID/maps places the addresses); stack_top holds the word at
-	 * its user stack pointer. Sent once per stack id, never for a connection. */
+	 * stack_id names it in the stacks map and in stack_notes; the owner fields
+	 * are the closer's (its /proc/PID/maps places the addresses). Sent once
+	 * per stack id, never for a connection. */
 	FW_KIND_STACK = 5,
 };
 
@@ -85,14 +85,7 @@ struct fw_event {
 	__u64 ts_ns;           /* when this record's transition happened */
 	__u64 ts_fin_wait1_ns; /* 0 if not seen */
 	__u64 ts_fin_wait2_ns; /* valid when FW_FLAG_FIN_WAIT2_SEEN */
-	union {
-		__u64 ts_peer_close_wait_ns; /* a local peer entered CLOSE_WAIT; 0 if none seen */
-		/* FW_KIND_STACK: the word at the user stack pointer when the syscall
-		 * was made. Frame-pointer unwinding skips the direct caller of a libc
-		 * wrapper that sets up no frame; this is its return address (user
-		 * space checks it follows a call instruction). 0 if unreadable. */
-		__u64 stack_top;
-	};
+	__u64 ts_peer_close_wait_ns; /* a local peer entered CLOSE_WAIT; 0 if none seen */
 	__u64 cgroup_id;       /* owner's cgroup v2 id */
 	__u64 skaddr;          /* kernel socket address: the connection's identity while it lives */
 	__u32 tgid;            /* owner process id (0 when the owner is unknown) */
@@ -167,6 +160,19 @@ struct fw_hist {
  * stacks kept (ids are below it, so they fit fw_event.stack_id). */
 #define FW_STACK_DEPTH 32
 #define FW_STACK_ENTRIES 16384
+#define FW_STACK_TOP_WORDS 8
+
+/* What the frame-pointer walk cannot give, per stack id, taken with its first
+ * capture. A libc wrapper such as shutdown() or close() sets up no frame
+ * pointer, so the walk goes from the wrapper straight to its caller's caller:
+ * the function that called the wrapper is lost. Its return address is in
+ * these words from the user stack pointer, at the offset the wrapper's
+ * .eh_frame gives for the syscall's address (user space finds it there). */
+struct fw_stack_note {
+	__u64 top[FW_STACK_TOP_WORDS]; /* the user stack from sp up; 0s if unreadable */
+	__u32 announced;               /* a FW_KIND_STACK record was sent for the id */
+	__u32 __pad;
+};
 
 /* Counters the BPF program keeps; read by user space through the skeleton. */
 struct fw_counters {

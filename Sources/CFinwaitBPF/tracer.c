@@ -66,7 +66,7 @@ int fw_tracer_start(const struct fw_options *o, fw_record_fn fn, void *ctx,
 	    (err = bpf_map__set_max_entries(t->skel->maps.socks, o->max_tracked)) ||
 	    /* FW_STACK_ENTRIES x 256 bytes only when stacks are asked for. */
 	    (!o->capture_stack && ((err = bpf_map__set_max_entries(t->skel->maps.stacks, 1)) ||
-				   (err = bpf_map__set_max_entries(t->skel->maps.stacks_announced, 1)))))
+				   (err = bpf_map__set_max_entries(t->skel->maps.stack_notes, 1)))))
 		return fail(t, FW_STAGE_OPEN, failed, err);
 
 	if ((err = finwait_bpf__load(t->skel)))
@@ -267,6 +267,15 @@ int fw_tracer_take_hists(struct fw_tracer *t, fw_hist_fn fn, void *ctx)
 		fn(ctx, &key, &hist);
 	}
 	return n;
+}
+
+int fw_tracer_stack_note(struct fw_tracer *t, __s16 id, struct fw_stack_note *note)
+{
+	__u32 key = (__u32)id;
+
+	if (id < 0)
+		return -ENOENT;
+	return bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.stack_notes), &key, note) ? -errno : 0;
 }
 
 int fw_tracer_stack(struct fw_tracer *t, __s16 id, __u64 *ips, int max)

@@ -97,31 +97,63 @@ public struct StackSymbolizer {
   }
 
   private var files: [FileKey: ELFSymbols?] = [:]
+  private var frameTables: [FileKey: EHFrame?] = [:]
 
   public init() {}
 
-  /// Files parsed (including those that had no symbols).
+  /// Files parsed for symbols (including those that had none).
   public var filesRead: Int { files.count }
 
   /// `addresses` innermost first, as the kernel gives them. The innermost is
   /// where the syscall was made; the others are return addresses, named by
   /// the call before them (a call that is a function's last instruction
-  /// returns into the next one). `stackTop` is inserted after the innermost
-  /// frame when `isCall` says it follows a call instruction and the walk did
-  /// not already find it. `load` reads the symbols of a mapping's file.
+  /// returns into the next one). `stackWords` (the user stack from its
+  /// pointer up) give the innermost function's return address, which a
+  /// frame-pointer walk skips when that function sets up no frame: it is
+  /// inserted as the second frame when found (see `returnAddress`). `load`
+  /// reads a mapped file's symbols, `loadFrames` its call-frame information.
   public mutating func symbolize(
-    _ addresses: [UInt64], stackTop: UInt64 = 0, mappings: [Mapping],
-    isCall: (UInt64) -> Bool = { _ in false }, load: (Mapping) -> ELFSymbols?
+    _ addresses: [UInt64], stackWords: [UInt64] = [], mappings: [Mapping],
+    isCall: (UInt64) -> Bool = { _ in false }, load: (Mapping) -> ELFSymbols?,
+    loadFrames: (Mapping) -> EHFrame? = { _ in nil }
   ) -> [StackFrame] {
     var frames: [(address: UInt64, recovered: Bool)] = addresses.map { ($0, false) }
-    if stackTop != 0, !frames.isEmpty, frames.count < 2 || frames[1].address != stackTop,
-      mappings.contains(where: { $0.holds(stackTop) }), isCall(stackTop)
-    {
-      frames.insert((stackTop, true), at: 1)
+    if let caller = returnAddress(addresses, stackWords, mappings: mappings, isCall: isCall, loadFrames: loadFrames) {
+      frames.insert((caller, true), at: 1)
     }
     return frames.enumerated().map { i, f in
       name(f.address, isReturn: i > 0, recovered: f.recovered, mappings: mappings, load: load)
     }
+  }
+
+  /// The innermost function's return address, when the walk missed it. Its
+  /// CFA rule at the syscall's address says where it is: rsp-based (no frame
+  /// set up: the walk skipped the caller) -> the word at CFA - 8; rbp-based
+  /// (a frame: the walk found the caller) -> none. Without call-frame
+  /// information, the word at the stack pointer (a wrapper that pushed
+  /// nothing). Kept only if it lies in an executable mapping and follows a
+  /// call instruction, and the walk did not already find it.
+  private mutating func returnAddress(
+    _ addresses: [UInt64], _ words: [UInt64], mappings: [Mapping], isCall: (UInt64) -> Bool,
+    loadFrames: (Mapping) -> EHFrame?
+  ) -> UInt64? {
+    guard let pc = addresses.first, !words.isEmpty, let mapping = mappings.first(where: { $0.holds(pc) }) else {
+      return nil
+    }
+    let key = FileKey(device: mapping.device, inode: mapping.inode)
+    if frameTables[key] == nil { frameTables[key] = .some(loadFrames(mapping)) }
+    var candidate = words[0]
+    switch (frameTables[key] ?? nil)?.cfa(atFileOffset: mapping.fileOffset(of: pc)) {
+    case let .stackPointer(offset)?:
+      guard offset >= 8, offset % 8 == 0, (offset - 8) / 8 < Int64(words.count) else { return nil }
+      candidate = words[Int((offset - 8) / 8)]
+    case .framePointer?, .other?: return nil
+    case nil: break
+    }
+    guard candidate != 0, addresses.count < 2 || addresses[1] != candidate,
+      mappings.contains(where: { $0.holds(candidate) }), isCall(candidate)
+    else { return nil }
+    return candidate
   }
 
   private mutating func name(

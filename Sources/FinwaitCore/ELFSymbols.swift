@@ -30,38 +30,14 @@ public struct ELFSymbols: Sendable {
   /// (file offset, byte count -> exactly those bytes, or nil), so a large
   /// binary is never held whole.
   public init?(reading read: (UInt64, Int) -> [UInt8]?) {
-    // "\x7fELF", 64-bit, little-endian.
-    guard let header = read(0, 64).map(LittleEndianBytes.init), header.bytes[0..<6] == [0x7f, 0x45, 0x4c, 0x46, 2, 1],
-      let phoff = header.u64(32), let shoff = header.u64(40), let phentsize = header.u16(54).map(Int.init),
-      let phnum = header.u16(56).map(Int.init), let shentsize = header.u16(58).map(Int.init),
-      let shnum = header.u16(60).map(Int.init), phentsize >= 56, shentsize >= 64
-    else { return nil }
-
-    if let table = read(phoff, phnum * phentsize).map(LittleEndianBytes.init) {
-      for at in stride(from: 0, to: phnum * phentsize, by: phentsize) {
-        guard let type = table.u32(at), let offset = table.u64(at + 8), let vaddr = table.u64(at + 16),
-          let filesz = table.u64(at + 32)
-        else { break }
-        if type == 1 { segments.append((offset, vaddr, filesz)) }  // PT_LOAD
-      }
-    }
-
-    // Section headers: find SHT_SYMTAB (2), else SHT_DYNSYM (11), and their string tables.
-    guard let table = read(shoff, shnum * shentsize).map(LittleEndianBytes.init) else { return nil }
-    var sections: [(type: UInt32, offset: UInt64, size: UInt64, link: UInt32, entsize: UInt64)] = []
-    for at in stride(from: 0, to: shnum * shentsize, by: shentsize) {
-      guard let type = table.u32(at + 4), let offset = table.u64(at + 24), let size = table.u64(at + 32),
-        let link = table.u32(at + 40), let entsize = table.u64(at + 56)
-      else { break }
-      sections.append((type, offset, size, link, entsize))
-    }
+    guard let layout = ELFLayout(reading: read) else { return nil }
+    segments = layout.segments
+    let sections = layout.sections
+    // SHT_SYMTAB (2), else SHT_DYNSYM (11), and its string table.
     guard let symtab = sections.first(where: { $0.type == 2 }) ?? sections.first(where: { $0.type == 11 }),
-      symtab.entsize >= 24, Int(symtab.link) < sections.count
-    else { return nil }
-    let strtab = sections[Int(symtab.link)]
-    guard symtab.size <= UInt64(Self.tableLimit), strtab.size <= UInt64(Self.tableLimit),
-      let entries = read(symtab.offset, Int(symtab.size)).map(LittleEndianBytes.init),
-      let strings = read(strtab.offset, Int(strtab.size))
+      symtab.entsize >= 24, Int(symtab.link) < sections.count,
+      let entries = ELFLayout.contents(of: symtab, limit: Self.tableLimit, read).map(LittleEndianBytes.init),
+      let strings = ELFLayout.contents(of: sections[Int(symtab.link)], limit: Self.tableLimit, read)
     else { return nil }
 
     func name(_ at: UInt32) -> String? {
@@ -106,6 +82,67 @@ public struct ELFSymbols: Sendable {
     guard let s = symbol(containing: address) else { return nil }
     let offset = address - s.address
     return offset == 0 ? s.name : "\(s.name)+0x\(String(offset, radix: 16))"
+  }
+}
+
+/// An ELF64 little-endian file's program and section headers, read through
+/// a reader (file offset, byte count -> exactly those bytes, or nil).
+struct ELFLayout {
+  struct Section {
+    var name: String
+    var type: UInt32
+    var address: UInt64
+    var offset: UInt64
+    var size: UInt64
+    var link: UInt32
+    var entsize: UInt64
+  }
+
+  var segments: [(offset: UInt64, address: UInt64, size: UInt64)] = []
+  var sections: [Section] = []
+
+  init?(reading read: (UInt64, Int) -> [UInt8]?) {
+    // "\x7fELF", 64-bit, little-endian.
+    guard let header = read(0, 64).map(LittleEndianBytes.init), header.bytes[0..<6] == [0x7f, 0x45, 0x4c, 0x46, 2, 1],
+      let phoff = header.u64(32), let shoff = header.u64(40), let phentsize = header.u16(54).map(Int.init),
+      let phnum = header.u16(56).map(Int.init), let shentsize = header.u16(58).map(Int.init),
+      let shnum = header.u16(60).map(Int.init), let shstrndx = header.u16(62).map(Int.init),
+      phentsize >= 56, shentsize >= 64
+    else { return nil }
+
+    if let table = read(phoff, phnum * phentsize).map(LittleEndianBytes.init) {
+      for at in stride(from: 0, to: phnum * phentsize, by: phentsize) {
+        guard let type = table.u32(at), let offset = table.u64(at + 8), let vaddr = table.u64(at + 16),
+          let filesz = table.u64(at + 32)
+        else { break }
+        if type == 1 { segments.append((offset, vaddr, filesz)) }  // PT_LOAD
+      }
+    }
+
+    guard let table = read(shoff, shnum * shentsize).map(LittleEndianBytes.init) else { return nil }
+    var nameOffsets: [UInt32] = []
+    for at in stride(from: 0, to: shnum * shentsize, by: shentsize) {
+      guard let nameAt = table.u32(at), let type = table.u32(at + 4), let address = table.u64(at + 16),
+        let offset = table.u64(at + 24), let size = table.u64(at + 32), let link = table.u32(at + 40),
+        let entsize = table.u64(at + 56)
+      else { break }
+      nameOffsets.append(nameAt)
+      sections.append(Section(name: "", type: type, address: address, offset: offset, size: size, link: link,
+                              entsize: entsize))
+    }
+    if shstrndx < sections.count, let names = Self.contents(of: sections[shstrndx], limit: 1 << 20, read) {
+      for i in sections.indices {
+        let start = Int(nameOffsets[i])
+        guard start < names.count, let end = names[start...].firstIndex(of: 0) else { continue }
+        sections[i].name = String(decoding: names[start..<end], as: UTF8.self)
+      }
+    }
+  }
+
+  /// A section's bytes; nil past `limit` or unreadable (SHT_NOBITS has none).
+  static func contents(of section: Section, limit: Int, _ read: (UInt64, Int) -> [UInt8]?) -> [UInt8]? {
+    guard section.type != 8, section.size <= UInt64(limit) else { return nil }
+    return read(section.offset, Int(section.size))
   }
 }
 

@@ -26,14 +26,14 @@ public final class CallStacks {
   public func announce(_ raw: borrowing fw_event) {
     let id = raw.stack_id
     guard id >= 0, named[id] == nil else { return }
-    named[id] = resolve(id, pid: raw.tgid, stackTop: raw.stack_top)
+    named[id] = resolve(id, pid: raw.tgid, stackWords: tracer.stackTop(id))
   }
 
   /// The named stack of `id`; `pid` (the record's owner) places it if it was
   /// never announced.
   public func stack(_ id: Int16, pid: UInt32?) -> CallStack {
     if let known = named[id] { return known }
-    let stack = resolve(id, pid: pid ?? 0, stackTop: 0)
+    let stack = resolve(id, pid: pid ?? 0, stackWords: [])
     named[id] = stack
     return stack
   }
@@ -44,14 +44,15 @@ public final class CallStacks {
     record.stack = stack(id, pid: record.connection.owner?.pid)
   }
 
-  private func resolve(_ id: Int16, pid: UInt32, stackTop: UInt64) -> CallStack {
+  private func resolve(_ id: Int16, pid: UInt32, stackWords: [UInt64]) -> CallStack {
     let addresses = tracer.stack(id)
     var frames = addresses.map { StackFrame(address: $0) }
     if pid != 0, !addresses.isEmpty, let text = try? readSmallFile("/proc/\(pid)/maps", limit: 8 << 20) {
       frames = symbolizer.symbolize(
-        addresses, stackTop: stackTop, mappings: Mapping.parse(text),
+        addresses, stackWords: stackWords, mappings: Mapping.parse(text),
         isCall: { address in Self.code(before: address, pid: pid).map(endsWithCall) ?? false },
-        load: { mapping in Self.symbols(of: mapping, pid: pid) })
+        load: { mapping in Self.reading(mapping, pid: pid) { ELFSymbols(reading: $0) } },
+        loadFrames: { mapping in Self.reading(mapping, pid: pid) { EHFrame(reading: $0) } })
     }
     let named = CallStack(id: id, frames: frames)
     guard !frames.isEmpty else { return named }
@@ -67,16 +68,16 @@ public final class CallStacks {
     return read(fd, at: address - 7, count: 7)
   }
 
-  /// Through /proc/PID/map_files: the very file mapped, even if replaced
+  /// A mapped file parsed through /proc/PID/map_files: the very file mapped, even if replaced
   /// since or in another mount namespace (a container's); else its path
   /// under the process's root.
-  private static func symbols(of mapping: Mapping, pid: UInt32) -> ELFSymbols? {
+  private static func reading<T>(_ mapping: Mapping, pid: UInt32, _ parse: ((UInt64, Int) -> [UInt8]?) -> T?) -> T? {
     let range = String(mapping.start, radix: 16) + "-" + String(mapping.end, radix: 16)
     let candidates = ["/proc/\(pid)/map_files/\(range)", "/proc/\(pid)/root\(mapping.path)"]
     guard let fd = candidates.lazy.compactMap({ try? FileDescriptor.open(FilePath($0), .readOnly) }).first
     else { return nil }
     defer { try? fd.close() }
-    return ELFSymbols { offset, count in read(fd, at: offset, count: count) }
+    return parse { offset, count in read(fd, at: offset, count: count) }
   }
 
   private static func read(_ fd: FileDescriptor, at offset: UInt64, count: Int) -> [UInt8]? {

@@ -156,6 +156,16 @@ public final class Tracer {
     return n > 0 ? Array(ips.prefix(Int(n))) : []
   }
 
+  /// The user stack words noted with stack `id`'s first capture, from the
+  /// stack pointer up; empty if there are none.
+  public func stackTop(_ id: Int16) -> [UInt64] {
+    guard let tracer else { return [] }
+    var note = fw_stack_note()
+    guard fw_tracer_stack_note(tracer, id, &note) == 0 else { return [] }
+    let words = withUnsafeBytes(of: note.top) { Array($0.bindMemory(to: UInt64.self)) }
+    return words.allSatisfy { $0 == 0 } ? [] : words
+  }
+
   /// Sockets the kernel map holds in FIN_WAIT2 right now.
   public func inFlight() -> [fw_event] {
     guard let tracer else { return [] }

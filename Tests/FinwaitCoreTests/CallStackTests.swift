@@ -76,7 +76,7 @@ final class CallStackTests: XCTestCase {
     let bin = Mapping(start: 0x1000, end: 0x9000, offset: 0, path: "/srv/app")
     var symbolizer = StackSymbolizer()
     func frames(_ top: UInt64, isCall: Bool, walk: [UInt64] = [0x1100, 0x2200]) -> [UInt64] {
-      symbolizer.symbolize(walk, stackTop: top, mappings: [bin], isCall: { _ in isCall }, load: { _ in nil })
+      symbolizer.symbolize(walk, stackWords: [top], mappings: [bin], isCall: { _ in isCall }, load: { _ in nil })
         .map(\.address)
     }
     XCTAssertEqual(frames(0x3300, isCall: true), [0x1100, 0x3300, 0x2200])
@@ -85,7 +85,7 @@ final class CallStackTests: XCTestCase {
     XCTAssertEqual(frames(0xA000, isCall: true), [0x1100, 0x2200], "outside every executable mapping")
     XCTAssertEqual(frames(0, isCall: true), [0x1100, 0x2200])
     XCTAssertEqual(frames(0x3300, isCall: true, walk: [0x1100]), [0x1100, 0x3300])
-    let recovered = symbolizer.symbolize([0x1100], stackTop: 0x3300, mappings: [bin], isCall: { _ in true }, load: { _ in nil })
+    let recovered = symbolizer.symbolize([0x1100], stackWords: [0x3300], mappings: [bin], isCall: { _ in true }, load: { _ in nil })
     XCTAssertEqual(recovered.map(\.recovered), [false, true])
   }
 

@@ -8,7 +8,8 @@ import XCTest
 /// `--stack` against fwstack, a program built with symbols and frame
 /// pointers that sends its FIN from functions with known names:
 /// main -> serve_request -> finish_response -> shutdown(), and
-/// main -> serve_request -> drop_connection -> close().
+/// main -> serve_request -> drop_connection -> close() (also with a second
+/// thread running).
 final class StackTests: XCTestCase {
   override func setUpWithError() throws {
     try Live.requireLive(stackDriver: true)
@@ -42,6 +43,7 @@ final class StackTests: XCTestCase {
     let finwait = try FinwaitProcess(["--json", "--stack", "--port", String(port)])
     let shut = try closeFromKnownFunctions("shutdown_wr", port: port)
     let closed = try closeFromKnownFunctions("close", port: port)
+    let threaded = try closeFromKnownFunctions("close_mt", port: port)
     usleep(400_000)
     XCTAssertEqual(try finwait.stop(), 0, finwait.stderr.text)
     let records = try finwait.jsonRecords()
@@ -72,10 +74,19 @@ final class StackTests: XCTestCase {
     XCTAssertEqual(bFrames.first?.symbol, "close", "\(bFrames)")
     XCTAssertTrue(bFrames.dropFirst().prefix(3).map(\.symbol) == ["drop_connection", "serve_request", "main"], "\(bFrames)")
 
+    // With a second thread, glibc's close() moves the stack pointer before the
+    // syscall: the caller is found where close()'s .eh_frame says, not at the top.
+    let c = try record(threaded.port)
+    let cFrames = frames(c)
+    XCTAssertEqual(cFrames.first?.symbol, "close", "\(cFrames)")
+    XCTAssertTrue(cFrames.dropFirst().prefix(3).map(\.symbol) == ["drop_connection", "serve_request", "main"], "\(cFrames)")
+    XCTAssertTrue(cFrames.count > 1 && cFrames[1].recovered, "\(cFrames)")
+
     let summary = try XCTUnwrap(records.first { $0["type"] as? String == "summary" })
     let sites = try XCTUnwrap(summary["call_sites"] as? [[String: Any]], "\(summary)")
-    XCTAssertEqual(sites.count, 2)
-    XCTAssertEqual(sites.compactMap { $0["connections"] as? Int }, [1, 1])
+    // close and close_mt: the same functions, another offset in libc's close.
+    XCTAssertEqual(sites.count, 3)
+    XCTAssertEqual(sites.compactMap { $0["connections"] as? Int }, [1, 1, 1])
     XCTAssertEqual(summary["stack_lost"] as? Int, 0)
   }
 

@@ -5,15 +5,19 @@
  * its call sites to be named (see the README). Prints the truth as one JSON
  * line: {"scenario":..,"owner_pid":..,"client_port":..,"hold_ms":..}
  *
- * usage: fwstack shutdown_wr|close PORT [HOLD_MS]
+ * usage: fwstack shutdown_wr|close|close_mt PORT [HOLD_MS]
  *   shutdown_wr: main -> serve_request -> finish_response -> shutdown()
  *   close:       main -> serve_request -> drop_connection -> close()
+ *   close_mt:    the same with a second thread running, as in a server: glibc's
+ *                close() then takes its cancellable path, which moves the
+ *                stack pointer before the syscall.
  * The peer holds its side open for HOLD_MS, then closes. Exits within
  * HOLD_MS + 1 s.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,16 +55,26 @@ __attribute__((noinline)) void serve_request(const char *scenario, int fd)
 	served++; /* not a tail call: serve_request keeps its frame */
 }
 
+static void *idle(void *arg)
+{
+	pause();
+	return arg;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	int one = 1, srv, c, a, hold_ms;
 
-	if (argc < 3 || (strcmp(argv[1], "shutdown_wr") && strcmp(argv[1], "close"))) {
-		fprintf(stderr, "usage: fwstack shutdown_wr|close PORT [HOLD_MS]\n");
+	pthread_t thread;
+
+	if (argc < 3 || (strcmp(argv[1], "shutdown_wr") && strcmp(argv[1], "close") && strcmp(argv[1], "close_mt"))) {
+		fprintf(stderr, "usage: fwstack shutdown_wr|close|close_mt PORT [HOLD_MS]\n");
 		return 2;
 	}
+	if (!strcmp(argv[1], "close_mt") && pthread_create(&thread, NULL, idle, NULL))
+		die("pthread_create");
 	hold_ms = argc > 3 ? atoi(argv[3]) : 300;
 	sa.sin_port = htons(atoi(argv[2]));
 	srv = socket(AF_INET, SOCK_STREAM, 0);
@@ -82,5 +96,5 @@ int main(int argc, char **argv)
 
 	nanosleep(&ts, NULL); /* the peer keeps its side open */
 	close(a);
-	return 0;
+	return 0; /* exit_group ends the idle thread */
 }

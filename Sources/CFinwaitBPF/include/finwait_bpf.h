@@ -70,6 +70,8 @@ int fw_tracer_take_hists(struct fw_tracer *tracer, fw_hist_fn fn, void *ctx);
 /* The user-space return addresses of stack `id` (at most FW_STACK_DEPTH,
  * innermost first) into ips. Returns how many, or -errno (-ENOENT: gone). */
 int fw_tracer_stack(struct fw_tracer *tracer, __s16 id, __u64 *ips, int max);
+/* What was noted with stack `id`'s first capture. 0, or -errno. */
+int fw_tracer_stack_note(struct fw_tracer *tracer, __s16 id, struct fw_stack_note *note);
 /* Detaches the program: no record is produced after this returns, so a last
  * drain and an in-flight walk see a settled state. */
 void fw_tracer_detach(struct fw_tracer *tracer);
