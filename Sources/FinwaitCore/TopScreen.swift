@@ -4,17 +4,18 @@ public struct TopScreen: Sendable {
   public struct Header: Sendable {
     public var time: String
     public var windowSeconds: Int
-    public var ringbufDrops: UInt64
+    /// Records lost: ring-buffer drops and records that could not be decoded.
+    public var drops: UInt64
     public var untracked: UInt64
     public var finTimeoutSeconds: Int?
     public var sortKey: TopTable.SortKey
     public var interactive: Bool
 
-    public init(time: String, windowSeconds: Int, ringbufDrops: UInt64, untracked: UInt64, finTimeoutSeconds: Int?,
+    public init(time: String, windowSeconds: Int, drops: UInt64, untracked: UInt64, finTimeoutSeconds: Int?,
                 sortKey: TopTable.SortKey, interactive: Bool) {
       self.time = time
       self.windowSeconds = windowSeconds
-      self.ringbufDrops = ringbufDrops
+      self.drops = drops
       self.untracked = untracked
       self.finTimeoutSeconds = finTimeoutSeconds
       self.sortKey = sortKey
@@ -29,7 +30,7 @@ public struct TopScreen: Sendable {
     let ended = rows.reduce(0) { $0 + $1.ended }
     var lines = [
       "finwait top \(h.time)  in FIN_WAIT2: \(attached + orphaned) (attached \(attached), orphaned \(orphaned))  ended in \(h.windowSeconds)s: \(ended)",
-      "drops \(h.ringbufDrops)  untracked \(h.untracked)  tcp_fin_timeout \(h.finTimeoutSeconds.map { "\($0)s" } ?? "?")  sort: \(h.sortKey.rawValue)"
+      "drops \(h.drops)  untracked \(h.untracked)  tcp_fin_timeout \(h.finTimeoutSeconds.map { "\($0)s" } ?? "?")  sort: \(h.sortKey.rawValue)"
         + (h.interactive ? "  [s] sort  [q] quit" : ""),
       "",
     ]

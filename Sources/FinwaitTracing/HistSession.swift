@@ -77,7 +77,7 @@ public struct HistSession {
                   ("dwells not counted (histogram map full)", kernel.histFull),
                   ("call stacks not kept (stack map bucket taken)", kernel.stackLost),
                   ("state changes the kernel skipped", kernel.recursionMisses),
-                  ("undecodable records", UInt64(state.undecodable))].filter { $0.1 > 0 }
+                  ("undecodable records", UInt64(state.intake.undecodable))].filter { $0.1 > 0 }
     if !losses.isEmpty {
       try err.write("finwait: lost: " + losses.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
       try err.flush()
@@ -120,7 +120,7 @@ private final class HistState {
   // Unchecked, as in the trace session's state: one thread, callbacks inside drain().
   @exclusivity(unchecked) var tracker: ConnectionTracker
   @exclusivity(unchecked) var intervals: IntervalHistograms
-  var undecodable = 0
+  @exclusivity(unchecked) var intake = RecordIntake()
   let start: UInt64
   /// `--by cgroup` names each cgroup's container and pod.
   let workloads = Workloads()
@@ -134,16 +134,7 @@ private final class HistState {
   }
 
   func consume(_ raw: borrowing fw_event) {
-    if raw.kind == FW_KIND_STACK.rawValue {
-      stacks?.announce(raw)
-      return
-    }
-    do {
-      let event = try Event(decoding: raw)
-      tracker.handle(event) { emit($0) }
-    } catch {
-      undecodable += 1
-    }
+    intake.take(raw, tracker: &tracker, stacks: stacks) { emit($0) }
   }
 
   func emit(_ record: Record) {

@@ -78,7 +78,7 @@ public struct TopSession {
       time.append(clockTimeOfMonotonic: now, clock: clock, cache: &clockText)
       let counters = tracer.counters
       let header = TopScreen.Header(
-        time: time.text, windowSeconds: Int(config.window / 1_000_000_000), ringbufDrops: counters.ringbufDrops,
+        time: time.text, windowSeconds: Int(config.window / 1_000_000_000), drops: counters.ringbufDrops + UInt64(state.intake.undecodable),
         untracked: counters.mapFull, finTimeoutSeconds: config.finTimeoutSeconds, sortKey: sortKey,
         interactive: terminal.isInteractive)
       let size = terminal.size
@@ -102,6 +102,7 @@ private final class TopState {
   // Unchecked, as in the trace session's state: one thread, callbacks inside drain().
   @exclusivity(unchecked) var tracker: ConnectionTracker
   @exclusivity(unchecked) var table: TopTable
+  @exclusivity(unchecked) var intake = RecordIntake()
   let workloads = Workloads()
   let start: UInt64
 
@@ -112,8 +113,7 @@ private final class TopState {
   }
 
   func consume(_ raw: borrowing fw_event) {
-    guard let event = try? Event(decoding: raw) else { return }
-    tracker.handle(event) { ended($0) }
+    intake.take(raw, tracker: &tracker, stacks: nil) { ended($0) }
   }
 
   func ended(_ record: Record) {

@@ -89,7 +89,7 @@ public struct TraceSession {
     guard !state.out.readerGone else { return }
 
     let losses = Summary.Losses(
-      kernel: tracer.counters, tracker: state.tracker.counters, undecodable: state.undecodable)
+      kernel: tracer.counters, tracker: state.tracker.counters, undecodable: state.intake.undecodable)
     switch config.format {
     case .text:
       for line in state.summary.text(losses: losses, tracedFor: now - state.start) { try state.out.write(line) }
@@ -127,7 +127,7 @@ private final class SessionState {
   @exclusivity(unchecked) var tracker: ConnectionTracker
   @exclusivity(unchecked) var summary = Summary()
   var out = LineOutput.standardOutput
-  var undecodable = 0
+  @exclusivity(unchecked) var intake = RecordIntake()
   var outputError: FinwaitError?
 
   let reconciliation: Reconciliation?
@@ -147,16 +147,7 @@ private final class SessionState {
   }
 
   func consume(_ raw: borrowing fw_event) {
-    if raw.kind == FW_KIND_STACK.rawValue {
-      stacks?.announce(raw)
-      return
-    }
-    do {
-      let event = try Event(decoding: raw)
-      tracker.handle(event) { emit($0) }
-    } catch {
-      undecodable += 1
-    }
+    intake.take(raw, tracker: &tracker, stacks: stacks) { emit($0) }
   }
 
   func emit(_ record: Record) {

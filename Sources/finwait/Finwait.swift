@@ -79,20 +79,10 @@ struct Trace: ParsableCommand {
   @Option(name: [.short, .long], help: "Stop after this long (e.g. 30s, 10m).", transform: Self.duration)
   var duration: UInt64?
 
-  @Flag(name: [.short, .long], help: "Print libbpf's messages.")
-  var verbose = false
-
   @Flag(name: .customLong("no-peers"), help: "Do not follow local peers' CLOSE_WAIT (saves a map lookup per passive close).")
   var noPeers = false
 
-  @Flag(name: .customLong("no-reconcile"), help: "Do not follow orphans in timewait or list existing connections (no sock_diag).")
-  var noReconcile = false
-
-  @Option(name: .customLong("max-tracked"), help: "Sockets tracked at once in the kernel (beyond it: counted as untracked).")
-  var maxTracked: UInt32 = 65_536
-
-  @Option(help: ArgumentHelp("Kernel BTF to use instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
-  var btf: String?
+  @OptionGroup var tracing: TracerOptions
 
   static func duration(_ text: String) throws -> UInt64 {
     guard let ns = parseDuration(text) else {
@@ -105,7 +95,6 @@ struct Trace: ParsableCommand {
     if let stuck, stuck != "off", parseDuration(stuck) == nil {
       throw ValidationError("--stuck '\(stuck)' is not a duration or 'off'")
     }
-    if maxTracked < 64 { throw ValidationError("--max-tracked must be at least 64") }
     if duration == 0 { throw ValidationError("--duration must be above 0") }
   }
 
@@ -113,15 +102,14 @@ struct Trace: ParsableCommand {
     let finTimeout = tcpFinTimeoutSeconds()
     var config = TraceSession.Configuration()
     filters.apply(to: &config.tracer)
+    tracing.apply(to: &config.tracer)
     config.tracer.followPeers = !noPeers
-    config.reconcile = !noReconcile
-    config.tracer.maxTracked = maxTracked
-    config.tracer.btfPath = btf
+    config.reconcile = !tracing.noReconcile
     config.format = json ? .json : .text
     config.tracer.captureStacks = stack
     config.minDwell = minDwell ?? 0
     config.duration = duration
-    config.verbose = verbose
+    config.verbose = tracing.verbose
     config.finTimeoutSeconds = finTimeout
     switch stuck {
     case "off": config.stuckAfter = nil

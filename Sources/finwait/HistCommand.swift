@@ -43,37 +43,25 @@ struct HistCommand: ParsableCommand {
   @Option(help: ArgumentHelp("Also break down by comm, pid, cgroup, port (local) or stack (call site).", valueName: "key"))
   var by: Breakdown = .path
 
-  @Flag(help: "Do not follow orphans in timewait (no sock_diag): they are then not counted.")
-  var noReconcile = false
-
-  @Option(help: "Sockets tracked at once in the kernel (beyond it: counted as untracked).")
-  var maxTracked: UInt32 = 65_536
-
-  @Option(help: ArgumentHelp("Kernel BTF to use instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
-  var btf: String?
-
-  @Flag(name: [.short, .long], help: "Print libbpf's messages.")
-  var verbose = false
+  @OptionGroup var tracing: TracerOptions
 
   func validate() throws {
     if interval < 1 { throw ValidationError("--interval must be at least 1 second") }
     if let count, count < 1 { throw ValidationError("--count must be at least 1") }
     if milliseconds && microseconds { throw ValidationError("-m and -u cannot be used together") }
-    if maxTracked < 64 { throw ValidationError("--max-tracked must be at least 64") }
   }
 
   func run() throws {
     var config = HistSession.Configuration()
     filters.apply(to: &config.tracer)
-    config.tracer.maxTracked = maxTracked
-    config.tracer.btfPath = btf
+    tracing.apply(to: &config.tracer)
     config.by = by
     config.unitNanoseconds = milliseconds ? 1_000_000 : 1_000
     config.interval = UInt64(interval) * 1_000_000_000
     config.count = count
     config.timestamps = timestamps
-    config.reconcile = !noReconcile
-    config.verbose = verbose
+    config.reconcile = !tracing.noReconcile
+    config.verbose = tracing.verbose
     config.finTimeoutSeconds = tcpFinTimeoutSeconds()
     try reportingErrors { () throws(FinwaitError) in try HistSession(configuration: config).run() }
   }

@@ -32,14 +32,7 @@ struct TopCommand: ParsableCommand {
   @Option(name: [.short, .customLong("count")], help: "Refreshes, then exit.")
   var count: Int?
 
-  @Flag(help: "Do not follow orphans in timewait (no sock_diag).")
-  var noReconcile = false
-
-  @Option(help: ArgumentHelp("Kernel BTF to use instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
-  var btf: String?
-
-  @Flag(name: [.short, .long], help: "Print libbpf's messages.")
-  var verbose = false
+  @OptionGroup var tracing: TracerOptions
 
   func validate() throws {
     if interval < 1 { throw ValidationError("--interval must be at least 1 second") }
@@ -50,14 +43,14 @@ struct TopCommand: ParsableCommand {
   func run() throws {
     var config = TopSession.Configuration()
     filters.apply(to: &config.tracer)
-    config.tracer.btfPath = btf
+    tracing.apply(to: &config.tracer)
     config.grouping = by
     config.sortKey = sort
     config.interval = UInt64(interval) * 1_000_000_000
     config.window = UInt64(window) * 1_000_000_000
     config.count = count
-    config.reconcile = !noReconcile
-    config.verbose = verbose
+    config.reconcile = !tracing.noReconcile
+    config.verbose = tracing.verbose
     config.finTimeoutSeconds = tcpFinTimeoutSeconds()
     try reportingErrors { () throws(FinwaitError) in try TopSession(configuration: config).run() }
   }

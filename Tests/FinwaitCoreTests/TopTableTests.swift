@@ -59,7 +59,7 @@ final class TopTableTests: XCTestCase {
       table.addOpen(label: "\(1000 + i) a-process-with-a-long-name", orphaned: i % 2 == 0, dwell: UInt64(i) * s,
                     peer: Peer(netns: 1, closeWaitSince: 1), peerName: "\(2000 + i)/some-peer-process")
     }
-    let header = TopScreen.Header(time: "12:00:00", windowSeconds: 60, ringbufDrops: 0, untracked: 0,
+    let header = TopScreen.Header(time: "12:00:00", windowSeconds: 60, drops: 0, untracked: 0,
                                   finTimeoutSeconds: 60, sortKey: .oldest, interactive: true)
     let lines = TopScreen.lines(table.sorted(by: .oldest), header: header, grouping: .process, width: 80, height: 24)
     XCTAssertEqual(lines.count, 24)
