@@ -60,7 +60,7 @@ public struct JSONFormat: Sendable {
     if let deadline = r.deadline {
       o.json("deadline") { $0.append(rfc3339OfMonotonic: deadline, clock: clock, cache: &seconds) }
     }
-    if let peer = r.peer { writePeer(peer, at: r.timestamp, to: &o) }
+    if let peer = r.peer { writePeer(peer, workload: r.peerWorkload, at: r.timestamp, to: &o) }
     if let stack = r.stack {
       o.json("stack_id", number: UInt64(stack.id))
       o.jsonKey("stack")
@@ -75,10 +75,12 @@ public struct JSONFormat: Sendable {
     o.append(ascii: "}")
   }
 
-  private func writePeer(_ peer: Peer, at now: UInt64, to o: inout LineBuffer) {
+  private func writePeer(_ peer: Peer, workload: Workload?, at now: UInt64, to o: inout LineBuffer) {
     if let owner = peer.owner {
       o.json("peer_pid", number: UInt64(owner.pid))
       o.json("peer_comm", string: owner.comm)
+      if let id = workload?.container { o.json("peer_container_id") { $0.append(id) } }
+      if let uid = workload?.pod { o.json("peer_pod_uid") { $0.append(uid) } }
     } else {
       o.jsonNull("peer_pid")
       o.jsonNull("peer_comm")

@@ -78,6 +78,8 @@ public struct Record: Sendable, Equatable {
   public var deadline: UInt64?
   /// The owner's container and pod, from its cgroup; nil on the host or unknown.
   public var workload: Workload?
+  /// The local peer's container and pod (the peer is often the culprit).
+  public var peerWorkload: Workload?
   /// `--stack`: the closer's user stack, named.
   public var stack: CallStack?
 

@@ -64,26 +64,19 @@ public struct TextFormat: Sendable {
 
   /// Where it is and who is on the other end, when that is known.
   func writeDetails(_ r: Record, to line: inout LineBuffer) {
-    if let id = r.workload?.container {
-      line.append(" container=")
-      line.append(id, digits: 12)
-    }
-    if let uid = r.workload?.pod {
-      line.append(" pod=")
-      line.append(uid)
-    }
+    Self.writeWorkload(r.workload, peer: false, to: &line)
     if r.connection.netns != ownNetns && r.connection.netns != 0 {
       line.append(" netns=")
       line.append(decimal: UInt64(r.connection.netns))
     }
-    if let peer = r.peer { Self.writePeer(peer, at: r.timestamp, to: &line) }
+    if let peer = r.peer { Self.writePeer(peer, workload: r.peerWorkload, at: r.timestamp, to: &line) }
     if let stack = r.stack {
       line.append(" stack=")
       line.append(stack.compactText)
     }
   }
 
-  static func writePeer(_ peer: Peer, at now: UInt64, to line: inout LineBuffer) {
+  static func writePeer(_ peer: Peer, workload: Workload?, at now: UInt64, to line: inout LineBuffer) {
     line.append(" peer=")
     if let owner = peer.owner {
       line.append(decimal: UInt64(owner.pid))
@@ -92,9 +85,22 @@ public struct TextFormat: Sendable {
     } else {
       line.append("local")
     }
+    writeWorkload(workload, peer: true, to: &line)
     if let wait = peer.closeWait(now: now) {
       line.append(peer.closedAt == nil ? " close_wait>=" : " close_wait=")
       line.append(duration: wait)
+    }
+  }
+
+  /// ` container=<12 digits> pod=<uid>`, `peer_`-prefixed for the peer's.
+  static func writeWorkload(_ workload: Workload?, peer: Bool, to line: inout LineBuffer) {
+    if let id = workload?.container {
+      line.append(peer ? " peer_container=" : " container=")
+      line.append(id, digits: 12)
+    }
+    if let uid = workload?.pod {
+      line.append(peer ? " peer_pod=" : " pod=")
+      line.append(uid)
     }
   }
 

@@ -50,11 +50,16 @@ public final class Workloads {
     return found
   }
 
-  /// Sets `record.workload` from its owner: by cgroup id when the kernel gave
-  /// one, else (connections listed at start) by process.
+  /// Sets `record.workload` from its owner, and `peerWorkload` from its local
+  /// peer's: by cgroup id when the kernel gave one, else (owners found
+  /// through /proc) by process.
   public func attribute(_ record: inout Record) {
-    guard let owner = record.connection.owner else { return }
-    record.workload = owner.cgroupID != 0 ? workload(ofCgroup: owner.cgroupID) : workload(ofProcess: owner.pid)
+    if let owner = record.connection.owner { record.workload = workload(of: owner) }
+    if let peer = record.peer?.owner { record.peerWorkload = workload(of: peer) }
+  }
+
+  private func workload(of owner: Owner) -> Workload? {
+    owner.cgroupID != 0 ? workload(ofCgroup: owner.cgroupID) : workload(ofProcess: owner.pid)
   }
 
   func path(ofCgroup id: UInt64) -> String? {

@@ -47,3 +47,25 @@ final class JSONFormatTests: XCTestCase {
     XCTAssertEqual(parsed["comm"] as? String, "a\"b\\c\nd\u{1}")
   }
 }
+
+final class WorkloadOutputTests: XCTestCase {
+  func testOwnerAndPeerContainersInTextAndJSON() throws {
+    let id = "c0ffee00" + String(repeating: "ab12", count: 14)
+    let peerID = "deadbeef" + String(repeating: "cd34", count: 14)
+    var r = Fixture.record(.exact(2_000_000), end: .peerFin)
+    r.workload = Workload(containerID: id, podUID: "5d0c9a4e-7b1f-4c2d-8e3a-9f0b1c2d3e4f")
+    r.peer = Peer(netns: 1, closeWaitSince: 1, closedAt: 5, owner: Owner(pid: 77, tid: 77, comm: "envoy", cgroupID: 9))
+    r.peerWorkload = Workload(containerID: peerID, podUID: "6e1d0b5f-8c20-4d3e-9f4b-a01c2d3e4f50")
+    let text = TextFormat(clock: WallClock(offset: 0)).line(r)
+    XCTAssertTrue(text.contains(" container=c0ffee00ab12 pod=5d0c9a4e-7b1f-4c2d-8e3a-9f0b1c2d3e4f"), text)
+    XCTAssertTrue(text.contains(" peer=77/envoy peer_container=deadbeefcd34 peer_pod=6e1d0b5f-8c20-4d3e-9f4b-a01c2d3e4f50"), text)
+    let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(JSONFormat(clock: WallClock(offset: 0)).line(r).utf8)) as? [String: Any])
+    XCTAssertEqual(json["container_id"] as? String, id)
+    XCTAssertEqual(json["peer_container_id"] as? String, peerID)
+    XCTAssertEqual(json["peer_pod_uid"] as? String, "6e1d0b5f-8c20-4d3e-9f4b-a01c2d3e4f50")
+    r.peerWorkload = nil
+    let host = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(JSONFormat(clock: WallClock(offset: 0)).line(r).utf8)) as? [String: Any])
+    XCTAssertNil(host["peer_container_id"])
+    XCTAssertEqual(host["peer_pid"] as? Int, 77)
+  }
+}

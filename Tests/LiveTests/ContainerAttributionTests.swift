@@ -36,6 +36,10 @@ final class ContainerAttributionTests: XCTestCase {
     XCTAssertEqual(record["cgroup_id"] as? Int, cgroupID)
     XCTAssertEqual(record["container_id"] as? String, id)
     XCTAssertEqual(record["pod_uid"] as? String, uid)
+    // The server side, the peer that held CLOSE_WAIT, is the same process.
+    XCTAssertEqual(record["peer_pid"] as? Int, truth.ownerPid)
+    XCTAssertEqual(record["peer_container_id"] as? String, id)
+    XCTAssertEqual(record["peer_pod_uid"] as? String, uid)
   }
 
   func testHistByCgroupNamesTheContainerAndPod() throws {
@@ -66,6 +70,9 @@ final class ContainerAttributionTests: XCTestCase {
     XCTAssertNotNil(record["cgroup_id"] as? Int)
     XCTAssertNil(record["container_id"])
     XCTAssertNil(record["pod_uid"])
+    XCTAssertNotNil(record["peer_pid"] as? Int)
+    XCTAssertNil(record["peer_container_id"])
+    XCTAssertNil(record["peer_pod_uid"])
   }
 
   /// `<cgroup2 mount>/<top>-<pid>/<pod><uid with _>.slice/<scope>`, as the
