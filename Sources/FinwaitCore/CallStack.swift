@@ -83,7 +83,7 @@ public final class CallStack: Sendable {
 
   /// `    fwstack:close_conn+0x1c` lines, innermost first, for `hist --by stack`.
   public var lines: [String] {
-    frames.isEmpty ? ["    (no frames)"] : frames.map { "    " + $0.text + ($0.recovered ? " (from the stack top)" : "") }
+    frames.isEmpty ? ["    (no frames)"] : frames.map { "    " + $0.text + ($0.recovered ? " (recovered)" : "") }
   }
 }
 

@@ -5,7 +5,7 @@ import SystemPackage
 /// `--stack`: the kernel's stack ids, named. A stack is named when its
 /// FW_KIND_STACK record arrives (the kernel wakes us for it), while the
 /// closer most likely still runs: its /proc/PID/maps places the addresses
-/// and its memory shows whether the stack top is a return address. An id
+/// and its memory shows whether a word of its stack is a return address. An id
 /// whose announcement was lost is named from a record's owner, if alive.
 /// Ids are never reused by the kernel, so a named stack never goes stale.
 public final class CallStacks {

@@ -106,7 +106,7 @@ final class CallStackTests: XCTestCase {
     let bareJSON = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(bare.json.utf8)) as? [[String: Any]])
     XCTAssertTrue(bareJSON[0]["module"] is NSNull)
     XCTAssertEqual(bareJSON[0]["recovered"] as? Bool, true)
-    XCTAssertEqual(bare.lines, ["    0xabc (from the stack top)"])
+    XCTAssertEqual(bare.lines, ["    0xabc (recovered)"])
   }
 
   func testTheSameCallSiteInTwoProcessesHasOneSignature() {

@@ -59,7 +59,7 @@ final class StackTests: XCTestCase {
     XCTAssertGreaterThanOrEqual(aFrames.count, 4, "\(a)")
     XCTAssertEqual(aFrames.first?.module, "libc.so.6", "\(aFrames)")
     XCTAssertEqual(aFrames.first?.symbol, "shutdown", "\(aFrames)")
-    // libc's shutdown() sets up no frame: its caller comes from the stack top.
+    // libc's shutdown() sets up no frame: its caller is recovered from the stack.
     XCTAssertTrue(aFrames.dropFirst().prefix(3).map(\.symbol) == ["finish_response", "serve_request", "main"], "\(aFrames)")
     XCTAssertTrue(aFrames[1].recovered, "\(aFrames)")
     XCTAssertEqual(aFrames[1].module, "fwstack")
@@ -117,7 +117,7 @@ final class StackTests: XCTestCase {
     for start in blocks {
       let frames = lines[(start + 1)...].prefix { $0.hasPrefix("    ") && !$0.contains("->") }
       XCTAssertEqual(frames.first, "    libc.so.6:shutdown+0x7", hist.stdout.text)
-      XCTAssertTrue(frames.contains { $0.contains("fwstack:finish_response+0x") && $0.hasSuffix("(from the stack top)") },
+      XCTAssertTrue(frames.contains { $0.contains("fwstack:finish_response+0x") && $0.hasSuffix("(recovered)") },
                     hist.stdout.text)
       for row in lines[(start + 1)...].drop(while: { !$0.contains("->") }).prefix(while: { $0.contains("->") }) {
         let f = row.split(whereSeparator: { $0 == " " || $0 == ":" || $0 == "|" })
