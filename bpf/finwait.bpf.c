@@ -499,10 +499,12 @@ static __always_inline __s16 capture_user_stack(void *ctx, const struct fw_event
 			__sync_fetch_and_add(&counters.stack_lost, 1);
 		return -1;
 	}
+	if (id >= FW_STACK_ENTRIES) /* cannot happen: ids index the map */
+		return -1;
 	key = id;
 	note = bpf_map_lookup_elem(&stack_notes, &key);
-	if (!note || note->announced || id >= FW_STACK_ENTRIES)
-		return id < FW_STACK_ENTRIES ? id : -1;
+	if (!note || note->announced)
+		return id;
 	note->announced = 1;
 	read_user_stack_top(note);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);

@@ -232,20 +232,21 @@ public struct EHFrame: Sendable {
 
 /// Bounds-checked DWARF reads over a byte array.
 private struct Reader {
-  let bytes: [UInt8]
+  private var data: LittleEndianBytes
   var at: Int
-  var end: Int
+  var end: Int {
+    get { data.end }
+    set { data = LittleEndianBytes(data.bytes, end: newValue) }
+  }
+  private var bytes: [UInt8] { data.bytes }
 
   init(bytes: [UInt8], at: Int, end: Int? = nil) {
-    self.bytes = bytes
+    data = LittleEndianBytes(bytes, end: end ?? bytes.count)
     self.at = at
-    self.end = min(end ?? bytes.count, bytes.count)
   }
 
   private mutating func uint(_ size: Int) -> UInt64? {
-    guard at >= 0, at <= end - size else { return nil }
-    var value: UInt64 = 0
-    for i in 0..<size { value |= UInt64(bytes[at + i]) << (8 * UInt64(i)) }
+    guard let value = data.uint(at, size) else { return nil }
     at += size
     return value
   }

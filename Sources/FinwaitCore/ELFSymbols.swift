@@ -20,10 +20,7 @@ public struct ELFSymbols: Sendable {
 
   /// A whole file in memory (tests, small files).
   public init?(_ bytes: [UInt8]) {
-    self.init { offset, count in
-      guard offset <= UInt64(bytes.count), count <= bytes.count - Int(offset) else { return nil }
-      return Array(bytes[Int(offset)..<Int(offset) + count])
-    }
+    self.init(reading: sliceReader(bytes))
   }
 
   /// Reads only the headers and the two tables it needs through `read`
@@ -75,13 +72,6 @@ public struct ELFSymbols: Sendable {
     guard low > 0 else { return nil }
     let s = symbols[low - 1]
     return address - s.address < max(s.size, 1) ? s : nil
-  }
-
-  /// `name+0x1a` for the function holding `address`; nil outside every one.
-  public func name(at address: UInt64) -> String? {
-    guard let s = symbol(containing: address) else { return nil }
-    let offset = address - s.address
-    return offset == 0 ? s.name : "\(s.name)+0x\(String(offset, radix: 16))"
   }
 }
 
@@ -147,19 +137,34 @@ struct ELFLayout {
 }
 
 /// Bounds-checked little-endian reads: out of range is nil, never a trap.
+/// `end` (at most the array's length) bounds the reads.
 struct LittleEndianBytes {
   let bytes: [UInt8]
+  let end: Int
 
-  init(_ bytes: [UInt8]) { self.bytes = bytes }
+  init(_ bytes: [UInt8]) { self.init(bytes, end: bytes.count) }
+
+  init(_ bytes: [UInt8], end: Int) {
+    self.bytes = bytes
+    self.end = min(end, bytes.count)
+  }
 
   func u16(_ at: Int) -> UInt16? { uint(at, 2).map { UInt16(truncatingIfNeeded: $0) } }
   func u32(_ at: Int) -> UInt32? { uint(at, 4).map { UInt32(truncatingIfNeeded: $0) } }
   func u64(_ at: Int) -> UInt64? { uint(at, 8) }
 
-  private func uint(_ at: Int, _ size: Int) -> UInt64? {
-    guard at >= 0, at <= bytes.count - size else { return nil }
+  func uint(_ at: Int, _ size: Int) -> UInt64? {
+    guard at >= 0, at <= end - size else { return nil }
     var value: UInt64 = 0
     for i in 0..<size { value |= UInt64(bytes[at + i]) << (8 * UInt64(i)) }
     return value
+  }
+}
+
+/// Reads from an array held whole: exactly `count` bytes at `offset`, or nil.
+func sliceReader(_ bytes: [UInt8]) -> (UInt64, Int) -> [UInt8]? {
+  { offset, count in
+    guard offset <= UInt64(bytes.count), count >= 0, count <= bytes.count - Int(offset) else { return nil }
+    return Array(bytes[Int(offset)..<Int(offset) + count])
   }
 }

@@ -19,9 +19,6 @@ public final class CallStacks {
     self.tracer = tracer
   }
 
-  /// Distinct stacks named so far.
-  public var count: Int { named.count }
-
   /// Handles a FW_KIND_STACK record.
   public func announce(_ raw: borrowing fw_event) {
     let id = raw.stack_id
@@ -54,11 +51,11 @@ public final class CallStacks {
         load: { mapping in Self.reading(mapping, pid: pid) { ELFSymbols(reading: $0) } },
         loadFrames: { mapping in Self.reading(mapping, pid: pid) { EHFrame(reading: $0) } })
     }
-    let named = CallStack(id: id, frames: frames)
-    guard !frames.isEmpty else { return named }
-    let site = sites[named.signature, default: id]
-    sites[named.signature] = site
-    return site == id ? named : CallStack(id: id, frames: frames, site: site)
+    let stack = CallStack(id: id, frames: frames)
+    guard !frames.isEmpty else { return stack }
+    let site = sites[stack.signature, default: id]
+    sites[stack.signature] = site
+    return site == id ? stack : CallStack(id: id, frames: frames, site: site)
   }
 
   /// The 7 bytes of code before `address` in the process.

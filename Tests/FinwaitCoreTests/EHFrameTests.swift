@@ -54,10 +54,7 @@ final class EHFrameTests: XCTestCase {
     let own = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
     for path in [own, "/usr/lib/x86_64-linux-gnu/libc.so.6"] where FileManager.default.fileExists(atPath: path) {
       let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-      let frames = try XCTUnwrap(EHFrame(reading: { offset, count in
-        guard offset <= UInt64(bytes.count), count <= bytes.count - Int(offset) else { return nil }
-        return Array(bytes[Int(offset)..<Int(offset) + count])
-      }), path)
+      let frames = try XCTUnwrap(EHFrame(reading: sliceReader(bytes)), path)
       let elf = try XCTUnwrap(ELFSymbols(bytes))
       var covered = 0
       var framed = 0

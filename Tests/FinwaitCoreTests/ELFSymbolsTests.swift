@@ -14,8 +14,8 @@ final class ELFSymbolsTests: XCTestCase {
     let elf = try XCTUnwrap(ELFSymbols(bytes))
     XCTAssertFalse(elf.segments.isEmpty)
     let main = try XCTUnwrap(elf.symbols.first { $0.name == "main" })
-    XCTAssertEqual(elf.name(at: main.address), "main")
-    if main.size > 4 { XCTAssertEqual(elf.name(at: main.address + 4), "main+0x4") }
+    XCTAssertEqual(elf.symbol(containing: main.address), main)
+    if main.size > 4 { XCTAssertEqual(elf.symbol(containing: main.address + 4), main) }
     XCTAssertEqual(elf.symbols.map(\.address), elf.symbols.map(\.address).sorted())
   }
 
