@@ -41,7 +41,7 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-$(BPF_OBJ): bpf/finwait.bpf.c bpf/finwait.h $(VMLINUX) | deps
+$(BPF_OBJ): bpf/finwait.bpf.c $(wildcard bpf/*.h) $(VMLINUX) | deps
 	@mkdir -p $(dir $@)
 	$(CLANG) -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(ARCH) \
 		-Ibpf -I$(dir $(VMLINUX)) -c bpf/finwait.bpf.c -o $@.full

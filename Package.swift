@@ -28,6 +28,8 @@ let package = Package(
     // The BPF object, embedded through the bpftool skeleton the Makefile
     // generates, and the libbpf lifecycle around it.
     .target(name: "CFinwaitBPF", dependencies: ["CLibbpf", "CFinwaitEvent"]),
+    // Signals, stdio, the terminal, readiness notifications: no BPF here.
+    .target(name: "CFinwaitSystem"),
     // sock_diag netlink sockets inside other network namespaces.
     .target(name: "CFinwaitDiag", linkerSettings: [.linkedLibrary("pthread")]),
     // Cgroup ids back to paths (open_by_handle_at).
@@ -41,7 +43,7 @@ let package = Package(
     .target(
       name: "FinwaitTracing",
       dependencies: [
-        "FinwaitCore", "CFinwaitBPF", "CFinwaitDiag", "CFinwaitCgroup",
+        "FinwaitCore", "CFinwaitBPF", "CFinwaitSystem", "CFinwaitDiag", "CFinwaitCgroup",
         .product(name: "SystemPackage", package: "swift-system"),
       ]
     ),

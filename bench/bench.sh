@@ -58,10 +58,10 @@ start_tracer() {
 # Drops (ring buffer + untracked) from the summary the tracer printed.
 drops_of() {
   case $1 in
-    text|stack) sed -n 's/^Lost: ring buffer drops \([0-9]*\), untracked (socket map full) \([0-9]*\).*/\1+\2/p' "$work/$1.out" ;;
+    text|stack) sed -n 's/^Losses: ringbuf_drops \([0-9]*\), map_full \([0-9]*\).*/\1+\2/p' "$work/$1.out" ;;
     json) tail -1 "$work/json.out" | sed -n 's/.*"ringbuf_drops":\([0-9]*\),"map_full":\([0-9]*\).*/\1+\2/p' ;;
-    # hist prints its losses on stderr, and nothing when there are none.
-    hist) echo "$(sed -n 's/.*ring buffer drops \([0-9]*\).*/\1/p' "$work/hist.err" | grep . || echo 0)+$(sed -n 's/.*untracked (socket map full) \([0-9]*\).*/\1/p' "$work/hist.err" | grep . || echo 0)" ;;
+    # hist prints the same losses line on stderr.
+    hist) sed -n 's/^finwait: Losses: ringbuf_drops \([0-9]*\), map_full \([0-9]*\).*/\1+\2/p' "$work/hist.err" ;;
   esac
 }
 

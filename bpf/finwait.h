@@ -174,6 +174,44 @@ struct fw_stack_note {
 	__u32 __pad;
 };
 
+/*
+ * Map sizes: each defined here and nowhere else. The ring buffer and the
+ * per-socket map are resized before load from fw_config; the others are fixed.
+ */
+/* 4 MiB holds 30,840 records (128 bytes + 8-byte header): half a second of a
+ * burst of 58,000 FIN_WAIT2 entries a second (1 MiB dropped records). */
+#define FW_DEFAULT_RINGBUF_BYTES (4u << 20)
+#define FW_DEFAULT_MAX_TRACKED 65536u     /* sockets on the FIN path at once */
+#define FW_DEFAULT_WAKEUP_BYTES (256u * 1024) /* backlog that forces a wakeup */
+#define FW_PEER_SLOTS 16384               /* direct-mapped local-peer table; a power of two */
+#define FW_HIST_ENTRIES 10240             /* distinct histogram keys */
+
+/*
+ * The whole configuration, from the command line to the kernel: one value,
+ * set in the program's read-only data before load (`const volatile struct
+ * fw_config cfg`) and built by Swift (KernelConfig). A field of 0 means "no
+ * filter". Adding a filter: a field here, its check in the BPF program, the
+ * flag that sets it, and its test.
+ */
+struct fw_config {
+	__u32 tgid;            /* only this process (0: all) */
+	__u32 netns;           /* only this network namespace inode (0: all) */
+	__u16 port;            /* only this local or remote port (0: all) */
+	__u16 family;          /* only AF_INET or AF_INET6 (0: both) */
+	__u8 filter_comm;      /* only owners whose comm is `comm` exactly */
+	__u8 follow_peers;     /* watch local peers' CLOSE_WAIT -> LAST_ACK */
+	__u8 capture_stack;    /* `--stack`: user stacks at FIN_WAIT1 */
+	__u8 hist_mode;        /* `finwait hist`: full sockets' dwells counted in the kernel */
+	__u8 hist_by;          /* enum fw_hist_by */
+	__u8 __pad[3];
+	__u32 hist_unit_ns;    /* histogram slot unit: 1000 (us) or 1000000 (ms) */
+	__u32 ringbuf_bytes;   /* power of two, multiple of the page size */
+	__u32 max_tracked;     /* entries of the per-socket map */
+	__u32 __pad2;
+	__u64 wakeup_bytes;    /* backlog that forces a consumer wakeup */
+	char comm[FW_COMM_LEN];
+};
+
 /* Counters the BPF program keeps; read by user space through the skeleton. */
 struct fw_counters {
 	__u64 ringbuf_drops;   /* bpf_ringbuf_reserve failed: a record was lost */

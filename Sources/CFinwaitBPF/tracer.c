@@ -18,7 +18,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 {
 	struct fw_tracer *t = ctx;
 
-	if (size < sizeof(struct fw_event))
+	if (size < sizeof(struct fw_event) || !t->fn)
 		return 0;
 	return t->fn(t->ctx, data);
 }
@@ -30,7 +30,7 @@ static int fail(struct fw_tracer *t, enum fw_stage stage, enum fw_stage *failed,
 	return err < 0 ? err : -err;
 }
 
-int fw_tracer_start(const struct fw_options *o, fw_record_fn fn, void *ctx,
+int fw_tracer_start(const struct fw_config *cfg, const char *btf_path,
 		    struct fw_tracer **out, enum fw_stage *failed)
 {
 	struct bpf_object_open_opts open_opts = { .sz = sizeof(open_opts) };
@@ -42,31 +42,18 @@ int fw_tracer_start(const struct fw_options *o, fw_record_fn fn, void *ctx,
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return fail(NULL, FW_STAGE_OPEN, failed, -ENOMEM);
-	t->fn = fn;
-	t->ctx = ctx;
 
-	open_opts.btf_custom_path = o->btf_path;
+	open_opts.btf_custom_path = btf_path;
 	t->skel = finwait_bpf__open_opts(&open_opts);
 	if (!t->skel)
 		return fail(t, FW_STAGE_OPEN, failed, -errno);
 
-	t->skel->rodata->target_tgid = o->tgid;
-	t->skel->rodata->target_port = o->port;
-	t->skel->rodata->target_family = o->family;
-	t->skel->rodata->target_netns = o->netns;
-	t->skel->rodata->follow_peers = o->follow_peers != 0;
-	t->skel->rodata->filter_comm = o->filter_comm != 0;
-	memcpy((char *)t->skel->rodata->target_comm, o->comm, FW_COMM_LEN);
-	t->skel->rodata->wakeup_bytes = o->wakeup_bytes;
-	t->skel->rodata->hist_mode = o->hist_mode != 0;
-	t->skel->rodata->capture_stack = o->capture_stack != 0;
-	t->skel->rodata->hist_by = o->hist_by;
-	t->skel->rodata->hist_unit_ns = o->hist_unit_ns ? o->hist_unit_ns : 1000;
-	if ((err = bpf_map__set_max_entries(t->skel->maps.events, o->ringbuf_bytes)) ||
-	    (err = bpf_map__set_max_entries(t->skel->maps.socks, o->max_tracked)) ||
+	memcpy((void *)&t->skel->rodata->cfg, cfg, sizeof(*cfg));
+	if ((err = bpf_map__set_max_entries(t->skel->maps.events, cfg->ringbuf_bytes)) ||
+	    (err = bpf_map__set_max_entries(t->skel->maps.socks, cfg->max_tracked)) ||
 	    /* FW_STACK_ENTRIES x 256 bytes only when stacks are asked for. */
-	    (!o->capture_stack && ((err = bpf_map__set_max_entries(t->skel->maps.stacks, 1)) ||
-				   (err = bpf_map__set_max_entries(t->skel->maps.stack_notes, 1)))))
+	    (!cfg->capture_stack && ((err = bpf_map__set_max_entries(t->skel->maps.stacks, 1)) ||
+				     (err = bpf_map__set_max_entries(t->skel->maps.stack_notes, 1)))))
 		return fail(t, FW_STAGE_OPEN, failed, err);
 
 	if ((err = finwait_bpf__load(t->skel)))
@@ -81,17 +68,20 @@ int fw_tracer_start(const struct fw_options *o, fw_record_fn fn, void *ctx,
 	return 0;
 }
 
-int fw_tracer_drain(struct fw_tracer *t, int timeout_ms)
+int fw_tracer_drain(struct fw_tracer *t, int timeout_ms, fw_record_fn fn, void *ctx)
 {
 	int polled, consumed;
 
+	t->fn = fn;
+	t->ctx = ctx;
 	polled = ring_buffer__poll(t->rb, timeout_ms);
-	if (polled < 0)
-		return polled;
-	consumed = ring_buffer__consume(t->rb);
-	if (consumed < 0)
-		return consumed;
-	return polled + consumed;
+	if (polled >= 0) {
+		consumed = ring_buffer__consume(t->rb);
+		polled = consumed < 0 ? consumed : polled + consumed;
+	}
+	t->fn = NULL;
+	t->ctx = NULL;
+	return polled;
 }
 
 void fw_tracer_counters(const struct fw_tracer *t, struct fw_counters *out)

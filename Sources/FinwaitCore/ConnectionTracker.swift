@@ -10,6 +10,7 @@ public struct ConnectionTracker {
   public struct Counters: Sendable, Equatable {
     /// `enter` records that arrived after their connection had ended.
     public var lateEnters = 0
+    public init() {}
     /// Connections whose `leave` record never arrived.
     public var lostEnds = 0
     /// FIN_WAIT2 starts the program did not see, found in its map through sock_diag.

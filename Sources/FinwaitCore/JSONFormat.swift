@@ -14,6 +14,16 @@ public struct JSONFormat: Sendable {
     return line.text
   }
 
+  /// `{"type":"ready","time":...,"mode":"trace"}`: attached, and the
+  /// connections that existed adopted. Scripts wait for it, not for text.
+  public mutating func writeReady(mode: String, at now: UInt64, to o: inout LineBuffer) {
+    o.append(ascii: "{")
+    o.json("type", string: "ready")
+    o.json("time") { $0.append(rfc3339OfMonotonic: now, clock: clock, cache: &seconds) }
+    o.json("mode", string: mode)
+    o.append(ascii: "}")
+  }
+
   /// Appends the record's object (without the newline).
   public mutating func write(_ r: Record, to o: inout LineBuffer) {
     o.append(ascii: "{")

@@ -82,19 +82,7 @@ public struct Summary: Sendable {
     }
   }
 
-  public struct Losses: Sendable, Equatable {
-    public var kernel: KernelCounters
-    public var tracker: ConnectionTracker.Counters
-    public var undecodable: Int
-
-    public init(kernel: KernelCounters, tracker: ConnectionTracker.Counters, undecodable: Int) {
-      self.kernel = kernel
-      self.tracker = tracker
-      self.undecodable = undecodable
-    }
-  }
-
-  public func text(losses: Losses, tracedFor ns: UInt64) -> [String] {
+  public func text(losses: LossAccount, tracedFor ns: UInt64) -> [String] {
     let dwellByPath = dwellByPath
     let ends = ends
     var lines = ["", "Traced for \(formatDuration(nanoseconds: ns))."]
@@ -131,18 +119,11 @@ public struct Summary: Sendable {
         lines.append(pad(String(site.connections), left: 8) + " conns, longest " + longest + " " + site.stack.compactText)
       }
     }
-    lines.append(
-      "Lost: ring buffer drops \(losses.kernel.ringbufDrops), untracked (socket map full) \(losses.kernel.mapFull), "
-        + "ends lost \(losses.tracker.lostEnds), undecodable records \(losses.undecodable); "
-        + "FIN_WAIT2 starts not seen \(losses.kernel.unseenStart), "
-        + "state changes the kernel skipped (program busy on that CPU) \(losses.kernel.recursionMisses); "
-        + "found through sock_diag: FIN_WAIT2 starts not seen \(losses.tracker.recoveredStarts), "
-        + "FIN_WAIT1 entries gone unseen \(losses.tracker.staleEntries)"
-        + (losses.kernel.stackLost > 0 ? "; call stacks not kept (stack map bucket taken) \(losses.kernel.stackLost)" : ""))
+    lines.append("Losses: " + losses.text)
     return lines
   }
 
-  public func json(losses: Losses, tracedFor ns: UInt64) -> String {
+  public func json(losses: LossAccount, tracedFor ns: UInt64) -> String {
     let dwellByPath = dwellByPath
     let ends = ends
     var o = JSONObject()
@@ -167,15 +148,7 @@ public struct Summary: Sendable {
     o.add("ends", raw: endCounts.closed)
     o.add("stuck", number: UInt64(stuck))
     o.add("existing", number: UInt64(existing))
-    o.add("ringbuf_drops", number: losses.kernel.ringbufDrops)
-    o.add("map_full", number: losses.kernel.mapFull)
-    o.add("lost_ends", number: UInt64(losses.tracker.lostEnds))
-    o.add("undecodable", number: UInt64(losses.undecodable))
-    o.add("unseen_start", number: losses.kernel.unseenStart)
-    o.add("recursion_misses", number: losses.kernel.recursionMisses)
-    o.add("recovered_starts", number: UInt64(losses.tracker.recoveredStarts))
-    o.add("stale_entries", number: UInt64(losses.tracker.staleEntries))
-    o.add("stack_lost", number: losses.kernel.stackLost)
+    losses.add(to: &o)
     if !callSites.isEmpty {
       let sites = topCallSites.map { site in
         var s = JSONObject()

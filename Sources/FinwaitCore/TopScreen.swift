@@ -4,19 +4,17 @@ public struct TopScreen: Sendable {
   public struct Header: Sendable {
     public var time: String
     public var windowSeconds: Int
-    /// Records lost: ring-buffer drops and records that could not be decoded.
-    public var drops: UInt64
-    public var untracked: UInt64
+    /// The loop's loss account, shown by the same names as everywhere else.
+    public var losses: LossAccount
     public var finTimeoutSeconds: Int?
     public var sortKey: TopTable.SortKey
     public var interactive: Bool
 
-    public init(time: String, windowSeconds: Int, drops: UInt64, untracked: UInt64, finTimeoutSeconds: Int?,
+    public init(time: String, windowSeconds: Int, losses: LossAccount = LossAccount(), finTimeoutSeconds: Int?,
                 sortKey: TopTable.SortKey, interactive: Bool) {
       self.time = time
       self.windowSeconds = windowSeconds
-      self.drops = drops
-      self.untracked = untracked
+      self.losses = losses
       self.finTimeoutSeconds = finTimeoutSeconds
       self.sortKey = sortKey
       self.interactive = interactive
@@ -30,8 +28,9 @@ public struct TopScreen: Sendable {
     let ended = rows.reduce(0) { $0 + $1.ended }
     var lines = [
       "finwait top \(h.time)  in FIN_WAIT2: \(attached + orphaned) (attached \(attached), orphaned \(orphaned))  ended in \(h.windowSeconds)s: \(ended)",
-      "drops \(h.drops)  untracked \(h.untracked)  tcp_fin_timeout \(h.finTimeoutSeconds.map { "\($0)s" } ?? "?")  sort: \(h.sortKey.rawValue)"
+      "tcp_fin_timeout \(h.finTimeoutSeconds.map { "\($0)s" } ?? "?")  sort: \(h.sortKey.rawValue)"
         + (h.interactive ? "  [s] sort  [q] quit" : ""),
+      "losses: \(h.losses.nonZeroText)",
       "",
     ]
     let labelWidth = grouping == .pod ? 36 : 20

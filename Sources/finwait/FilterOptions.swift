@@ -30,16 +30,12 @@ struct FilterOptions: ParsableArguments {
     if netns == 0 { throw ValidationError("--netns must be a namespace inode number") }
   }
 
-  /// The same filters, applied in the kernel.
-  func apply(to tracer: inout Tracer.Options) {
-    tracer.pid = pid ?? 0
-    tracer.comm = comm
-    tracer.port = port ?? 0
-    tracer.family = family ?? 0
-    tracer.netns = netns ?? 0
-  }
-
-  var recordFilter: RecordFilter {
-    RecordFilter(pid: pid, comm: comm, port: port, family: family, netns: netns)
+  /// The filters are the kernel's configuration: one value, flags to BPF.
+  func apply(to config: inout KernelConfig) {
+    config.pid = pid
+    config.comm = comm
+    config.port = port
+    config.family = family
+    config.netns = netns
   }
 }

@@ -8,8 +8,8 @@ struct Finwait: ParsableCommand {
     commandName: "finwait",
     abstract: "Trace TCP connections through FIN_WAIT2: dwell, owner, code path and end.",
     version: "0.2.0",
-    subcommands: [Trace.self, HistCommand.self, TopCommand.self, SnapshotCommand.self],
-    defaultSubcommand: Trace.self
+    subcommands: [TraceCommand.self, HistCommand.self, TopCommand.self, SnapshotCommand.self],
+    defaultSubcommand: TraceCommand.self
   )
 
   /// One line per error (`finwait: error: ...`, see `--help` for usage)
@@ -31,121 +31,6 @@ struct Finwait: ParsableCommand {
   }
 }
 
-struct Trace: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "trace",
-    abstract: "Trace connections through FIN_WAIT2 until Ctrl-C (the default command).",
-    discussion: """
-      Every connection whose FIN_WAIT2 ends is printed with the process that sent the \
-      FIN (pid, comm, cgroup), the code path (shutdown_wr, shutdown_rdwr, close, exit, \
-      other), whether the socket was still attached to its process or orphaned, the \
-      dwell and how it ended. Orphans handed to timewait sockets are followed to their \
-      real end (peer_fin, timeout) through sock_diag. Connections already in FIN_WAIT2 \
-      are listed at start and tracked to their end. Attached connections still in \
-      FIN_WAIT2 after --stuck are reported once while stuck, with the local peer that \
-      holds CLOSE_WAIT. With --stack, each line names the call site (the closer's \
-      user stack) and the summary lists the call sites with the most connections. A \
-      summary with dwell histograms is printed on Ctrl-C, SIGTERM or after --duration.
-
-      EXAMPLES:
-        finwait                      # trace everything
-        finwait --port 8080          # connections with local or remote port 8080
-        finwait --comm nginx --json  # JSON lines for nginx's connections
-        finwait --stuck 30s          # warn about attached FIN_WAIT2 older than 30 s
-        finwait --stack --pid 1234   # which function in which binary sent each FIN
-        finwait --netns 4026532345   # one pod's network namespace
-        finwait snapshot             # what is in FIN_WAIT2 now, then exit
-      """
-  )
-
-  @OptionGroup var filters: FilterOptions
-
-  @Flag(help: "Print JSON lines instead of text.")
-  var json = false
-
-  @Flag(help: ArgumentHelp(
-    "Name the call site: the user stack of the thread that sent the FIN, symbolized.",
-    discussion: "Needs frame pointers in the program (see README, Call sites)."))
-  var stack = false
-
-  @Option(name: .customLong("min-dwell"), help: "Print only connections whose FIN_WAIT2 lasted at least this long (e.g. 500ms, 2s).",
-          transform: Self.duration)
-  var minDwell: UInt64?
-
-  @Option(help: ArgumentHelp("Warn once about an attached connection in FIN_WAIT2 for longer than this, or 'off'.",
-                             discussion: "Default: the node's net.ipv4.tcp_fin_timeout."))
-  var stuck: String?
-
-  @Option(name: [.short, .long], help: "Stop after this long (e.g. 30s, 10m).", transform: Self.duration)
-  var duration: UInt64?
-
-  @Flag(name: .customLong("no-peers"), help: "Do not follow local peers' CLOSE_WAIT (saves a map lookup per passive close).")
-  var noPeers = false
-
-  @OptionGroup var tracing: TracerOptions
-
-  static func duration(_ text: String) throws -> UInt64 {
-    guard let ns = parseDuration(text) else {
-      throw ValidationError("'\(text)' is not a duration: use a number with ns, us, ms, s, m or h (bare numbers are seconds)")
-    }
-    return ns
-  }
-
-  func validate() throws {
-    if let stuck, stuck != "off", parseDuration(stuck) == nil {
-      throw ValidationError("--stuck '\(stuck)' is not a duration or 'off'")
-    }
-    if duration == 0 { throw ValidationError("--duration must be above 0") }
-  }
-
-  func run() throws {
-    let finTimeout = tcpFinTimeoutSeconds()
-    var config = TraceSession.Configuration()
-    filters.apply(to: &config.tracer)
-    tracing.apply(to: &config.tracer)
-    config.tracer.followPeers = !noPeers
-    config.reconcile = !tracing.noReconcile
-    config.format = json ? .json : .text
-    config.tracer.captureStacks = stack
-    config.minDwell = minDwell ?? 0
-    config.duration = duration
-    config.verbose = tracing.verbose
-    config.finTimeoutSeconds = finTimeout
-    switch stuck {
-    case "off": config.stuckAfter = nil
-    case let text?: config.stuckAfter = parseDuration(text)
-    case nil: config.stuckAfter = UInt64(finTimeout ?? 60) * 1_000_000_000
-    }
-    try reportingErrors { () throws(FinwaitError) in try TraceSession(configuration: config).run() }
-  }
-}
-
-struct SnapshotCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "snapshot",
-    abstract: "List the connections in FIN_WAIT2 now, in every network namespace, and exit.",
-    discussion: """
-      Attached sockets and orphans in timewait, with the owning process (from \
-      /proc/PID/fd, as ss -p finds it), a lower bound of the dwell, the deadline of \
-      timewait orphans, and the local peer holding CLOSE_WAIT with how long it has.
-      """
-  )
-
-  @OptionGroup var filters: FilterOptions
-
-  @Flag(help: "Print JSON lines instead of text.")
-  var json = false
-
-  @Flag(name: [.short, .long], help: "Print what the dump cost (sockets, time) on stderr.")
-  var verbose = false
-
-  func run() throws {
-    try reportingErrors { () throws(FinwaitError) in
-      try SnapshotSession(filter: filters.recordFilter, json: json, verbose: verbose).run()
-    }
-  }
-}
-
 /// Turns a FinwaitError into its one line on stderr and its exit code.
 func reportingErrors(_ body: () throws(FinwaitError) -> Void) throws {
   do {
@@ -158,7 +43,20 @@ func reportingErrors(_ body: () throws(FinwaitError) -> Void) throws {
 
 /// The one line every failure prints.
 func printError(_ text: String) {
-  var err = LineOutput.standardError
+  let err = LineOutput.standardError
   try? err.write("finwait: error: \(text)")
   try? err.flush()
+}
+
+/// Runs `mode` in the tracing loop on this node, with the flags every
+/// tracing command shares; `without` says what it does without sock_diag.
+func runTracingLoop(
+  _ mode: any TracingMode, _ configuration: TracingLoop.Configuration, tracing: TracerOptions, without: String
+) throws {
+  try reportingErrors { () throws(FinwaitError) in
+    let environment = try LoopEnvironment.system(
+      configuration, reconcile: !tracing.noReconcile, verbose: tracing.verbose,
+      readiness: .fromEnvironment(fd: tracing.readyFD), without: without)
+    try TracingLoop(configuration: configuration, environment: environment, mode: mode).run()
+  }
 }

@@ -52,18 +52,17 @@ struct HistCommand: ParsableCommand {
   }
 
   func run() throws {
-    var config = HistSession.Configuration()
-    filters.apply(to: &config.tracer)
-    tracing.apply(to: &config.tracer)
-    config.by = by
-    config.unitNanoseconds = milliseconds ? 1_000_000 : 1_000
-    config.interval = UInt64(interval) * 1_000_000_000
-    config.count = count
-    config.timestamps = timestamps
-    config.reconcile = !tracing.noReconcile
-    config.verbose = tracing.verbose
+    var config = TracingLoop.Configuration()
+    filters.apply(to: &config.kernel)
+    tracing.apply(to: &config)
     config.finTimeoutSeconds = tcpFinTimeoutSeconds()
-    try reportingErrors { () throws(FinwaitError) in try HistSession(configuration: config).run() }
+    var options = HistMode.Options()
+    options.by = by
+    options.unitNanoseconds = milliseconds ? 1_000_000 : 1_000
+    options.interval = UInt64(interval) * 1_000_000_000
+    options.count = count
+    options.timestamps = timestamps
+    try runTracingLoop(HistMode(options: options), config, tracing: tracing, without: "orphans in timewait are not counted")
   }
 }
 

@@ -41,18 +41,17 @@ struct TopCommand: ParsableCommand {
   }
 
   func run() throws {
-    var config = TopSession.Configuration()
-    filters.apply(to: &config.tracer)
-    tracing.apply(to: &config.tracer)
-    config.grouping = by
-    config.sortKey = sort
-    config.interval = UInt64(interval) * 1_000_000_000
-    config.window = UInt64(window) * 1_000_000_000
-    config.count = count
-    config.reconcile = !tracing.noReconcile
-    config.verbose = tracing.verbose
+    var config = TracingLoop.Configuration()
+    filters.apply(to: &config.kernel)
+    tracing.apply(to: &config)
     config.finTimeoutSeconds = tcpFinTimeoutSeconds()
-    try reportingErrors { () throws(FinwaitError) in try TopSession(configuration: config).run() }
+    var options = TopMode.Options()
+    options.grouping = by
+    options.sortKey = sort
+    options.interval = UInt64(interval) * 1_000_000_000
+    options.window = UInt64(window) * 1_000_000_000
+    options.count = count
+    try runTracingLoop(TopMode(options: options), config, tracing: tracing, without: "orphans in timewait are not shown")
   }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FinwaitCore
 import FinwaitTracing
 
 /// How the program is loaded and what it may lean on: the same for trace,
@@ -8,8 +9,8 @@ struct TracerOptions: ParsableArguments {
         help: "No sock_diag: orphans in timewait are not followed to their end, existing connections are not listed.")
   var noReconcile = false
 
-  @Option(name: .customLong("max-tracked"), help: "Sockets tracked at once in the kernel (beyond it: counted as untracked).")
-  var maxTracked: UInt32 = 65_536
+  @Option(name: .customLong("max-tracked"), help: "Sockets tracked at once in the kernel (beyond it: counted as map_full).")
+  var maxTracked: UInt32 = KernelConfig().maxTracked
 
   @Option(help: ArgumentHelp("Kernel BTF to use instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
   var btf: String?
@@ -17,12 +18,20 @@ struct TracerOptions: ParsableArguments {
   @Flag(name: [.short, .long], help: "Print libbpf's messages.")
   var verbose = false
 
+  @Option(name: .customLong("ready-fd"), help: ArgumentHelp(
+    "Write 'ready' to this inherited file descriptor once attached, then close it.",
+    discussion: "With $NOTIFY_SOCKET set (systemd Type=notify), READY=1 is sent there too.", valueName: "fd"))
+  var readyFD: Int32?
+
   func validate() throws {
-    if maxTracked < 64 { throw ValidationError("--max-tracked must be at least 64") }
+    if maxTracked < 64 || maxTracked > KernelConfig.maxTrackedLimit {
+      throw ValidationError("--max-tracked must be 64 to \(KernelConfig.maxTrackedLimit) sockets")
+    }
+    if let readyFD, readyFD < 3 { throw ValidationError("--ready-fd must be an inherited descriptor above 2") }
   }
 
-  func apply(to tracer: inout Tracer.Options) {
-    tracer.maxTracked = maxTracked
-    tracer.btfPath = btf
+  func apply(to config: inout TracingLoop.Configuration) {
+    config.kernel.maxTracked = maxTracked
+    config.btfPath = btf
   }
 }

@@ -165,7 +165,7 @@ final class CallSiteOutputTests: XCTestCase {
     summary.add(record(stack: again, dwell: 9_000_000))
     summary.add(record(stack: other, dwell: 1_000_000))
     summary.add(record(stack: nil, dwell: 1_000_000))
-    let losses = Summary.Losses(kernel: KernelCounters(), tracker: .init(), undecodable: 0)
+    let losses = LossAccount(kernel: KernelCounters(), tracker: .init(), undecodable: 0)
     let text = summary.text(losses: losses, tracedFor: 1).joined(separator: "\n")
     XCTAssertTrue(text.contains("Call sites that sent the FIN (2 distinct), most connections first:"), text)
     let lines = text.split(separator: "\n").filter { $0.contains(" conns, longest ") }

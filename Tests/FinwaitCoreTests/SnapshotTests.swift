@@ -1,3 +1,4 @@
+import CFinwaitEvent
 import XCTest
 @testable import FinwaitCore
 
@@ -44,11 +45,45 @@ final class SnapshotTests: XCTestCase {
     let r = Snapshot.records(
       [Snapshot.Dump(netns: 1, sockets: [DiagSocket(state: .finWait2, endpoints: endpoints(40000, 8080), inode: 1)], finTimeout: nil)],
       owner: { _ in Owner(pid: 5, tid: 5, comm: "x", cgroupID: 0) }, now: 0)[0]
-    XCTAssertTrue(RecordFilter(pid: 5, port: 8080, family: 4, netns: 1).matches(r))
-    XCTAssertFalse(RecordFilter(pid: 6).matches(r))
-    XCTAssertFalse(RecordFilter(comm: "y").matches(r))
-    XCTAssertFalse(RecordFilter(port: 9).matches(r))
-    XCTAssertFalse(RecordFilter(family: 6).matches(r))
-    XCTAssertFalse(RecordFilter(netns: 2).matches(r))
+    XCTAssertTrue(config(pid: 5, port: 8080, family: 4, netns: 1).matches(r))
+    XCTAssertFalse(config(pid: 6).matches(r))
+    XCTAssertFalse(config(comm: "y").matches(r))
+    XCTAssertFalse(config(port: 9).matches(r))
+    XCTAssertFalse(config(family: 6).matches(r))
+    XCTAssertFalse(config(netns: 2).matches(r))
+  }
+
+  func config(pid: UInt32? = nil, comm: String? = nil, port: UInt16? = nil, family: Int? = nil, netns: UInt32? = nil)
+    -> KernelConfig
+  {
+    var c = KernelConfig()
+    c.pid = pid
+    c.comm = comm
+    c.port = port
+    c.family = family
+    c.netns = netns
+    return c
+  }
+
+  /// What the flags set is what the kernel gets: one value, 0 for "no filter".
+  func testFiltersAreTheKernelsConfiguration() {
+    let c = config(pid: 42, comm: "nginx", port: 443, family: 6, netns: 7)
+    XCTAssertEqual(c.raw.tgid, 42)
+    XCTAssertEqual(c.raw.filter_comm, 1)
+    XCTAssertEqual(withUnsafeBytes(of: c.raw.comm) { Array($0.prefix(6)) }, Array("nginx".utf8) + [0])
+    XCTAssertEqual(c.raw.port, 443)
+    XCTAssertEqual(c.raw.family, 10)
+    XCTAssertEqual(c.raw.netns, 7)
+    var none = c
+    none.pid = nil
+    none.comm = nil
+    none.port = nil
+    none.family = nil
+    none.netns = nil
+    XCTAssertEqual([none.raw.tgid, UInt32(none.raw.filter_comm), UInt32(none.raw.port), UInt32(none.raw.family), none.raw.netns],
+                   [0, 0, 0, 0, 0])
+    XCTAssertNil(none.comm)
+    XCTAssertEqual(KernelConfig().maxTracked, UInt32(FW_DEFAULT_MAX_TRACKED))
+    XCTAssertTrue(KernelConfig().followPeers)
   }
 }

@@ -23,12 +23,12 @@ final class SummaryTests: XCTestCase {
     XCTAssertEqual(summary.dwellByPath[.shutdownWrite]?.total, 1)
     XCTAssertNil(summary.dwellByPath[.close], "a pending orphan has no dwell to histogram")
 
-    let losses = Summary.Losses(kernel: KernelCounters(ringbufDrops: 3, mapFull: 1, unseenStart: 2),
+    let losses = LossAccount(kernel: KernelCounters(ringbufDrops: 3, mapFull: 1, unseenStart: 2),
                                 tracker: .init(), undecodable: 0)
     let text = summary.text(losses: losses, tracedFor: 5_000_000_000).joined(separator: "\n")
     XCTAssertTrue(text.contains("path = shutdown_wr"), text)
     XCTAssertTrue(text.contains("Ends: peer_fin 1, reset 0, timewait_orphan 1, timeout 0, tracer_exit 1, lost 0"), text)
-    XCTAssertTrue(text.contains("ring buffer drops 3"), text)
+    XCTAssertTrue(text.contains("Losses: ringbuf_drops 3, map_full 1, lost_ends 0"), text)
     XCTAssertTrue(text.contains("Still in FIN_WAIT2 at exit: 1, oldest >= 5.00s"), text)
 
     let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(summary.json(losses: losses, tracedFor: 1).utf8)) as? [String: Any])
@@ -64,7 +64,7 @@ final class SummaryTests: XCTestCase {
     XCTAssertEqual(summary.allPercentiles.count, 1001)
     XCTAssertGreaterThanOrEqual(summary.allPercentiles.microseconds(at: 100), 2_000_000)
 
-    let losses = Summary.Losses(kernel: KernelCounters(), tracker: .init(), undecodable: 0)
+    let losses = LossAccount(kernel: KernelCounters(), tracker: .init(), undecodable: 0)
     let text = summary.text(losses: losses, tracedFor: 1).joined(separator: "\n")
     XCTAssertTrue(text.contains("p50 501.8ms  p90 901.1ms  p99 991.2ms  p99.9 999.4ms  max 1.00s"), text)
     XCTAssertTrue(text.contains("all paths: p50 "), text)

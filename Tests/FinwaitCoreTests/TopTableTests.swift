@@ -59,16 +59,17 @@ final class TopTableTests: XCTestCase {
       table.addOpen(label: "\(1000 + i) a-process-with-a-long-name", orphaned: i % 2 == 0, dwell: UInt64(i) * s,
                     peer: Peer(netns: 1, closeWaitSince: 1), peerName: "\(2000 + i)/some-peer-process")
     }
-    let header = TopScreen.Header(time: "12:00:00", windowSeconds: 60, drops: 0, untracked: 0,
+    let header = TopScreen.Header(time: "12:00:00", windowSeconds: 60, losses: LossAccount(kernel: KernelCounters(ringbufDrops: 2)),
                                   finTimeoutSeconds: 60, sortKey: .oldest, interactive: true)
     let lines = TopScreen.lines(table.sorted(by: .oldest), header: header, grouping: .process, width: 80, height: 24)
     XCTAssertEqual(lines.count, 24)
     XCTAssertTrue(lines.allSatisfy { $0.count <= 80 }, "\(lines)")
     XCTAssertTrue(lines[0].hasPrefix("finwait top 12:00:00  in FIN_WAIT2: 40 (attached 20, orphaned 20)"), lines[0])
     XCTAssertTrue(lines[1].contains("sort: oldest  [s] sort  [q] quit"), lines[1])
-    XCTAssertTrue(lines[3].hasPrefix("PID COMM"))
-    XCTAssertTrue(lines[4].hasPrefix("1039 a-process-with"), lines[4])
-    XCTAssertTrue(lines[4].contains("39.00s"), lines[4])
+    XCTAssertEqual(lines[2], "losses: ringbuf_drops 2", "the loss account's names, only those above 0")
+    XCTAssertTrue(lines[4].hasPrefix("PID COMM"))
+    XCTAssertTrue(lines[5].hasPrefix("1039 a-process-with"), lines[5])
+    XCTAssertTrue(lines[5].contains("39.00s"), lines[5])
 
     let empty = TopScreen.lines([], header: header, grouping: .pod, width: 80, height: 24)
     XCTAssertEqual(empty.last, "(nothing in FIN_WAIT2 and nothing ended in the window)")

@@ -90,7 +90,7 @@ final class CommandTests: XCTestCase {
     XCTAssertTrue(line.contains("attached") && line.contains(" peer_fin"), line)
     XCTAssertTrue(line.contains("peer=\(truth.ownerPid)/fwdrive close_wait="), "the local peer is named: \(line)")
     XCTAssertTrue(lines.contains("path = shutdown_wr"), lines.joined(separator: "\n"))
-    XCTAssertTrue(lines.contains { $0.hasPrefix("Lost: ring buffer drops 0") })
+    XCTAssertTrue(lines.contains { $0.hasPrefix("Losses: ringbuf_drops 0, map_full 0") })
   }
 
   func testFiltersAreAppliedInTheKernel() throws {

@@ -5,7 +5,7 @@
 #ifndef FINWAIT_BPF_H
 #define FINWAIT_BPF_H
 
-#include <stdio.h>
+#include <stddef.h>
 #include "../../CFinwaitEvent/include/finwait_event.h"
 
 /* Which step of fw_tracer_start failed. */
@@ -17,36 +17,21 @@ enum fw_stage {
 	FW_STAGE_RINGBUF = 4, /* ring buffer consumer */
 };
 
-struct fw_options {
-	__u32 tgid;           /* 0: all processes */
-	__u16 port;           /* 0: all ports; else local or remote port */
-	__u16 family;         /* 0, AF_INET or AF_INET6 */
-	__u32 netns;          /* 0: all network namespaces; else this inode number */
-	int follow_peers;     /* watch local peers' CLOSE_WAIT -> LAST_ACK */
-	char comm[FW_COMM_LEN];
-	int filter_comm;      /* compare comm exactly (15 chars max, like the kernel's) */
-	__u32 ringbuf_bytes;  /* power of two, multiple of the page size */
-	__u32 max_tracked;    /* entries of the per-socket map */
-	__u64 wakeup_bytes;   /* backlog that forces a consumer wakeup */
-	int hist_mode;        /* `finwait hist`: full sockets' dwells into the hists map */
-	int capture_stack;    /* `--stack`: user stacks at FIN_WAIT1 into the stacks map */
-	__u8 hist_by;         /* enum fw_hist_by */
-	__u32 hist_unit_ns;   /* 1000 (us slots) or 1000000 (ms slots) */
-	const char *btf_path; /* NULL: the running kernel's /sys/kernel/btf/vmlinux */
-};
 
 /* Called once per record; return non-zero to stop the current drain. */
 typedef int (*fw_record_fn)(void *ctx, const struct fw_event *event);
 
 struct fw_tracer;
 
-/* Opens, loads and attaches. Returns 0, or -errno with *failed set. */
-int fw_tracer_start(const struct fw_options *opts, fw_record_fn fn, void *ctx,
+/* Opens, sets the configuration and map sizes from cfg, loads and attaches.
+ * btf_path NULL: the running kernel's /sys/kernel/btf/vmlinux. Returns 0, or
+ * -errno with *failed set. */
+int fw_tracer_start(const struct fw_config *cfg, const char *btf_path,
 		    struct fw_tracer **out, enum fw_stage *failed);
-/* Waits up to timeout_ms for a wakeup, then consumes everything queued
+/* Waits up to timeout_ms for a wakeup, then hands everything queued to fn
  * (records are submitted without wakeups, so the timeout is the latency bound).
  * Returns the number of records consumed or -errno (-EINTR on a signal). */
-int fw_tracer_drain(struct fw_tracer *tracer, int timeout_ms);
+int fw_tracer_drain(struct fw_tracer *tracer, int timeout_ms, fw_record_fn fn, void *ctx);
 void fw_tracer_counters(const struct fw_tracer *tracer, struct fw_counters *out);
 /* Transitions the kernel skipped because the program was already running on that CPU. */
 __u64 fw_tracer_recursion_misses(const struct fw_tracer *t);
@@ -80,21 +65,7 @@ void fw_tracer_stop(struct fw_tracer *tracer);
 
 /* libbpf's own messages go to stderr only when verbose. */
 void fw_set_libbpf_verbose(int verbose);
-
-/* SIGINT/SIGTERM set a flag (and interrupt the poll); SIGPIPE is ignored so a
- * closed stdout shows up as EPIPE on write. */
-void fw_install_stop_handlers(void);
-int fw_stop_requested(void);
-void fw_request_stop(void);
-
-/* `finwait top`: the terminal's size (0, or -1 when fd is not one), keys
- * read one at a time without echo or blocking, and the settings put back. */
-int fw_terminal_size(int fd, int *rows, int *cols);
-int fw_terminal_keys(int fd);
-void fw_terminal_restore(int fd);
-
-/* Swift 6 cannot name glibc's stdout/stderr globals. */
-FILE *fw_stdout(void);
-FILE *fw_stderr(void);
+/* libbpf's text for an error it returned (its own 4000+ codes included). */
+void fw_libbpf_strerror(int err, char *buf, size_t size);
 
 #endif /* FINWAIT_BPF_H */

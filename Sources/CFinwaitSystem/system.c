@@ -3,8 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <bpf/libbpf.h>
-#include "finwait_bpf.h"
+#include "finwait_system.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -35,25 +34,6 @@ int fw_stop_requested(void)
 void fw_request_stop(void)
 {
 	stop_requested = 1;
-}
-
-static int libbpf_print_verbose(enum libbpf_print_level level, const char *fmt, va_list args)
-{
-	(void)level;
-	return vfprintf(stderr, fmt, args);
-}
-
-static int libbpf_print_quiet(enum libbpf_print_level level, const char *fmt, va_list args)
-{
-	/* finwait prints its own one-line error; libbpf's guesses (such as the
-	 * RLIMIT_MEMLOCK hint on EPERM) mislead more than they help. */
-	(void)level; (void)fmt; (void)args;
-	return 0;
-}
-
-void fw_set_libbpf_verbose(int verbose)
-{
-	libbpf_set_print(verbose ? libbpf_print_verbose : libbpf_print_quiet);
 }
 
 FILE *fw_stdout(void)
@@ -115,4 +95,31 @@ void fw_terminal_restore(int fd)
 	if (termios_saved)
 		tcsetattr(fd, TCSANOW, &saved_termios);
 	termios_saved = 0;
+}
+
+/* sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET. */
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+int fw_notify_socket(const char *path, const char *state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	socklen_t salen;
+	int fd, err = 0;
+
+	if (len == 0 || len >= sizeof(sa.sun_path) || (path[0] != '/' && path[0] != '@'))
+		return -EINVAL;
+	memcpy(sa.sun_path, path, len);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	salen = offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '@' ? 0 : 1);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
+		err = -errno;
+	close(fd);
+	return err;
 }

@@ -7,18 +7,18 @@ import SystemPackage
 
 /// Dumps TCP sockets through NETLINK_SOCK_DIAG, per network namespace, as
 /// `ss` does. One socket per namespace, opened on first use.
-public final class SockDiag {
+public final class SockDiag: SocketTable {
   public static func mask(_ states: [DiagSocket.State]) -> UInt32 {
     states.reduce(0) { $0 | 1 << UInt32($1.rawValue) }
   }
 
-  let namespaces: Namespaces
+  private let entries: Namespaces
   private var sockets: [UInt32: Int32] = [:]
   private var sequence: UInt32 = 1
   private var buffer = [UInt8](repeating: 0, count: 1 << 16)
 
-  public init(namespaces: Namespaces) {
-    self.namespaces = namespaces
+  public init(namespaces: Namespaces = Namespaces()) {
+    self.entries = namespaces
   }
 
   deinit {
@@ -30,12 +30,13 @@ public final class SockDiag {
     if let fd = sockets.removeValue(forKey: netns) { close(fd) }
   }
 
-  /// IPv4 and IPv6 TCP sockets of `netns` in `states`.
-  public func dump(netns: UInt32, states: UInt32) throws(FinwaitError) -> [DiagSocket] {
-    var all: [DiagSocket] = []
-    try forEach(netns: netns, states: states) { all.append($0) }
-    return all
-  }
+  public var ownNamespace: UInt32 { entries.own }
+
+  public func namespaces() -> [UInt32] { entries.all() }
+
+  public func finTimeout(of netns: UInt32) -> UInt64? { entries.finTimeout(of: netns) }
+
+  public func owners() -> SocketOwners { SocketOwners.scan() }
 
   /// Calls `body` with each IPv4 and IPv6 TCP socket of `netns` in `states`,
   /// as each reply arrives: nothing is gathered.
@@ -73,7 +74,7 @@ public final class SockDiag {
 
   private func socket(for netns: UInt32) throws(FinwaitError) -> Int32 {
     if let fd = sockets[netns] { return fd }
-    guard let fd = namespaces.withNamespace(netns, { fw_diag_socket($0) }) else {
+    guard let fd = entries.withNamespace(netns, { fw_diag_socket($0) }) else {
       throw .diag("network namespace \(netns) cannot be entered (no process or /run/netns entry)")
     }
     guard fd >= 0 else { throw .diag("sock_diag socket in namespace \(netns): \(Errno(rawValue: -fd))") }

@@ -15,15 +15,17 @@ final class MapAudit {
   private var auditedMisses: UInt64 = 0
   /// Digests of the FIN_WAIT2 sockets sock_diag listed, sorted.
   private var inFinWait2: [UInt64] = []
-  let diag: SockDiag
+  let sockets: any SocketTable
+  /// CLOCK_MONOTONIC; a script's clock in tests.
+  var clock: () -> UInt64 = monotonicNow
 
   struct Result {
     var found: [(raw: fw_event, entry: Event, finding: KernelAudit.Finding)] = []
     var at: UInt64 = 0
   }
 
-  init(diag: SockDiag) {
-    self.diag = diag
+  init(sockets: any SocketTable) {
+    self.sockets = sockets
   }
 
   /// What the map and sock_diag disagree on, if an audit is due (`final`:
@@ -31,9 +33,9 @@ final class MapAudit {
   /// ring buffer keeps draining while a large map or namespace is read.
   /// Memory stays flat with the map's size: entries are visited, not gathered,
   /// and a dumped socket costs an 8-byte digest.
-  func check(_ tracer: Tracer, now: UInt64, final: Bool = false, meanwhile: () -> Void) -> Result? {
+  func check(_ tracer: any RecordSource, now: UInt64, final: Bool = false, meanwhile: () -> Void) -> Result? {
     guard final || now >= nextRun else { return nil }
-    defer { nextRun = now + max(interval, (monotonicNow() - now) * budgetDivisor) }
+    defer { nextRun = now + max(interval, (clock() - now) * budgetDivisor) }
     let misses = tracer.counters.recursionMisses
     let everything = misses != auditedMisses
     auditedMisses = misses
@@ -48,9 +50,9 @@ final class MapAudit {
     meanwhile()
     var result = Result()
     for raw in suspects {
-      guard let entry = Self.decode(raw), KernelAudit.isSettled(entry, now: monotonicNow()) else { continue }
-      let socket = try? diag.lookup(netns: raw.netns, endpoints: entry.connection.endpoints)
-      result.at = monotonicNow()
+      guard let entry = Self.decode(raw), KernelAudit.isSettled(entry, now: clock()) else { continue }
+      let socket = try? sockets.lookup(netns: raw.netns, endpoints: entry.connection.endpoints)
+      result.at = clock()
       if let finding = KernelAudit.finding(for: entry, socket: socket ?? nil, now: result.at) {
         result.found.append((raw, entry, finding))
       }
@@ -62,13 +64,13 @@ final class MapAudit {
     inFinWait2.removeAll(keepingCapacity: true)
     for netns in namespaces {
       // A namespace that is gone took its sockets with it.
-      try? diag.forEach(netns: netns, states: SockDiag.mask([.finWait2])) { socket in
+      try? sockets.forEach(netns: netns, states: SockDiag.mask([.finWait2])) { socket in
         if !socket.isTimewait { inFinWait2.append(socket.endpoints.digest(in: netns)) }
       }
       meanwhile()
     }
     inFinWait2.sort()
-    result.at = monotonicNow()
+    result.at = clock()
     tracer.forEachTracked { raw in
       guard raw.finWait2At != nil, let entry = Self.decode(raw),
         !contains(entry.connection.endpoints.digest(in: raw.netns)),
@@ -97,16 +99,22 @@ final class MapAudit {
 
   /// Repairs or drops each finding's map entry and tells the tracker; an
   /// entry the program changed in the meantime is left to it.
-  func apply(_ result: Result, _ tracer: Tracer, tracker: inout ConnectionTracker, emit: (Record) -> Void) {
+  /// `followsAttached` false (hist mode): the kernel counts an attached
+  /// connection's end itself, so a repaired start is only counted here.
+  func apply(
+    _ result: Result, _ tracer: any RecordSource, tracker: inout ConnectionTracker, followsAttached: Bool = true,
+    emit: (Record) -> Void
+  ) {
     for (raw, entry, finding) in result.found {
       switch finding {
-      case let .finWait2Missed(by, _):
+      case let .finWait2Missed(by, attached):
         guard tracer.repairFinWait2(raw, at: by) else { continue }
         var repaired = entry
         repaired.timestamp = by
         repaired.finWait2At = by
         repaired.finWait2Inferred = true
-        tracker.handle(finding, of: repaired, at: result.at, emit: emit)
+        let seen = KernelAudit.Finding.finWait2Missed(by: by, attached: attached && followsAttached)
+        tracker.handle(seen, of: repaired, at: result.at, emit: emit)
       case .endMissed:
         guard tracer.forget(raw) else { continue }
         tracker.handle(finding, of: entry, at: result.at, emit: emit)

@@ -11,6 +11,14 @@ public struct SocketOwners {
   private var processes: [Owner] = []
   private var byInode: [UInt32: UInt32] = [:]
 
+  /// Owners by socket inode, as a scan would find them (tests).
+  public init(_ owners: [UInt32: Owner] = [:]) {
+    for (inode, owner) in owners {
+      byInode[inode] = UInt32(processes.count)
+      processes.append(owner)
+    }
+  }
+
   /// Scans every process's descriptors once: O(processes x fds).
   public static func scan() -> SocketOwners {
     var owners = SocketOwners()

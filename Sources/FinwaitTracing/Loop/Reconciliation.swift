@@ -1,10 +1,11 @@
 import FinwaitCore
 
-/// The I/O behind orphan reconciliation and snapshots: sock_diag dumps per
-/// namespace, fin timeouts, socket owners from /proc.
+/// The I/O behind orphan reconciliation and snapshots: socket dumps per
+/// namespace, fin timeouts, socket owners, all through a `SocketTable`.
 public final class Reconciliation {
-  public let namespaces = Namespaces()
-  let diag: SockDiag
+  public let sockets: any SocketTable
+  /// CLOCK_MONOTONIC; a script's clock in tests.
+  public var clock: () -> UInt64 = monotonicNow
   private var finTimeouts: [UInt32: UInt64] = [:]
   /// How often pending orphans are checked, at most. The peer_fin time comes
   /// from the timewait timer (ms) and a timeout from the deadline, so this
@@ -15,19 +16,19 @@ public final class Reconciliation {
   public var budgetDivisor: UInt64 = 20
   private var nextPoll: UInt64 = 0
 
-  public init() {
-    diag = SockDiag(namespaces: namespaces)
+  public init(sockets: any SocketTable = SockDiag()) {
+    self.sockets = sockets
   }
 
   /// Fails if sock_diag is unusable in our own namespace (no tcp_diag):
   /// an empty state mask costs a round trip, not a dump.
   public func check() throws(FinwaitError) {
-    _ = try diag.dump(netns: namespaces.own, states: 0)
+    try sockets.forEach(netns: sockets.ownNamespace, states: 0) { _ in }
   }
 
   public func finTimeout(of netns: UInt32) -> UInt64? {
     if let known = finTimeouts[netns] { return known }
-    let value = namespaces.finTimeout(of: netns)
+    let value = sockets.finTimeout(of: netns)
     if let value { finTimeouts[netns] = value }
     return value
   }
@@ -44,46 +45,67 @@ public final class Reconciliation {
 
   /// FIN_WAIT2 (full and timewait) and CLOSE_WAIT sockets of every namespace
   /// (or only `netns`), as `existing` records that pass `filter`.
-  public func snapshot(filter: RecordFilter, at now: UInt64) -> [Record] {
+  public func snapshot(filter: KernelConfig, at now: UInt64) -> [Record] {
     var cost = SnapshotCost()
-    let started = monotonicNow()
-    let targets = filter.netns.map { [$0] } ?? namespaces.all()
+    let started = clock()
+    let targets = filter.netns.map { [$0] } ?? sockets.namespaces()
     let states = SockDiag.mask([.finWait2, .closeWait])
     var dumps: [Snapshot.Dump] = []
     for netns in targets {
-      guard let sockets = try? diag.dump(netns: netns, states: states) else { continue }
-      dumps.append(Snapshot.Dump(netns: netns, sockets: sockets, finTimeout: finTimeout(of: netns)))
-      cost.sockets += sockets.count
-      if netns != namespaces.own { diag.release(netns) }
+      guard let dumped = try? sockets.dump(netns: netns, states: states) else { continue }
+      dumps.append(Snapshot.Dump(netns: netns, sockets: dumped, finTimeout: finTimeout(of: netns)))
+      cost.sockets += dumped.count
+      if netns != sockets.ownNamespace { sockets.release(netns) }
     }
     cost.namespaces = dumps.count
-    let dumped = monotonicNow()
+    let dumped = clock()
     cost.dumpNanoseconds = dumped - started
-    let owners = SocketOwners.scan()
-    cost.ownersNanoseconds = monotonicNow() - dumped
+    let owners = sockets.owners()
+    cost.ownersNanoseconds = clock() - dumped
     lastSnapshotCost = cost
     return Snapshot.records(dumps, owner: { owners.owner(ofInode: $0) }, now: now).filter(filter.matches)
   }
 
-  /// Dumps the namespaces with pending orphans, at most every `interval`.
-  public func poll(_ tracker: inout ConnectionTracker, now: UInt64, force: Bool = false, emit: (Record) -> Void) {
-    guard let orphans = tracker.orphans, orphans.count > 0, force || now >= nextPoll else { return }
+  /// The sockets of followed orphans, per namespace, as one poll found them.
+  public struct OrphanDumps {
+    var dumps: [(netns: UInt32, sockets: [DiagSocket], at: UInt64)] = []
+    var namespaces: Set<UInt32> = []
+    var startedAt: UInt64 = 0
+  }
+
+  /// Dumps the namespaces with pending orphans, at most every `interval`
+  /// (`force`: now); nil when no poll is due. The caller drains the ring
+  /// buffer before handing the result to `observe`: a local peer's close is
+  /// queued before its FIN leaves, so a timewait socket a dump shows ended by
+  /// that FIN has its PEER_CLOSE record in the ring already, and draining it
+  /// first names the peer however slow the kernel is.
+  public func dumpFollowed(_ orphans: OrphanReconciler?, now: UInt64, force: Bool = false) -> OrphanDumps? {
+    guard let orphans, orphans.count > 0, force || now >= nextPoll else { return nil }
     let states = SockDiag.mask([.finWait2, .timeWait])
+    var result = OrphanDumps(namespaces: orphans.namespaces, startedAt: now)
     for netns in orphans.namespaces {
       // Only the followed orphans' sockets are kept: a busy namespace holds
       // 100,000s of TIME_WAIT sockets, and keeping them all cost 11 MB of
       // RSS for minutes in the soak. A namespace that is gone took its
       // timewait sockets with it.
-      var sockets: [DiagSocket] = []
-      try? diag.forEach(netns: netns, states: states) { socket in
-        if socket.isTimewait, orphans.isFollowing(netns: netns, endpoints: socket.endpoints) { sockets.append(socket) }
+      var followed: [DiagSocket] = []
+      try? sockets.forEach(netns: netns, states: states) { socket in
+        if socket.isTimewait, orphans.isFollowing(netns: netns, endpoints: socket.endpoints) { followed.append(socket) }
       }
-      tracker.observe(netns: netns, sockets: sockets, at: monotonicNow(), finTimeout: finTimeout(of: netns), emit: emit)
+      result.dumps.append((netns, followed, clock()))
     }
-    let spent = monotonicNow() - now
-    nextPoll = now + max(interval, spent * budgetDivisor)
+    return result
+  }
+
+  /// Settles the followed orphans a poll's dumps show ended.
+  public func observe(_ polled: OrphanDumps, into tracker: inout ConnectionTracker, emit: (Record) -> Void) {
+    for dump in polled.dumps {
+      tracker.observe(netns: dump.netns, sockets: dump.sockets, at: dump.at, finTimeout: finTimeout(of: dump.netns), emit: emit)
+    }
+    let spent = clock() - polled.startedAt
+    nextPoll = polled.startedAt + max(interval, spent * budgetDivisor)
     let still = tracker.orphans?.namespaces ?? []
-    for netns in orphans.namespaces.subtracting(still) where netns != namespaces.own { diag.release(netns) }
+    for netns in polled.namespaces.subtracting(still) where netns != sockets.ownNamespace { sockets.release(netns) }
   }
 
   /// How long a CLOSE_WAIT dump and a /proc owner scan are reused, at least:
@@ -99,27 +121,27 @@ public final class Reconciliation {
 
   /// When a lookup that began at `start` and ends now stops being reused.
   private func reuseUntil(since start: UInt64) -> UInt64 {
-    let end = monotonicNow()
+    let end = clock()
     return end + max(lookupReuse, (end - start) * lookupReuseFactor)
   }
 
   /// Who holds the local peer's socket, for a peer still in CLOSE_WAIT.
   public func resolveOwner(of peer: Peer, for endpoints: Endpoints) -> Peer {
     guard peer.owner == nil, peer.closedAt == nil else { return peer }
-    let now = monotonicNow()
+    let now = clock()
     if closeWait[peer.netns].map({ now >= $0.until }) ?? true {
       closeWait[peer.netns] = nil  // freed before the next is built
       var inodes: [UInt64: UInt32] = [:]
-      try? diag.forEach(netns: peer.netns, states: SockDiag.mask([.closeWait])) { socket in
+      try? sockets.forEach(netns: peer.netns, states: SockDiag.mask([.closeWait])) { socket in
         inodes[socket.endpoints.digest(in: peer.netns)] = socket.inode
       }
       closeWait[peer.netns] = (reuseUntil(since: now), inodes)
     }
     guard let inode = closeWait[peer.netns]?.inodes[endpoints.reversed.digest(in: peer.netns)] else { return peer }
     if owners.map({ now >= $0.until }) ?? true {
-      let start = monotonicNow()
+      let start = clock()
       owners = nil  // freed before the next scan
-      let scanned = SocketOwners.scan()
+      let scanned = sockets.owners()
       owners = (reuseUntil(since: start), scanned)
     }
     var resolved = peer

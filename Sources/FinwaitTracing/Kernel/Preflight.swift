@@ -15,7 +15,42 @@ public enum Preflight {
     try checkKernel(release: kernelRelease())
     let btf = btfPath ?? defaultBTFPath
     if access(btf, R_OK) != 0 { throw .noBTF(path: btf) }
+    if let btfPath {
+      var prefix: [UInt8] = []
+      if let fd = try? FileDescriptor.open(FilePath(btfPath), .readOnly) {
+        defer { try? fd.close() }
+        var bytes = [UInt8](repeating: 0, count: 4)
+        let n = (try? bytes.withUnsafeMutableBytes { try fd.read(into: $0) }) ?? 0
+        prefix = Array(bytes.prefix(n))
+      }
+      if !looksLikeBTF(prefix: prefix) {
+        throw .badBTF(path: btfPath, reason: "neither raw BTF nor an ELF file")
+      }
+    }
     try checkPrivileges(effectiveUID: geteuid(), capabilities: effectiveCapabilities())
+  }
+
+  /// Filters that name nothing on this node now: one line each. Tracing can
+  /// go on (a process or namespace may yet appear), so these are warnings.
+  public static func warnings(
+    for config: KernelConfig, namespaces: [UInt32], processExists: (UInt32) -> Bool = { access("/proc/\($0)", F_OK) == 0 }
+  ) -> [String] {
+    var lines: [String] = []
+    if let pid = config.pid, !processExists(pid) {
+      lines.append("--pid \(pid): no such process is running now; only a process started later with that id would match")
+    }
+    if let netns = config.netns, !namespaces.contains(netns) {
+      lines.append("--netns \(netns): no network namespace has that inode now (see ls -L -i /proc/PID/ns/net or ip netns); "
+                   + "only one created later would match")
+    }
+    return lines
+  }
+
+  /// Whether `path` starts like kernel BTF: raw BTF (magic 0xEB9F, either
+  /// byte order) or an ELF file (which libbpf searches for a .BTF section).
+  public static func looksLikeBTF(prefix bytes: [UInt8]) -> Bool {
+    if bytes.count >= 2, (bytes[0], bytes[1]) == (0x9F, 0xEB) || (bytes[0], bytes[1]) == (0xEB, 0x9F) { return true }
+    return bytes.count >= 4 && bytes[0..<4].elementsEqual([0x7F, 0x45, 0x4C, 0x46])
   }
 
   public static func kernelRelease() -> String {

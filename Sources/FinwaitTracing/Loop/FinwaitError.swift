@@ -8,8 +8,12 @@ public enum FinwaitError: Error, Equatable {
   case noBTF(path: String)
   /// The running kernel predates what the BPF program needs.
   case kernelTooOld(release: String)
+  /// `--btf` names a file libbpf cannot use as kernel BTF.
+  case badBTF(path: String, reason: String)
   /// libbpf failed at a stage (open, load, attach, ring buffer).
   case bpf(stage: String, errno: Errno)
+  /// libbpf failed at a stage with one of its own codes (not an errno).
+  case bpfDetail(stage: String, detail: String)
   /// stdout or stderr could not be written.
   case output(Errno)
   /// A flag value that parsed but cannot be used.
@@ -22,9 +26,9 @@ public enum FinwaitError: Error, Equatable {
     switch self {
     case .invalidArgument: 64      // EX_USAGE, as swift-argument-parser uses for bad flags
     case .kernelTooOld: 69         // EX_UNAVAILABLE
-    case .bpf: 70                  // EX_SOFTWARE
+    case .bpf, .bpfDetail: 70      // EX_SOFTWARE
     case .diag: 71                 // EX_OSERR
-    case .noBTF: 72                // EX_OSFILE
+    case .noBTF, .badBTF: 72       // EX_OSFILE
     case .output: 74               // EX_IOERR
     case .notPermitted: 77         // EX_NOPERM
     }
@@ -38,6 +42,10 @@ public enum FinwaitError: Error, Equatable {
       "kernel BTF not found at \(path): finwait needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (Linux 5.8+ with BTF)"
     case let .kernelTooOld(release):
       "kernel \(release) is too old: finwait needs Linux 5.8 or newer (BPF ring buffer, tp_btf)"
+    case let .badBTF(path, reason):
+      "--btf \(path) is not usable kernel BTF (\(reason)): pass a raw BTF file or an ELF file with a .BTF section, such as /sys/kernel/btf/vmlinux"
+    case let .bpfDetail(stage, detail):
+      "failed to \(stage) the BPF program: \(detail); rerun with --verbose for libbpf's log"
     case let .bpf(stage, errno):
       "failed to \(stage) the BPF program: \(errno) (errno \(errno.rawValue)); rerun with --verbose for libbpf's log"
     case let .output(errno):

@@ -1,0 +1,174 @@
+import CFinwaitBPF
+import FinwaitCore
+import SystemPackage
+
+/// The loaded and attached BPF program, and the ring buffer it feeds.
+/// Detached and freed on `stop()` or deinit.
+public final class Tracer: RecordSource {
+  private var tracer: OpaquePointer?
+
+  /// Opens, configures, loads and attaches the embedded program.
+  /// `btfPath`: kernel BTF to use instead of /sys/kernel/btf/vmlinux.
+  public init(config: KernelConfig, btfPath: String?) throws(FinwaitError) {
+    var failed = FW_STAGE_NONE
+    var handle: OpaquePointer?
+    var raw = config.raw
+    let err: Int32 = withOptionalCString(btfPath) { btf in fw_tracer_start(&raw, btf, &handle, &failed) }
+    if err != 0 { throw Self.error(-err, at: failed, btfPath: btfPath, config: config) }
+    tracer = handle
+  }
+
+  /// What a failed start means for the user, in one line.
+  static func error(_ code: Int32, at stage: fw_stage, btfPath: String?, config: KernelConfig) -> FinwaitError {
+    let errno = Errno(rawValue: code)
+    if errno == .notPermitted || errno == .permissionDenied {
+      return .notPermitted("the kernel refused to \(stageName(stage)) the BPF program (\(errno))")
+    }
+    // libbpf's own codes (4000-4099) are not errno values: name them with libbpf's text.
+    let libbpfCode = (4000..<4100).contains(code)
+    if let btfPath, stage == FW_STAGE_OPEN || (stage == FW_STAGE_LOAD && libbpfCode) {
+      return .badBTF(path: btfPath, reason: libbpfCode ? libbpfMessage(code) : "\(errno)")
+    }
+    if stage == FW_STAGE_LOAD, errno == .argListTooLong || errno == .noMemory {
+      return .invalidArgument(
+        "the kernel could not create the socket map of \(config.maxTracked) entries (\(errno)); lower --max-tracked")
+    }
+    if libbpfCode { return .bpfDetail(stage: stageName(stage), detail: libbpfMessage(code)) }
+    return .bpf(stage: stageName(stage), errno: errno)
+  }
+
+  static func libbpfMessage(_ code: Int32) -> String {
+    var buffer = [CChar](repeating: 0, count: 128)
+    fw_libbpf_strerror(code, &buffer, buffer.count)
+    return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+
+  static func stageName(_ stage: fw_stage) -> String {
+    switch stage {
+    case FW_STAGE_OPEN: "open"
+    case FW_STAGE_LOAD: "load"
+    case FW_STAGE_ATTACH: "attach"
+    case FW_STAGE_RINGBUF: "set up the ring buffer of"
+    default: "start"
+    }
+  }
+
+  @discardableResult
+  public func drain(timeoutMilliseconds: Int32, _ body: (borrowing fw_event) -> Void) throws(FinwaitError) -> Int {
+    guard let tracer else { return 0 }
+    // One box per drain (10 a second), not per record.
+    let n = withoutActuallyEscaping(body) { body in
+      let visitor = RecordVisitor(body)
+      return fw_tracer_drain(tracer, timeoutMilliseconds, { ctx, event in
+        guard let ctx, let event else { return 0 }
+        Unmanaged<RecordVisitor>.fromOpaque(ctx).takeUnretainedValue().body(event.pointee)
+        return 0
+      }, Unmanaged.passUnretained(visitor).toOpaque())
+    }
+    if n == -Errno.interrupted.rawValue { return 0 }
+    if n < 0 { throw .bpf(stage: "poll", errno: Errno(rawValue: -n)) }
+    return Int(n)
+  }
+
+  public var counters: KernelCounters {
+    guard let tracer else { return KernelCounters() }
+    var raw = fw_counters()
+    fw_tracer_counters(tracer, &raw)
+    return KernelCounters(raw, recursionMisses: fw_tracer_recursion_misses(tracer))
+  }
+
+  /// Stops new records; what is queued can still be drained.
+  public func detach() {
+    if let tracer { fw_tracer_detach(tracer) }
+  }
+
+  /// Takes the histograms the kernel counted since the last call into `into`.
+  public func takeHistograms(into intervals: inout IntervalHistograms) {
+    guard let tracer else { return }
+    final class Box {
+      var intervals: IntervalHistograms
+      init(_ intervals: IntervalHistograms) { self.intervals = intervals }
+    }
+    let box = Box(intervals)
+    fw_tracer_take_hists(tracer, { ctx, key, hist in
+      guard let ctx, let key, let hist else { return 0 }
+      let box = Unmanaged<Box>.fromOpaque(ctx).takeUnretainedValue()
+      withUnsafeBytes(of: hist.pointee.slots) { box.intervals.add(kernel: key.pointee, slots: $0.bindMemory(to: UInt64.self)) }
+      return 0
+    }, Unmanaged.passUnretained(box).toOpaque())
+    intervals = box.intervals
+  }
+
+  /// The user-space return addresses of stack `id`, innermost first; empty
+  /// if it is gone (or was never captured).
+  public func stack(_ id: Int16) -> [UInt64] {
+    guard let tracer else { return [] }
+    var ips = [UInt64](repeating: 0, count: Int(FW_STACK_DEPTH))
+    let n = fw_tracer_stack(tracer, id, &ips, Int32(ips.count))
+    return n > 0 ? Array(ips.prefix(Int(n))) : []
+  }
+
+  /// The user stack words noted with stack `id`'s first capture, from the
+  /// stack pointer up; empty if there are none.
+  public func stackTop(_ id: Int16) -> [UInt64] {
+    guard let tracer else { return [] }
+    var note = fw_stack_note()
+    guard fw_tracer_stack_note(tracer, id, &note) == 0 else { return [] }
+    let words = withUnsafeBytes(of: note.top) { Array($0.bindMemory(to: UInt64.self)) }
+    return words.allSatisfy { $0 == 0 } ? [] : words
+  }
+
+  /// Calls `body` with every entry of the kernel map, as stored (its `kind`
+  /// is whatever the program last set, 0 before FIN_WAIT2), without
+  /// gathering them: the map can hold hundreds of thousands.
+  public func forEachTracked(_ body: (fw_event) -> Void) {
+    guard let tracer else { return }
+    withoutActuallyEscaping(body) { body in
+      let visitor = EntryVisitor(body)
+      _ = fw_tracer_tracked(tracer, { ctx, event in
+        guard let ctx, let event else { return 0 }
+        Unmanaged<EntryVisitor>.fromOpaque(ctx).takeUnretainedValue().body(event.pointee)
+        return 0
+      }, Unmanaged.passUnretained(visitor).toOpaque())
+    }
+  }
+
+  /// Marks the entry `copy` was read from as in FIN_WAIT2 since `at`
+  /// (inferred); false if the program changed or removed it meanwhile.
+  public func repairFinWait2(_ copy: fw_event, at: UInt64) -> Bool {
+    guard let tracer else { return false }
+    var copy = copy
+    return fw_tracer_repair_fin_wait2(tracer, &copy, at) == 0
+  }
+
+  /// Deletes the entry `copy` was read from, if the program has not changed it.
+  public func forget(_ copy: fw_event) -> Bool {
+    guard let tracer else { return false }
+    var copy = copy
+    return fw_tracer_forget(tracer, &copy) == 0
+  }
+
+  public func stop() {
+    fw_tracer_stop(tracer)
+    tracer = nil
+  }
+
+  deinit {
+    fw_tracer_stop(tracer)
+  }
+}
+
+private func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+  guard let s else { return body(nil) }
+  return s.withCString { body($0) }
+}
+
+private final class RecordVisitor {
+  let body: (borrowing fw_event) -> Void
+  init(_ body: @escaping (borrowing fw_event) -> Void) { self.body = body }
+}
+
+private final class EntryVisitor {
+  let body: (fw_event) -> Void
+  init(_ body: @escaping (fw_event) -> Void) { self.body = body }
+}

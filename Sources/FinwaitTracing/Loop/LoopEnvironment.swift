@@ -1,0 +1,81 @@
+import CFinwaitBPF
+import CFinwaitSystem
+import FinwaitCore
+
+/// Everything the tracing loop touches outside itself: the record source,
+/// the node's sockets, processes and cgroups, the clock, signals, outputs
+/// and readiness. `LoopEnvironment.system` is the real node; tests build
+/// one from scripted parts and run the same loop without root.
+public struct LoopEnvironment {
+  public var openSource: (KernelConfig) throws(FinwaitError) -> any RecordSource
+  public var closeSource: (any RecordSource) -> Void = { _ in }
+  /// nil: no sock_diag (orphans in timewait are not followed, existing
+  /// connections not listed).
+  public var reconciliation: Reconciliation?
+  public var processes: any ProcessImages
+  /// nil without cgroup v2: records then carry no container or pod.
+  public var workloads: Workloads?
+  public var clock: () -> UInt64
+  public var wallClock: WallClock
+  public var stopRequested: () -> Bool
+  public var requestStop: () -> Void
+  public var stdout: any LineSink
+  public var stderr: any LineSink
+  public var readiness: Readiness
+
+  public init(
+    openSource: @escaping (KernelConfig) throws(FinwaitError) -> any RecordSource,
+    reconciliation: Reconciliation?, processes: any ProcessImages, workloads: Workloads?,
+    clock: @escaping () -> UInt64, wallClock: WallClock, stopRequested: @escaping () -> Bool,
+    requestStop: @escaping () -> Void, stdout: any LineSink, stderr: any LineSink, readiness: Readiness = Readiness()
+  ) {
+    self.openSource = openSource
+    self.reconciliation = reconciliation
+    self.processes = processes
+    self.workloads = workloads
+    self.clock = clock
+    self.wallClock = wallClock
+    self.stopRequested = stopRequested
+    self.requestStop = requestStop
+    self.stdout = stdout
+    self.stderr = stderr
+    self.readiness = readiness
+  }
+
+  /// This node, for real: the preflight checks (and warnings about filters
+  /// that name nothing), libbpf's verbosity, the stop handlers, the libbpf
+  /// tracer, and sock_diag unless `reconcile` is off. sock_diag that cannot
+  /// be used is one warning, and `without` says what is done without it.
+  public static func system(
+    _ configuration: TracingLoop.Configuration, reconcile: Bool, verbose: Bool, readiness: Readiness,
+    without: String
+  ) throws(FinwaitError) -> LoopEnvironment {
+    let err = LineOutput.standardError
+    try Preflight.check(btfPath: configuration.btfPath)
+    fw_set_libbpf_verbose(verbose ? 1 : 0)
+    fw_install_stop_handlers()
+    let sockets = SockDiag()
+    for warning in Preflight.warnings(for: configuration.kernel, namespaces: sockets.namespaces()) {
+      try err.write("finwait: warning: \(warning)")
+    }
+    var reconciliation: Reconciliation?
+    if reconcile {
+      let candidate = Reconciliation(sockets: sockets)
+      do {
+        try candidate.check()
+        reconciliation = candidate
+      } catch {
+        try err.write("finwait: warning: \(error.message); \(without)")
+      }
+    }
+    try err.flush()
+    let btfPath = configuration.btfPath
+    var env = LoopEnvironment(
+      openSource: { (kernel) throws(FinwaitError) in try Tracer(config: kernel, btfPath: btfPath) },
+      reconciliation: reconciliation, processes: ProcfsImages(), workloads: Workloads(),
+      clock: monotonicNow, wallClock: .now(), stopRequested: { fw_stop_requested() != 0 },
+      requestStop: { fw_request_stop() }, stdout: LineOutput.standardOutput, stderr: err, readiness: readiness)
+    env.closeSource = { ($0 as? Tracer)?.stop() }
+    return env
+  }
+}

@@ -1,0 +1,44 @@
+import CFinwaitEvent
+import FinwaitCore
+
+/// Where the tracing loop's records come from, and the kernel state behind
+/// them: the libbpf `Tracer` in production, a `ScriptedRecordSource` in
+/// tests and in bench/replay. Everything the loop asks of the kernel goes
+/// through here, so the loop runs the same with either.
+public protocol RecordSource: AnyObject {
+  /// Waits up to `timeoutMilliseconds` for a wakeup, then hands every queued
+  /// record to `body`, in ring-buffer order. Returns how many; a signal returns 0.
+  @discardableResult
+  func drain(timeoutMilliseconds: Int32, _ body: (borrowing fw_event) -> Void) throws(FinwaitError) -> Int
+  /// What the program counted: drops, full maps, skipped runs.
+  var counters: KernelCounters { get }
+  /// Stops new records; what is queued can still be drained.
+  func detach()
+  /// Every entry of the per-socket map, as stored (`kind` 0 before FIN_WAIT2).
+  func forEachTracked(_ body: (fw_event) -> Void)
+  /// Marks the entry `copy` was read from as in FIN_WAIT2 since `at`
+  /// (inferred); false if the program changed or removed it meanwhile.
+  func repairFinWait2(_ copy: fw_event, at: UInt64) -> Bool
+  /// Deletes the entry `copy` was read from, if the program has not changed it.
+  func forget(_ copy: fw_event) -> Bool
+  /// Moves the histograms the kernel counted since the last call into `intervals`.
+  func takeHistograms(into intervals: inout IntervalHistograms)
+  /// The user-space return addresses of stack `id`, innermost first; empty if unknown.
+  func stack(_ id: Int16) -> [UInt64]
+  /// The user stack words noted with stack `id`'s first capture; empty if none.
+  func stackTop(_ id: Int16) -> [UInt64]
+}
+
+extension RecordSource {
+  /// Sockets the kernel map holds in FIN_WAIT2 right now, as IN_FLIGHT records.
+  public func inFlight() -> [fw_event] {
+    var events: [fw_event] = []
+    forEachTracked { raw in
+      guard raw.finWait2At != nil else { return }
+      var copy = raw
+      copy.kind = UInt8(FW_KIND_IN_FLIGHT.rawValue)
+      events.append(copy)
+    }
+    return events
+  }
+}

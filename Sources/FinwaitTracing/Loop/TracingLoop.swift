@@ -1,0 +1,162 @@
+import CFinwaitEvent
+import FinwaitCore
+
+/// A mode of the tracing loop: what it does with what the loop settles.
+/// The loop owns everything else (start, adoption of what exists, drain,
+/// reconciliation, the map audit, stuck checks, detach, the loss account).
+public protocol TracingMode: AnyObject {
+  /// `trace`, `hist`, `top`: named in the ready record.
+  var name: String { get }
+  /// What the kernel must do for this mode (hist counts dwells in the kernel).
+  func configure(_ kernel: inout KernelConfig)
+  /// Attached, before connections that exist are listed: banners and headers.
+  func started(_ loop: TracingLoop) throws(FinwaitError)
+  /// Attached and existing connections adopted: about to drain.
+  func ready(_ loop: TracingLoop) throws(FinwaitError)
+  /// A record the loop settled (an ended connection, a stuck warning, one
+  /// found at start), with its call site and workload attributed.
+  func record(_ record: Record)
+  /// After each drain and settlement; true ends the loop.
+  func tick(now: UInt64) throws(FinwaitError) -> Bool
+  /// After detach, when everything still open was settled.
+  func finish(now: UInt64, losses: LossAccount) throws(FinwaitError)
+}
+
+extension TracingMode {
+  public func ready(_ loop: TracingLoop) throws(FinwaitError) {}
+}
+
+/// The one tracing loop under every mode. Data flows one way: record source
+/// -> intake (decode, track) -> settlement (stuck checks, orphans followed
+/// through sock_diag, audits of the kernel map) -> attribution (call site,
+/// workload) -> the mode -> its outputs.
+public final class TracingLoop {
+  public struct Configuration: Sendable {
+    public var kernel = KernelConfig()
+    /// Kernel BTF to use instead of /sys/kernel/btf/vmlinux.
+    public var btfPath: String?
+    /// nil: stuck warnings off.
+    public var stuckAfter: UInt64?
+    /// Stop after this long; nil: until a signal or the mode stops.
+    public var duration: UInt64?
+    /// How often queued records are drained (and the latency bound of output).
+    public var drainIntervalMilliseconds: Int32 = 100
+    /// The node's tcp_fin_timeout, for banners.
+    public var finTimeoutSeconds: Int?
+
+    public init() {}
+  }
+
+  public let configuration: Configuration
+  public let environment: LoopEnvironment
+  let mode: any TracingMode
+
+  /// Set by `run` before the first record.
+  public private(set) var source: (any RecordSource)!
+  public private(set) var start: UInt64 = 0
+  /// The kernel configuration as the mode completed it.
+  public private(set) var kernel = KernelConfig()
+  // Unchecked: each record otherwise pays a runtime exclusivity check per
+  // access (5% of the consumer's instructions, callgrind). Safe: one thread
+  // touches this state, and the record callback runs inside drain(), never
+  // during another access to these properties.
+  @exclusivity(unchecked) public private(set) var tracker = ConnectionTracker(stuckAfter: nil, tracingSince: 0)
+  @exclusivity(unchecked) private var intake = RecordIntake()
+  /// `--stack`: call sites named; nil without.
+  public private(set) var stacks: CallStacks?
+  public var reconciliation: Reconciliation? { environment.reconciliation }
+  public var workloads: Workloads? { environment.workloads }
+  public var clock: () -> UInt64 { environment.clock }
+
+  public init(configuration: Configuration, environment: LoopEnvironment, mode: any TracingMode) {
+    self.configuration = configuration
+    self.environment = environment
+    self.mode = mode
+  }
+
+  /// Every loss and repair so far, the same for every mode.
+  public var losses: LossAccount {
+    LossAccount(kernel: source?.counters ?? KernelCounters(), tracker: tracker.counters, undecodable: intake.undecodable)
+  }
+
+  /// Runs until a signal, `duration`, the mode, or a reader gone. Throws
+  /// only before tracing began or on an output error.
+  public func run() throws(FinwaitError) {
+    let env = environment
+    kernel = configuration.kernel
+    mode.configure(&kernel)
+    let source = try env.openSource(kernel)
+    self.source = source
+    defer { env.closeSource(source) }
+    start = env.clock()
+    tracker = ConnectionTracker(
+      stuckAfter: configuration.stuckAfter, tracingSince: start, reconcilesOrphans: env.reconciliation != nil)
+    if kernel.captureStacks { stacks = CallStacks(tracer: source, processes: env.processes) }
+    try mode.started(self)
+
+    // Attached first, then listed: a connection ending in between is seen by the tracepoint.
+    if let reconciliation = env.reconciliation {
+      let existing = reconciliation.snapshot(filter: kernel, at: env.clock())
+      let listedBy = env.clock()
+      for record in existing { deliver(record) }
+      tracker.adopt(existing: existing, listedBy: listedBy) { deliver($0) }
+    }
+    try mode.ready(self)
+    try env.stdout.flush()
+    env.readiness.signal()
+
+    let audit = env.reconciliation.map { MapAudit(sockets: $0.sockets) }
+    audit?.clock = env.clock
+    let followsAttached = kernel.histogram == nil
+    let deadline = configuration.duration.map { start + $0 }
+    while !env.stopRequested() && !env.stdout.readerGone {
+      try source.drain(timeoutMilliseconds: configuration.drainIntervalMilliseconds) { consume($0) }
+      let now = env.clock()
+      tracker.reportStuck(now: now) { deliver($0) }
+      try followOrphans(now: now)
+      if let audit, let result = audit.check(source, now: now, meanwhile: { _ = try? drainQueued() }) {
+        audit.apply(result, source, tracker: &tracker, followsAttached: followsAttached) { deliver($0) }
+      }
+      if try mode.tick(now: now) { break }
+      if let deadline, now >= deadline { break }
+    }
+
+    source.detach()
+    try drainQueued()
+    try followOrphans(now: env.clock(), force: true)
+    if let audit, let result = audit.check(source, now: env.clock(), final: true, meanwhile: {}) {
+      audit.apply(result, source, tracker: &tracker, followsAttached: followsAttached) { deliver($0) }
+    }
+    let now = env.clock()
+    let inFlight = source.inFlight().compactMap { try? Event(decoding: $0) }
+    tracker.finish(at: now, inFlight: inFlight) { deliver($0) }
+    try mode.finish(now: now, losses: losses)
+  }
+
+  /// Everything queued now, without waiting.
+  private func drainQueued() throws(FinwaitError) {
+    try source.drain(timeoutMilliseconds: 0) { consume($0) }
+  }
+
+  /// Orphans in timewait followed to their end: the sockets are dumped, then
+  /// the ring buffer drained (see `Reconciliation.dumpFollowed`), then both
+  /// are settled.
+  private func followOrphans(now: UInt64, force: Bool = false) throws(FinwaitError) {
+    guard let reconciliation = environment.reconciliation,
+      let polled = reconciliation.dumpFollowed(tracker.orphans, now: now, force: force)
+    else { return }
+    try drainQueued()
+    reconciliation.observe(polled, into: &tracker) { deliver($0) }
+  }
+
+  private func consume(_ raw: borrowing fw_event) {
+    intake.take(raw, tracker: &tracker, stacks: stacks) { deliver($0) }
+  }
+
+  private func deliver(_ record: Record) {
+    var record = record
+    stacks?.attribute(&record)
+    environment.workloads?.attribute(&record)
+    mode.record(record)
+  }
+}

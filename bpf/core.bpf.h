@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What every feature of the program shares: the configuration, the loss
+ * counters, the ring buffer, the per-socket map, and the readers of socket
+ * and task fields.
+ */
+#ifndef __FINWAIT_CORE_BPF_H
+#define __FINWAIT_CORE_BPF_H
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define PF_EXITING 0x00000004
+#define ECONNRESET 104
+#define EEXIST 17
+
+/* Set by user space before load (KernelConfig in Swift). */
+const volatile struct fw_config cfg = {
+	.follow_peers = 1,
+	.hist_by = FW_HIST_BY_PATH,
+	.hist_unit_ns = 1000,
+	.ringbuf_bytes = FW_DEFAULT_RINGBUF_BYTES,
+	.max_tracked = FW_DEFAULT_MAX_TRACKED,
+	.wakeup_bytes = FW_DEFAULT_WAKEUP_BYTES,
+};
+
+struct fw_counters counters = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FW_DEFAULT_RINGBUF_BYTES); /* cfg.ringbuf_bytes, set before load */
+} events SEC(".maps");
+
+/* Sockets on the FIN path, keyed by struct sock address. Bounded: when full,
+ * new connections are counted in counters.map_full and not tracked. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FW_DEFAULT_MAX_TRACKED); /* cfg.max_tracked, set before load */
+	__type(key, __u64);
+	__type(value, struct fw_event);
+} socks SEC(".maps");
+
+static __always_inline bool owner_filter_active(void)
+{
+	return cfg.tgid != 0 || cfg.filter_comm;
+}
+
+static __always_inline bool comm_matches(const char *comm)
+{
+	for (int i = 0; i < FW_COMM_LEN; i++) {
+		if (comm[i] != cfg.comm[i])
+			return false;
+		if (comm[i] == '\0')
+			return true;
+	}
+	return true;
+}
+
+/* sk is a BTF pointer: fields are read with direct, CO-RE-relocated loads,
+ * not bpf_probe_read_kernel calls. Casts to a larger socket type (inet_sock,
+ * tcp_sock) are beyond what the verifier knows of sk and still use
+ * BPF_CORE_READ. */
+static __always_inline __u32 netns_of(struct sock *sk)
+{
+	return sk->__sk_common.skc_net.net->ns.inum;
+}
+
+/* inet_sport, not skc_num: moving to CLOSE releases the port (skc_num = 0)
+ * before the tracepoint fires, and the end must name the same connection. */
+static __always_inline __u16 local_port(struct sock *sk)
+{
+	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+}
+
+/* Fills the 4-tuple; false if the socket is not one we trace. */
+static __always_inline bool read_tuple(struct sock *sk, struct fw_event *e)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	if (cfg.family && family != cfg.family)
+		return false;
+	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
+		return false;
+
+	e->netns = netns_of(sk);
+	if (cfg.netns && e->netns != cfg.netns)
+		return false;
+	e->family = family;
+	e->sport = local_port(sk);
+	e->dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (cfg.port && e->sport != cfg.port && e->dport != cfg.port)
+		return false;
+
+	if (family == AF_INET) {
+		*(__be32 *)e->saddr = sk->__sk_common.skc_rcv_saddr;
+		*(__be32 *)e->daddr = sk->__sk_common.skc_daddr;
+	} else {
+		bpf_core_read(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+	return true;
+}
+
+/* The current task as the owner: meaningful only in process context. */
+static __always_inline void set_owner(struct fw_event *e)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	e->tgid = id >> 32;
+	e->tid = (__u32)id;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->flags |= FW_FLAG_OWNER_KNOWN;
+}
+
+static __always_inline bool sock_flag_set(struct sock *sk, int bit)
+{
+	unsigned long flags = sk->__sk_common.skc_flags;
+
+	return flags & (1UL << bit);
+}
+
+/* SOCK_DEAD: sock_orphan() detached it from its process (close, exit). */
+static __always_inline bool is_orphan(struct sock *sk)
+{
+	return sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DEAD));
+}
+
+/* Submits without a wakeup: the consumer drains on a timer, and is woken
+ * only once the backlog passes cfg.wakeup_bytes. */
+static __always_inline void emit(const struct fw_event *st)
+{
+	struct fw_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (!e) {
+		__sync_fetch_and_add(&counters.ringbuf_drops, 1);
+		return;
+	}
+	__builtin_memcpy(e, st, sizeof(*e));
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+#endif /* __FINWAIT_CORE_BPF_H */
