@@ -54,8 +54,11 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
-    .testTarget(name: "FinwaitCoreTests", dependencies: ["FinwaitCore", "CFinwaitEvent"]),
-    .testTarget(name: "FinwaitTracingTests", dependencies: ["FinwaitTracing"]),
+    // Synthetic kernel records for the unit tests of both libraries.
+    .target(name: "FinwaitTestSupport", dependencies: ["CFinwaitEvent"], path: "Tests/FinwaitTestSupport"),
+    .testTarget(name: "FinwaitCoreTests", dependencies: ["FinwaitCore", "CFinwaitEvent", "FinwaitTestSupport"]),
+    // The tracing loop and its modes through seams: scripted records, sockets and processes, no root.
+    .testTarget(name: "FinwaitTracingTests", dependencies: ["FinwaitTracing", "FinwaitCore", "FinwaitTestSupport"]),
     // Property-based tests (Swift Testing) of every parser of outside text and bytes.
     .testTarget(
       name: "ParserPropertyTests",

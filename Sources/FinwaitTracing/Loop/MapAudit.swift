@@ -38,7 +38,6 @@ final class MapAudit {
     defer { nextRun = now + max(interval, (clock() - now) * budgetDivisor) }
     let misses = tracer.counters.recursionMisses
     let everything = misses != auditedMisses
-    auditedMisses = misses
 
     // Entries still in FIN_WAIT1 by the map: usually a handful, each looked up.
     var suspects: [fw_event] = []
@@ -58,6 +57,11 @@ final class MapAudit {
       }
     }
     guard everything else { return result }
+    // The sweep is repeated until every entry it looked at was old enough to
+    // judge: an end skipped within `grace` of its start would otherwise
+    // never be looked at again.
+    var unsettled = false
+    defer { if !unsettled { auditedMisses = misses } }
 
     // The kernel skipped program runs: any entry in FIN_WAIT2 may have ended unseen.
     // Sorted digests, in a buffer kept between audits: RSS does not move.
@@ -73,9 +77,13 @@ final class MapAudit {
     result.at = clock()
     tracer.forEachTracked { raw in
       guard raw.finWait2At != nil, let entry = Self.decode(raw),
-        !contains(entry.connection.endpoints.digest(in: raw.netns)),
-        let finding = KernelAudit.finding(for: entry, socket: nil, now: result.at)
+        !contains(entry.connection.endpoints.digest(in: raw.netns))
       else { return }
+      guard KernelAudit.isSettled(entry, now: result.at) else {
+        unsettled = true
+        return
+      }
+      guard let finding = KernelAudit.finding(for: entry, socket: nil, now: result.at) else { return }
       result.found.append((raw, entry, finding))
     }
     return result
