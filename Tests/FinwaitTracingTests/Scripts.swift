@@ -52,9 +52,16 @@ final class ScriptedProcesses: ProcessImages {
 
   func memory(of pid: UInt32, at address: UInt64, count: Int) -> [UInt8]? { nil }
 
-  func withFile<T>(_ mapping: Mapping, pid: UInt32, _ parse: ((UInt64, Int) -> [UInt8]?) -> T?) -> T? {
-    guard let bytes = files[mapping.path] else { return nil }
-    return parse { offset, count in
+  func open(_ mappings: [Mapping], pid: UInt32) -> [UInt64: any MappedFile] {
+    var opened: [UInt64: any MappedFile] = [:]
+    for m in mappings { if let bytes = files[m.path] { opened[m.start] = Bytes(bytes) } }
+    return opened
+  }
+
+  final class Bytes: MappedFile {
+    let bytes: [UInt8]
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    func read(at offset: UInt64, count: Int) -> [UInt8]? {
       guard offset + UInt64(count) <= UInt64(bytes.count) else { return nil }
       return Array(bytes[Int(offset)..<Int(offset) + count])
     }

@@ -90,6 +90,24 @@ final class StackTests: XCTestCase {
     XCTAssertEqual(summary["stack_lost"] as? Int, 0)
   }
 
+  /// A closer that exits 1 ms after its FIN (its maps and files gone soon
+  /// after): the kernel wakes finwait for a new stack at once, finwait reads
+  /// the maps and opens every file a frame falls in before parsing any.
+  func testACloserThatExitsOneMillisecondAfterItsFinIsStillNamed() throws {
+    let port = Live.port(42)
+    let finwait = try FinwaitProcess(["--json", "--stack", "--port", String(port)])
+    var ports: [Int] = []
+    for _ in 0..<5 { ports.append(try closeFromKnownFunctions("shutdown_wr", port: port, holdMs: 1).port) }
+    usleep(400_000)
+    XCTAssertEqual(try finwait.stop(), 0, finwait.stderr.text)
+    let records = try finwait.jsonRecords()
+    for clientPort in ports {
+      let r = try XCTUnwrap(records.first { $0["type"] as? String == "fin_wait2" && $0["sport"] as? Int == clientPort },
+                            "\(records)")
+      XCTAssertEqual(frames(r).prefix(4).map(\.symbol), ["shutdown", "finish_response", "serve_request", "main"], "\(r)")
+    }
+  }
+
   func testTextLinesAndTheSummaryShowTheCallSite() throws {
     let port = Live.port(40)
     let finwait = try FinwaitProcess(["--stack", "--port", String(port)])

@@ -46,14 +46,24 @@ public final class CallStacks {
     let addresses = tracer.stack(id)
     var frames = addresses.map { StackFrame(address: $0) }
     if pid != 0, !addresses.isEmpty, let text = processes.maps(of: pid) {
+      let mappings = Mapping.parse(text)
+      // Every file a frame or a stack word falls in is opened before any is
+      // parsed: a closer that exits meanwhile is still named from its files.
+      let wanted = mappings.filter { m in addresses.contains(where: m.holds) || stackWords.contains(where: m.holds) }
+      let files = processes.open(wanted, pid: pid)
       let processes = processes
       frames = symbolizer.symbolize(
-        addresses, stackWords: stackWords, mappings: Mapping.parse(text),
+        addresses, stackWords: stackWords, mappings: mappings,
         isCall: { address in
-          address >= 7 ? processes.memory(of: pid, at: address - 7, count: 7).map(endsWithCall) ?? false : false
+          // The code before a return address, from the file that maps it
+          // (readable after the process exits), else from its memory.
+          if let m = wanted.first(where: { $0.holds(address) }), let file = files[m.start], m.fileOffset(of: address) >= 7 {
+            return file.read(at: m.fileOffset(of: address) - 7, count: 7).map(endsWithCall) ?? false
+          }
+          return address >= 7 ? processes.memory(of: pid, at: address - 7, count: 7).map(endsWithCall) ?? false : false
         },
-        load: { mapping in processes.withFile(mapping, pid: pid) { ELFSymbols(reading: $0) } },
-        loadFrames: { mapping in processes.withFile(mapping, pid: pid) { EHFrame(reading: $0) } })
+        load: { mapping in files[mapping.start].flatMap { file in ELFSymbols(reading: { file.read(at: $0, count: $1) }) } },
+        loadFrames: { mapping in files[mapping.start].flatMap { file in EHFrame(reading: { file.read(at: $0, count: $1) }) } })
     }
     let stack = CallStack(id: id, frames: frames)
     guard !frames.isEmpty else { return stack }

@@ -9,7 +9,14 @@ public protocol ProcessImages: AnyObject {
   func maps(of pid: UInt32) -> String?
   /// `count` bytes of the process's memory at `address`; nil if unreadable.
   func memory(of pid: UInt32, at address: UInt64, count: Int) -> [UInt8]?
-  /// Runs `parse` over the very file `mapping` maps (reads at an offset);
-  /// nil if it cannot be opened.
-  func withFile<T>(_ mapping: Mapping, pid: UInt32, _ parse: ((UInt64, Int) -> [UInt8]?) -> T?) -> T?
+  /// Opens, at once, the very files `mappings` map, by each mapping's start;
+  /// a file that cannot be opened is left out. Held open, the files stay
+  /// readable after the process exits.
+  func open(_ mappings: [Mapping], pid: UInt32) -> [UInt64: any MappedFile]
+}
+
+/// A mapped file held open: reads at file offsets.
+public protocol MappedFile: AnyObject {
+  /// `count` bytes at `offset`; nil past the end or on an error.
+  func read(at offset: UInt64, count: Int) -> [UInt8]?
 }

@@ -19,21 +19,35 @@ public final class ProcfsImages: ProcessImages {
     return Self.read(fd, at: address, count: count)
   }
 
-  /// Through /proc/PID/map_files: the very file mapped, even if replaced
-  /// since or in another mount namespace (a container's); else its path
-  /// under the process's root. A process that exited after its maps were
-  /// read has neither: then the path in our own mount namespace, if it is
-  /// the same file (device and inode as mapped).
-  public func withFile<T>(_ mapping: Mapping, pid: UInt32, _ parse: ((UInt64, Int) -> [UInt8]?) -> T?) -> T? {
-    let range = String(mapping.start, radix: 16) + "-" + String(mapping.end, radix: 16)
-    let candidates = ["/proc/\(pid)/map_files/\(range)", "/proc/\(pid)/root\(mapping.path)"]
-    var opened = candidates.lazy.compactMap({ try? FileDescriptor.open(FilePath($0), .readOnly) }).first
-    if opened == nil, let fd = try? FileDescriptor.open(FilePath(mapping.path), .readOnly) {
-      if let id = Self.identity(of: fd), id == (mapping.device, mapping.inode) { opened = fd } else { try? fd.close() }
+  /// Each through /proc/PID/map_files: the very file mapped, even if
+  /// replaced since or in another mount namespace (a container's); else its
+  /// path under the process's root. A process that exited after its maps
+  /// were read has neither: then the path in our own mount namespace, if it
+  /// is the same file (device and inode as mapped).
+  public func open(_ mappings: [Mapping], pid: UInt32) -> [UInt64: any MappedFile] {
+    var files: [UInt64: any MappedFile] = [:]
+    for mapping in mappings {
+      if let fd = Self.open(mapping, pid: pid) { files[mapping.start] = OpenFile(fd) }
     }
-    guard let fd = opened else { return nil }
-    defer { try? fd.close() }
-    return parse { offset, count in Self.read(fd, at: offset, count: count) }
+    return files
+  }
+
+  static func open(_ mapping: Mapping, pid: UInt32) -> FileDescriptor? {
+    let range = String(mapping.start, radix: 16) + "-" + String(mapping.end, radix: 16)
+    for path in ["/proc/\(pid)/map_files/\(range)", "/proc/\(pid)/root\(mapping.path)"] {
+      if let fd = try? FileDescriptor.open(FilePath(path), .readOnly) { return fd }
+    }
+    guard let fd = try? FileDescriptor.open(FilePath(mapping.path), .readOnly) else { return nil }
+    if let id = identity(of: fd), id == (mapping.device, mapping.inode) { return fd }
+    try? fd.close()
+    return nil
+  }
+
+  private final class OpenFile: MappedFile {
+    let fd: FileDescriptor
+    init(_ fd: FileDescriptor) { self.fd = fd }
+    deinit { try? fd.close() }
+    func read(at offset: UInt64, count: Int) -> [UInt8]? { ProcfsImages.read(fd, at: offset, count: count) }
   }
 
   /// `major:minor` as /proc/PID/maps prints it (`%02x:%02x`), and the inode.
