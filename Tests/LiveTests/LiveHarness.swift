@@ -128,15 +128,29 @@ class SpawnedProcess {
 
 /// A running finwait.
 final class FinwaitProcess: SpawnedProcess {
-  /// Starts finwait and waits for its "attached" line on stderr.
+  nonisolated(unsafe) private static var started = 0  // tests run one at a time
+
+  /// Starts finwait and waits until it says it is ready (`--ready-fd`:
+  /// attached, and what existed listed), not for any wording on stderr.
   /// `wrapper`: a command finwait runs under (e.g. setpriv to drop privileges).
   init(_ arguments: [String], wrapper: [String] = [], waitForAttach: Bool = true) throws {
-    try super.init(wrapper + [Live.finwait ?? "finwait"] + arguments)
-    if waitForAttach {
-      let attached = waitUntil(20) { stderr.text.contains("Ctrl-C to stop") || !process.isRunning }
-      guard attached, process.isRunning else {
-        throw LiveError("finwait did not attach: \(stderr.text)")
-      }
+    let command = wrapper + [Live.finwait ?? "finwait"] + arguments
+    guard waitForAttach else {
+      try super.init(command)
+      return
+    }
+    // Foundation passes a child only fds 0-2: a shell opens fd 3 on a file
+    // and execs finwait with it, so the pid stays finwait's.
+    Self.started += 1
+    let readyFile = NSTemporaryDirectory() + "finwait-ready-\(getpid())-\(Self.started)"
+    FileManager.default.createFile(atPath: readyFile, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: readyFile) }
+    try super.init(["/bin/sh", "-c", "exec \"$@\" 3>\"\(readyFile)\"", "sh"] + command + ["--ready-fd", "3"])
+    let ready = waitUntil(30) {
+      (try? String(contentsOfFile: readyFile, encoding: .utf8))?.contains("ready") == true || !process.isRunning
+    }
+    guard ready, process.isRunning else {
+      throw LiveError("finwait did not get ready: \(stderr.text)")
     }
   }
 
@@ -238,8 +252,7 @@ struct ScenarioRun {
     let driver = try DriverProcess(scenario, port: port, holdMs: holdMs, family: family)
     let truth = try driver.truth()
     try driver.finish()
-    // Records are drained every 100 ms; give the last one time to arrive.
-    usleep(400_000)
+    // finwait drains, follows orphans and audits once more after the signal.
     let status = try finwait.stop()
     return ScenarioRun(truth: truth, records: try finwait.jsonRecords(), exitStatus: status,
                        stderr: finwait.stderr.text)

@@ -15,30 +15,51 @@ final class MapAuditTests: XCTestCase {
     try Live.requireLive()
   }
 
-  func testAMissedFinWait2StartIsRecoveredAndAGoneEntryDropped() throws {
-    let traced = Live.port(29)
-    let other = Live.port(30)
-    let finwait = try FinwaitProcess(["--json", "--port", String(traced), "--stuck", "off"])
+  /// What one mode was given: the held connection's port and when it was shut.
+  private struct Injected {
+    let finwait: FinwaitProcess
+    let held: HeldConnections
+    let clientPort: UInt16
+    let shutAt: Date
+  }
+
+  /// Starts finwait in `mode`, puts in its map the entries a skipped
+  /// FIN_WAIT1 -> FIN_WAIT2 leaves behind (an entry still in FIN_WAIT1, old
+  /// enough to audit, for a socket sock_diag shows in FIN_WAIT2) and one for a
+  /// socket that no longer exists, for sockets the program filters out
+  /// (another port). Returns once the audit acted on both: the first entry
+  /// repaired, the second deleted, as the map shows (no fixed wait).
+  private func injectAndAwaitAudit(_ mode: [String], traced: Int, other: Int) throws -> Injected {
+    let finwait = try FinwaitProcess(mode + ["--port", String(traced)])
     let held = try HeldConnections(port: other, count: 1)
     let shutAt = Date()
     XCTAssertEqual(shutdown(held.clients[0], Int32(SHUT_WR)), 0)
     XCTAssertTrue(waitUntil(5) { tcpState(held.clients[0]) == tcpFinWait2 })
-
-    // As the map looks when FIN_WAIT1 -> FIN_WAIT2 was skipped: a FIN_WAIT1
-    // entry (old enough to audit) for a socket sock_diag shows in FIN_WAIT2;
-    // and one for a socket that no longer exists at all.
     let clientPort = UInt16(held.clientPorts[0])
     let fin1 = monotonicNanoseconds() - 3_000_000_000
     let map = try socketMap(of: finwait.process.processIdentifier)
-    try injectEntry(into: map, socket: 0xdead_0000_0001, localPort: clientPort, remotePort: UInt16(other), finWait1At: fin1)
-    try injectEntry(into: map, socket: 0xdead_0000_0002, localPort: 1, remotePort: UInt16(other), finWait1At: fin1)
-    // Audits run at start and every 5 s.
-    usleep(6_000_000)
-    let heldFor = Int(Date().timeIntervalSince(shutAt) * 1000)
-    XCTAssertEqual(try finwait.stop(), 0, finwait.stderr.text)
+    let recovered: UInt64 = 0xdead_0000_0001
+    let gone: UInt64 = 0xdead_0000_0002
+    try injectEntry(into: map, socket: recovered, localPort: clientPort, remotePort: UInt16(other), finWait1At: fin1)
+    try injectEntry(into: map, socket: gone, localPort: 1, remotePort: UInt16(other), finWait1At: fin1)
+    let seen = UInt8(FW_FLAG_FIN_WAIT2_SEEN | FW_FLAG_FIN_WAIT2_INFERRED)
+    // Audits run at start and every 5 s (more under load): 30 s bounds it.
+    func auditedBoth() throws -> Bool {
+      guard let repaired = try entry(in: map, socket: recovered), repaired.flags & seen == seen else { return false }
+      return try entry(in: map, socket: gone) == nil
+    }
+    let audited = waitUntil(30) { (try? auditedBoth()) == true }
+    XCTAssertTrue(audited, "the audit repaired one entry and deleted the other: \(finwait.stderr.text)")
+    return Injected(finwait: finwait, held: held, clientPort: clientPort, shutAt: shutAt)
+  }
 
-    let all = try finwait.jsonRecords()
-    let records = all.filter { $0["sport"] as? Int == Int(clientPort) }
+  func testTraceRecoversAMissedFinWait2StartAndDropsAGoneEntry() throws {
+    let run = try injectAndAwaitAudit(["--json", "--stuck", "off"], traced: Live.port(29), other: Live.port(30))
+    let heldFor = Int(Date().timeIntervalSince(run.shutAt) * 1000)
+    XCTAssertEqual(try run.finwait.stop(), 0, run.finwait.stderr.text)
+
+    let all = try run.finwait.jsonRecords()
+    let records = all.filter { $0["sport"] as? Int == Int(run.clientPort) }
     XCTAssertEqual(records.count, 1, "\(records)")
     let r = try XCTUnwrap(records.first)
     XCTAssertEqual(r["type"] as? String, "fin_wait2")
@@ -55,6 +76,43 @@ final class MapAuditTests: XCTestCase {
     XCTAssertEqual(summary["type"] as? String, "summary")
     XCTAssertEqual(summary["recovered_starts"] as? Int, 1, "\(summary)")
     XCTAssertEqual(summary["stale_entries"] as? Int, 1, "\(summary)")
+  }
+
+  /// hist: the same audit; both findings in its loss account.
+  func testHistRecoversAMissedFinWait2StartAndDropsAGoneEntry() throws {
+    let run = try injectAndAwaitAudit(["hist", "-m", "-i", "1"], traced: Live.port(31), other: Live.port(32))
+    XCTAssertEqual(try run.finwait.stop(), 0, run.finwait.stderr.text)
+    let losses = try XCTUnwrap(run.finwait.stderr.lines.last { $0.hasPrefix("finwait: Losses: ") }, run.finwait.stderr.text)
+    XCTAssertTrue(losses.contains("recovered_starts 1, stale_entries 1"), losses)
+  }
+
+  /// top: the recovered connection shows as now, under its owner.
+  func testTopRecoversAMissedFinWait2StartAndShowsItAsNow() throws {
+    let run = try injectAndAwaitAudit(["top", "-i", "1"], traced: Live.port(33), other: Live.port(34))
+    let owner = "\(getpid()) "
+    XCTAssertTrue(waitUntil(10) {
+      run.finwait.stdout.lines.contains { $0.hasPrefix(owner) && $0.split(separator: " ").dropFirst(2).first == "1" }
+    }, run.finwait.stdout.text)
+    XCTAssertEqual(try run.finwait.stop(), 0, run.finwait.stderr.text)
+    XCTAssertTrue(run.finwait.stdout.lines.contains { $0.hasPrefix("losses: ") && $0.contains("recovered_starts 1") },
+                  run.finwait.stdout.text)
+  }
+
+  /// The map's entry for `socket`, or nil if it has none.
+  private func entry(in map: String, socket: UInt64) throws -> fw_event? {
+    let key = withUnsafeBytes(of: socket.littleEndian) { $0.map { String($0) } }
+    let lookup = try SpawnedProcess(["/usr/sbin/bpftool", "-j", "map", "lookup", "id", map, "key"] + key)
+    lookup.process.waitUntilExit()
+    _ = waitUntil(2) { lookup.stdout.isClosed }
+    guard lookup.process.terminationStatus == 0,
+      let o = try JSONSerialization.jsonObject(with: Data(lookup.stdout.text.utf8)) as? [String: Any],
+      let hex = o["value"] as? [String]
+    else { return nil }
+    let bytes = hex.compactMap { UInt8($0.dropFirst(2), radix: 16) }
+    guard bytes.count == MemoryLayout<fw_event>.size else { throw LiveError("map value of \(bytes.count) bytes") }
+    var e = fw_event()
+    withUnsafeMutableBytes(of: &e) { $0.copyBytes(from: bytes) }
+    return e
   }
 
   /// The id of the `socks` map this finwait holds (another may run too).
