@@ -29,6 +29,17 @@ FLOOR := .build/bench/floor
 SOAK_SECONDS ?= 600
 SOAK_STUCK ?=
 
+# JUnit XML of every test run, which .ci/count-tests.py counts. XCTest's
+# comes from Tests/LiveTests/XUnitObserver.swift (FINWAIT_XUNIT): SwiftPM
+# writes --xunit-output's XCTest file only with --parallel, and there marks
+# skipped tests passed. Swift Testing's is SwiftPM's, named after the
+# --xunit-output path: host.xml -> host-swift-testing.xml.
+TEST_RESULTS := .build/test-results
+XCTEST_XUNIT := $(TEST_RESULTS)/host-xctest.xml
+SWIFTPM_XUNIT := $(TEST_RESULTS)/host.xml
+SWIFT_TESTING_XUNIT := $(TEST_RESULTS)/host-swift-testing.xml
+KERNEL_XUNIT := $(TEST_RESULTS)/kernel-6.1.xml
+
 .PHONY: all deps build run test test-kernel bench bench-replay soak install clean vmlinux
 
 all: build
@@ -69,20 +80,25 @@ $(STACK_DRIVER): Tests/driver/fwstack.c | deps
 # Unit tests need no privileges; live tests load the real program (root).
 # FINWAIT_REQUIRE_LIVE=1 turns a skipped live test into a failure (CI).
 # XCTest runs first, then Swift Testing (the property-based parser tests).
+# Results: $(XCTEST_XUNIT) and $(SWIFT_TESTING_XUNIT).
 test: build $(DRIVER) $(STACK_DRIVER) $(CHURN)
+	@mkdir -p $(TEST_RESULTS) && rm -f $(XCTEST_XUNIT) $(SWIFTPM_XUNIT) $(SWIFT_TESTING_XUNIT)
 	FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) FINWAIT_CHURN=$(abspath $(CHURN)) \
-		FINWAIT_STACK_DRIVER=$(abspath $(STACK_DRIVER)) \
-		$(SWIFT) test --enable-xctest --enable-swift-testing
+		FINWAIT_STACK_DRIVER=$(abspath $(STACK_DRIVER)) FINWAIT_XUNIT=$(abspath $(XCTEST_XUNIT)) \
+		$(SWIFT) test --enable-xctest --enable-swift-testing \
+		--xunit-output $(SWIFTPM_XUNIT)
 
 # The same binary and live scenario tests again, on Linux 6.1 booted under
 # QEMU (software emulation): proves the CO-RE object is not tied to the
 # kernel it was built on. Downloads the kernel package (about 70 MB) once.
+# Results: $(KERNEL_XUNIT), written by the guest into a read-write share.
 test-kernel: build $(DRIVER) $(STACK_DRIVER)
 	$(MAKE) deps EXTRA_PACKAGES="$(KERNEL_TEST_PACKAGES)"
 	$(SWIFT) build --build-tests
-	Tests/kernels/boot-kernel.sh .build/kernels '$(KERNEL_PACKAGE)' \
+	@mkdir -p $(TEST_RESULTS) && rm -f $(KERNEL_XUNIT)
+	Tests/kernels/boot-kernel.sh --share $(abspath $(TEST_RESULTS)) .build/kernels '$(KERNEL_PACKAGE)' \
 		env FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) FINWAIT_REQUIRE_LIVE=1 \
-		FINWAIT_STACK_DRIVER=$(abspath $(STACK_DRIVER)) \
+		FINWAIT_STACK_DRIVER=$(abspath $(STACK_DRIVER)) FINWAIT_XUNIT=$(abspath $(KERNEL_XUNIT)) \
 		$(abspath $(shell $(SWIFT) build --show-bin-path)/finwaitPackageTests.xctest) \
 		LiveTests.ScenarioTests,LiveTests.ReconciliationTests,LiveTests.StackTests
 
@@ -111,7 +127,7 @@ soak: build $(CHURN)
 
 # Consumer throughput: a synthetic record stream through decode, track and
 # summary on one CPU, with package-benchmark in its own package (no root).
-bench-replay:
+bench-replay: $(SKEL)
 	SWIFT=$(SWIFT) bench/replay.sh
 
 install: build

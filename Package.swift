@@ -8,6 +8,7 @@ let package = Package(
     .executable(name: "finwait", targets: ["finwait"]),
     // For bench/replay, a separate package that must not add its dependencies here.
     .library(name: "FinwaitCore", targets: ["FinwaitCore"]),
+    .library(name: "FinwaitTracing", targets: ["FinwaitTracing"]),
     .library(name: "CFinwaitEvent", targets: ["CFinwaitEvent"]),
   ],
   dependencies: [

@@ -16,15 +16,17 @@ new_namespace() {
 namespace_inode() { stat -L -c %i "/run/netns/$1"; }
 
 # start_finwait OUT ERR SECONDS ARGS...: runs $finwait with ARGS, stdout to
-# OUT and stderr to ERR, and waits up to SECONDS for its "attached" line.
-# Sets finwait_pid; fails if finwait exited or did not attach in time.
+# OUT and stderr to ERR, and waits up to SECONDS until it says it is ready
+# (--ready-fd: attached, and the connections that existed listed).
+# Sets finwait_pid; fails if finwait exited or did not get ready in time.
 start_finwait() {
   local out=$1 err=$2 limit=$(( $3 * 100 ))
   shift 3
-  "$finwait" "$@" >"$out" 2>"$err" &
+  : >"$out.ready"
+  "$finwait" "$@" --ready-fd 3 >"$out" 2>"$err" 3>"$out.ready" &
   finwait_pid=$!
   for _ in $(seq 1 "$limit"); do
-    grep -q "Ctrl-C to stop" "$err" 2>/dev/null && return 0
+    grep -q ready "$out.ready" 2>/dev/null && return 0
     kill -0 "$finwait_pid" 2>/dev/null || return 1
     sleep 0.01
   done

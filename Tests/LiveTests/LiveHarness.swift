@@ -14,6 +14,7 @@ enum Live {
   /// Skips loudly without root or the binaries, and fails instead when
   /// FINWAIT_REQUIRE_LIVE=1 (CI), so a skipped live test can never pass CI.
   static func requireLive(stackDriver needsStackDriver: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
+    XUnitObserver.registerOnce()
     var missing: [String] = []
     if needsStackDriver, stackDriver.map({ FileManager.default.isExecutableFile(atPath: $0) }) != true {
       missing.append("FINWAIT_STACK_DRIVER (run through `make test`)")

@@ -3,12 +3,22 @@
 # under QEMU's software emulation (TCG: /dev/kvm here cannot boot a stock
 # kernel), with the host's root filesystem mounted read-only over 9p.
 #
-#   boot-kernel.sh WORKDIR 'PACKAGE-REGEX' COMMAND...
+#   boot-kernel.sh [--share DIR] WORKDIR 'PACKAGE-REGEX' COMMAND...
 #
 # The newest kernel package matching PACKAGE-REGEX is fetched with
 # `apt-get download` into WORKDIR (never installed). Prints the guest console
 # and exits with the command's exit code (125 if the guest never reported one).
+# --share DIR: the host directory DIR (created if missing) is also shared
+# read-write over 9p and mounted at the same path in the guest, for what the
+# command must hand back (e.g. test results); everything else the guest
+# writes is lost with its tmpfs.
 set -euo pipefail
+share=
+if [ "${1:-}" = --share ]; then
+  mkdir -p "$2"
+  share=$(cd "$2" && pwd)
+  shift 2
+fi
 work=$1 pattern=$2
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,6 +41,7 @@ rm -rf initramfs && mkdir -p initramfs/bin initramfs/mods initramfs/proc initram
 cp /bin/busybox initramfs/bin/busybox
 install -m 0755 "$here/init" initramfs/init
 printf '%q ' "$@" > initramfs/cmd
+[ -z "$share" ] || printf '%s\n' "$share" > initramfs/share
 # tcp_diag: sock_diag for TCP, which reconciliation and snapshots use; the
 # guest cannot autoload it (its modules are not under /lib/modules).
 for m in virtio_pci 9p 9pnet_virtio overlay tcp_diag; do
@@ -41,6 +52,11 @@ done | awk '!seen[$0]++' | while read -r f; do
 done
 (cd initramfs && find . | cpio -o -H newc --quiet | gzip -1) > initramfs.cpio.gz
 
+share_args=()
+if [ -n "$share" ]; then
+  share_args=(-fsdev "local,id=fs1,path=${share//,/,,},security_model=none,multidevs=remap"
+              -device virtio-9p-pci,fsdev=fs1,mount_tag=hostshare)
+fi
 console=console-$kver.log
 rm -f "$console"
 timeout -k 10 900 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
@@ -48,6 +64,7 @@ timeout -k 10 900 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 
   -append "console=ttyS0 panic=-1 quiet loglevel=4" \
   -fsdev local,id=fs0,path=/,readonly=on,security_model=none,multidevs=remap \
   -device virtio-9p-pci,fsdev=fs0,mount_tag=hostroot \
+  "${share_args[@]}" \
   -display none -monitor none -serial "file:$console" -no-reboot -nic none || true
 tr -d '\r' < "$console"
 code=$(tr -d '\r' < "$console" | sed -n 's/^=== GUEST EXIT CODE: \([0-9]*\).*/\1/p' | tail -1)

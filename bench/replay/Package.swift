@@ -18,6 +18,7 @@ let package = Package(
       name: "ReplayStream",
       dependencies: [
         .product(name: "FinwaitCore", package: "finwait"),
+        .product(name: "FinwaitTracing", package: "finwait"),
         .product(name: "CFinwaitEvent", package: "finwait"),
       ]
     ),

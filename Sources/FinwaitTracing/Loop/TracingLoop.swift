@@ -49,11 +49,11 @@ public final class TracingLoop {
 
   public let configuration: Configuration
   public let environment: LoopEnvironment
-  let mode: any TracingMode
+  public let mode: any TracingMode
 
   /// Set by `run` before the first record.
   public private(set) var source: (any RecordSource)!
-  public private(set) var start: UInt64 = 0
+  public private(set) var startedAt: UInt64 = 0
   /// The kernel configuration as the mode completed it.
   public private(set) var kernel = KernelConfig()
   // Unchecked: each record otherwise pays a runtime exclusivity check per
@@ -65,13 +65,14 @@ public final class TracingLoop {
   /// `--stack`: call sites named; nil without.
   public private(set) var stacks: CallStacks?
   public var reconciliation: Reconciliation? { environment.reconciliation }
-  public var workloads: Workloads? { environment.workloads }
+  public let workloads: Workloads?
   public var clock: () -> UInt64 { environment.clock }
 
   public init(configuration: Configuration, environment: LoopEnvironment, mode: any TracingMode) {
     self.configuration = configuration
     self.environment = environment
     self.mode = mode
+    workloads = environment.workloads
   }
 
   /// Every loss and repair so far, the same for every mode.
@@ -82,15 +83,25 @@ public final class TracingLoop {
   /// Runs until a signal, `duration`, the mode, or a reader gone. Throws
   /// only before tracing began or on an output error.
   public func run() throws(FinwaitError) {
+    try start()
+    defer { environment.closeSource(source) }
+    while try cycle() {}
+    try finish()
+  }
+
+  private var audit: MapAudit?
+  private var deadline: UInt64?
+
+  /// Opens the source, lists what exists and says ready.
+  public func start() throws(FinwaitError) {
     let env = environment
     kernel = configuration.kernel
     mode.configure(&kernel)
     let source = try env.openSource(kernel)
     self.source = source
-    defer { env.closeSource(source) }
-    start = env.clock()
+    startedAt = env.clock()
     tracker = ConnectionTracker(
-      stuckAfter: configuration.stuckAfter, tracingSince: start, reconcilesOrphans: env.reconciliation != nil)
+      stuckAfter: configuration.stuckAfter, tracingSince: startedAt, reconcilesOrphans: env.reconciliation != nil)
     if kernel.captureStacks { stacks = CallStacks(tracer: source, processes: env.processes) }
     try mode.started(self)
 
@@ -104,33 +115,45 @@ public final class TracingLoop {
     try mode.ready(self)
     try env.stdout.flush()
     env.readiness.signal()
-
-    let audit = env.reconciliation.map { MapAudit(sockets: $0.sockets) }
+    audit = env.reconciliation.map { MapAudit(sockets: $0.sockets) }
     audit?.clock = env.clock
-    let followsAttached = kernel.histogram == nil
-    let deadline = configuration.duration.map { start + $0 }
-    while !env.stopRequested() && !env.stdout.readerGone {
-      try source.drain(timeoutMilliseconds: configuration.drainIntervalMilliseconds) { consume($0) }
-      let now = env.clock()
-      tracker.reportStuck(now: now) { deliver($0) }
-      try followOrphans(now: now)
-      if let audit, let result = audit.check(source, now: now, meanwhile: { _ = try? drainQueued() }) {
-        audit.apply(result, source, tracker: &tracker, followsAttached: followsAttached) { deliver($0) }
-      }
-      if try mode.tick(now: now) { break }
-      if let deadline, now >= deadline { break }
-    }
+    deadline = configuration.duration.map { startedAt + $0 }
+  }
 
+  /// One drain and what follows it; false when the loop should end.
+  public func cycle() throws(FinwaitError) -> Bool {
+    let env = environment
+    guard !env.stopRequested(), !env.stdout.readerGone else { return false }
+    try source.drain(timeoutMilliseconds: configuration.drainIntervalMilliseconds) { consume($0) }
+    let now = env.clock()
+    reportStuck(now: now)
+    try followOrphans(now: now)
+    if let audit, let result = audit.check(source, now: now, meanwhile: { _ = try? drainQueued() }) {
+      audit.apply(result, source, tracker: &tracker, followsAttached: kernel.histogram == nil) { deliver($0) }
+    }
+    if try mode.tick(now: now) { return false }
+    if let deadline, now >= deadline { return false }
+    return true
+  }
+
+  /// Detaches, settles everything still open, and lets the mode finish.
+  public func finish() throws(FinwaitError) {
+    let env = environment
     source.detach()
     try drainQueued()
     try followOrphans(now: env.clock(), force: true)
     if let audit, let result = audit.check(source, now: env.clock(), final: true, meanwhile: {}) {
-      audit.apply(result, source, tracker: &tracker, followsAttached: followsAttached) { deliver($0) }
+      audit.apply(result, source, tracker: &tracker, followsAttached: kernel.histogram == nil) { deliver($0) }
     }
     let now = env.clock()
     let inFlight = source.inFlight().compactMap { try? Event(decoding: $0) }
     tracker.finish(at: now, inFlight: inFlight) { deliver($0) }
     try mode.finish(now: now, losses: losses)
+  }
+
+  /// Attached connections past the stuck threshold, reported once each.
+  public func reportStuck(now: UInt64) {
+    tracker.reportStuck(now: now) { deliver($0) }
   }
 
   /// Everything queued now, without waiting.
@@ -149,14 +172,20 @@ public final class TracingLoop {
     reconciliation.observe(polled, into: &tracker) { deliver($0) }
   }
 
-  private func consume(_ raw: borrowing fw_event) {
+  /// One raw record through the intake (decode, track) and on to the mode:
+  /// what the ring-buffer callback does for each record. Not inlined, so
+  /// profilers and bench/replay see the one entry point.
+  @inline(never)
+  public func consume(_ raw: borrowing fw_event) {
     intake.take(raw, tracker: &tracker, stacks: stacks) { deliver($0) }
   }
 
   private func deliver(_ record: Record) {
+    // Most records need no attribution: no copy of the record for them.
+    guard stacks != nil || workloads != nil else { return mode.record(record) }
     var record = record
     stacks?.attribute(&record)
-    environment.workloads?.attribute(&record)
+    workloads?.attribute(&record)
     mode.record(record)
   }
 }

@@ -37,7 +37,7 @@ public final class HistMode: TracingMode {
 
   public func started(_ loop: TracingLoop) throws(FinwaitError) {
     self.loop = loop
-    next = loop.start + options.interval
+    next = loop.startedAt + options.interval
     let unit = options.unitNanoseconds >= 1_000_000 ? "msecs" : "usecs"
     let fin = loop.configuration.finTimeoutSeconds.map { "\($0)s" } ?? "unknown"
     try loop.environment.stderr.write(

@@ -42,8 +42,8 @@ public final class TopMode: TracingMode {
 
   public func started(_ loop: TracingLoop) throws(FinwaitError) {
     self.loop = loop
-    windowEnds = loop.start + options.window
-    nextRefresh = loop.start
+    windowEnds = loop.startedAt + options.window
+    nextRefresh = loop.startedAt
     terminal = Terminal(enabled: options.useTerminal)
     if !terminal.isInteractive {
       try loop.environment.stderr.write("finwait top: stdout is not a terminal; printing the table every "

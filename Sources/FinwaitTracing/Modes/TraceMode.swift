@@ -81,7 +81,7 @@ public final class TraceMode: TracingMode {
     if let outputError { throw outputError }
     try out.flush()
     guard !out.readerGone else { return }
-    let tracedFor = now - loop.start
+    let tracedFor = now - loop.startedAt
     switch options.format {
     case .text:
       for line in summary.text(losses: losses, tracedFor: tracedFor) { try out.write(line) }

@@ -34,6 +34,6 @@ func replayBenchmark(_ name: String, formatsJSON: Bool) {
 }
 
 let benchmarks: @Sendable () -> Void = {
-  replayBenchmark("consume: decode+track+summary", formatsJSON: false)
-  replayBenchmark("consume+json: decode+track+summary+JSON line", formatsJSON: true)
+  replayBenchmark("consume hist: loop intake + hist mode", formatsJSON: false)
+  replayBenchmark("consume trace json: loop intake + summary + JSON line", formatsJSON: true)
 }
