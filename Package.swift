@@ -68,6 +68,6 @@ let package = Package(
         .product(name: "PropertyBased", package: "swift-property-based"),
       ]
     ),
-    .testTarget(name: "LiveTests", dependencies: ["FinwaitCore", "CFinwaitEvent"]),
+    .testTarget(name: "LiveTests", dependencies: ["FinwaitCore", "CFinwaitEvent", "FinwaitTestSupport"]),
   ]
 )

@@ -1,4 +1,5 @@
-/// `--json`: one object per line. Keys are documented in the README.
+/// `--json`: one object per line. Every key is documented in docs/json.md,
+/// and docs/finwait.schema.json checks them (Tests/schema/validate.py).
 public struct JSONFormat: Sendable {
   public let clock: WallClock
   private var seconds = SecondText(.utcDateTime)

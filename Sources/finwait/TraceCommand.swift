@@ -36,7 +36,7 @@ struct TraceCommand: ParsableCommand {
 
   @Flag(help: ArgumentHelp(
     "Name the call site: the user stack of the thread that sent the FIN, symbolized.",
-    discussion: "Needs frame pointers in the program (see README, Call sites)."))
+    discussion: "Needs frame pointers in the program (see docs/stack.md)."))
   var stack = false
 
   @Option(name: .customLong("min-dwell"), help: "Print only connections whose FIN_WAIT2 lasted at least this long (e.g. 500ms, 2s).",

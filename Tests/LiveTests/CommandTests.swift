@@ -23,7 +23,7 @@ final class CommandTests: XCTestCase {
     kill(driver.process.processIdentifier, SIGKILL)
     XCTAssertEqual(try finwait.waitForExit(), 0)
 
-    let records = try finwait.jsonRecords()
+    let records = try finwait.validatedRecords()
     let stuck = records.filter { $0["type"] as? String == "stuck" }
     XCTAssertEqual(stuck.count, 1, "reported once")
     XCTAssertEqual(stuck.first?["pid"] as? Int, truth.ownerPid)

@@ -1,3 +1,4 @@
+import FinwaitTestSupport
 import Foundation
 import XCTest
 
@@ -175,6 +176,14 @@ final class FinwaitProcess: SpawnedProcess {
     return process.terminationStatus
   }
 
+  /// stdout parsed as JSON lines, after checking every line against
+  /// docs/finwait.schema.json (for output that is complete: after stop).
+  func validatedRecords() throws -> [[String: Any]] {
+    let check = try schemaCheck(stdout.lines)
+    guard check.status == 0 else { throw LiveError("output does not match the JSON schema: \(check.report)") }
+    return try jsonRecords()
+  }
+
   /// stdout parsed as JSON lines.
   func jsonRecords() throws -> [[String: Any]] {
     try stdout.lines.map { line in
@@ -255,6 +264,9 @@ struct ScenarioRun {
     try driver.finish()
     // finwait drains, follows orphans and audits once more after the signal.
     let status = try finwait.stop()
+    // Real output, every line, against docs/finwait.schema.json.
+    let check = try schemaCheck(finwait.stdout.lines)
+    guard check.status == 0 else { throw LiveError("output does not match the JSON schema: \(check.report)") }
     return ScenarioRun(truth: truth, records: try finwait.jsonRecords(), exitStatus: status,
                        stderr: finwait.stderr.text)
   }

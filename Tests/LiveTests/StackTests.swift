@@ -46,7 +46,7 @@ final class StackTests: XCTestCase {
     let threaded = try closeFromKnownFunctions("close_mt", port: port)
     usleep(400_000)
     XCTAssertEqual(try finwait.stop(), 0, finwait.stderr.text)
-    let records = try finwait.jsonRecords()
+    let records = try finwait.validatedRecords()
     func record(_ clientPort: Int) throws -> [String: Any] {
       try XCTUnwrap(records.first { $0["type"] as? String == "fin_wait2" && $0["sport"] as? Int == clientPort }, "\(records)")
     }

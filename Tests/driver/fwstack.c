@@ -2,7 +2,7 @@
 /*
  * fwstack: sends a FIN from functions with known names, for the live tests of
  * `--stack`. Built with symbols and frame pointers, as a program must be for
- * its call sites to be named (see the README). Prints the truth as one JSON
+ * its call sites to be named (see docs/stack.md). Prints the truth as one JSON
  * line: {"scenario":..,"owner_pid":..,"client_port":..,"hold_ms":..}
  *
  * usage: fwstack shutdown_wr|close|close_mt PORT [HOLD_MS]

@@ -21,7 +21,7 @@ public enum FinwaitError: Error, Equatable {
   /// A sock_diag dump failed.
   case diag(String)
 
-  /// Exit codes, documented in the README. sysexits.h values where one fits.
+  /// Exit codes, documented in the README (Exit codes). sysexits.h values where one fits.
   public var exitCode: Int32 {
     switch self {
     case .invalidArgument: 64      // EX_USAGE, as swift-argument-parser uses for bad flags

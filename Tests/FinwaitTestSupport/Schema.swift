@@ -1,0 +1,22 @@
+import Foundation
+
+/// Checks JSON lines against docs/finwait.schema.json with
+/// Tests/schema/validate.py (python3-jsonschema): its exit status and report.
+public func schemaCheck(_ lines: [String]) throws -> (status: Int32, report: String) {
+  let root = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+  process.arguments = [root.appendingPathComponent("Tests/schema/validate.py").path]
+  let input = Pipe()
+  let output = Pipe()
+  process.standardInput = input
+  process.standardOutput = output
+  process.standardError = output
+  try process.run()
+  input.fileHandleForWriting.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+  try input.fileHandleForWriting.close()
+  let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+  process.waitUntilExit()
+  return (process.terminationStatus, report)
+}
