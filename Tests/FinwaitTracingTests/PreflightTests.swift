@@ -1,11 +1,16 @@
-import FinwaitTracing
+import CFinwaitBPF
+import FinwaitCore
 import XCTest
+@testable import FinwaitTracing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class PreflightTests: XCTestCase {
   func testKernelVersions() {
-    XCTAssertTrue(Preflight.version(ofRelease: "6.18.44-fc-v669")! == (6, 18))
-    XCTAssertTrue(Preflight.version(ofRelease: "5.15.0-91-generic")! == (5, 15))
-    XCTAssertNil(Preflight.version(ofRelease: "garbage"))
+    XCTAssertTrue(ProcText.kernelVersion(ofRelease: "6.18.44-fc-v669")! == (6, 18))
+    XCTAssertTrue(ProcText.kernelVersion(ofRelease: "5.15.0-91-generic")! == (5, 15))
+    XCTAssertNil(ProcText.kernelVersion(ofRelease: "garbage"))
     XCTAssertThrowsError(try Preflight.checkKernel(release: "5.4.0-150-generic")) {
       XCTAssertEqual(($0 as? FinwaitError)?.exitCode, 69)
     }
@@ -15,9 +20,9 @@ final class PreflightTests: XCTestCase {
 
   func testCapabilities() throws {
     let status = "Name:\tfinwait\nCapInh:\t0000000000000000\nCapEff:\t000001c000000000\n"
-    XCTAssertEqual(Preflight.capabilities(fromStatus: status), 0x1c0_0000_0000)
-    XCTAssertNil(Preflight.capabilities(fromStatus: "CapEff:\tzz\n"))
-    XCTAssertNil(Preflight.capabilities(fromStatus: ""))
+    XCTAssertEqual(ProcText.capabilities(fromStatus: status), 0x1c0_0000_0000)
+    XCTAssertNil(ProcText.capabilities(fromStatus: "CapEff:\tzz\n"))
+    XCTAssertNil(ProcText.capabilities(fromStatus: ""))
     // CAP_BPF + CAP_PERFMON (bits 39, 38) suffice; nothing does not.
     XCTAssertNoThrow(try Preflight.checkPrivileges(effectiveUID: 1000, capabilities: 0xc0_0000_0000))
     XCTAssertNoThrow(try Preflight.checkPrivileges(effectiveUID: 1000, capabilities: 1 << 21))
@@ -43,10 +48,76 @@ final class PreflightTests: XCTestCase {
   }
 
   func testSocketInodeFromFdLink() {
-    XCTAssertEqual(SocketOwners.socketInode(fromLink: "socket:[123456]"), 123456)
-    XCTAssertNil(SocketOwners.socketInode(fromLink: "pipe:[1]"))
-    XCTAssertNil(SocketOwners.socketInode(fromLink: "socket:[]"))
-    XCTAssertNil(SocketOwners.socketInode(fromLink: "socket:[12x]"))
-    XCTAssertNil(SocketOwners.socketInode(fromLink: "/dev/null"))
+    XCTAssertEqual(ProcText.socketInode(fromLink: "socket:[123456]"), 123456)
+    XCTAssertNil(ProcText.socketInode(fromLink: "pipe:[1]"))
+    XCTAssertNil(ProcText.socketInode(fromLink: "socket:[]"))
+    XCTAssertNil(ProcText.socketInode(fromLink: "socket:[12x]"))
+    XCTAssertNil(ProcText.socketInode(fromLink: "/dev/null"))
+  }
+
+  func testFiltersThatNameNothingAreWarnedAbout() {
+    var config = KernelConfig()
+    config.pid = 999_999
+    config.netns = 12_345
+    let lines = Preflight.warnings(for: config, namespaces: [4_026_531_840], processExists: { $0 == 1 })
+    XCTAssertEqual(lines.count, 2, "\(lines)")
+    XCTAssertTrue(lines[0].hasPrefix("--pid 999999: no such process"), lines[0])
+    XCTAssertTrue(lines[1].hasPrefix("--netns 12345: no network namespace"), lines[1])
+    config.pid = 1
+    config.netns = 4_026_531_840
+    XCTAssertEqual(Preflight.warnings(for: config, namespaces: [4_026_531_840], processExists: { $0 == 1 }), [])
+    XCTAssertEqual(Preflight.warnings(for: KernelConfig(), namespaces: [], processExists: { _ in false }), [])
+  }
+
+  func testBTFFilesAreRawBTFOrELF() {
+    XCTAssertTrue(Preflight.looksLikeBTF(prefix: [0x9F, 0xEB, 0x01, 0x00]))
+    XCTAssertTrue(Preflight.looksLikeBTF(prefix: [0xEB, 0x9F, 0x01, 0x00]))
+    XCTAssertTrue(Preflight.looksLikeBTF(prefix: [0x7F, 0x45, 0x4C, 0x46]))
+    XCTAssertFalse(Preflight.looksLikeBTF(prefix: Array("root:x:0:0".utf8)))
+    XCTAssertFalse(Preflight.looksLikeBTF(prefix: []))
+  }
+
+  /// libbpf's own codes are not errno values: no "Unknown error 4001", and a
+  /// map the kernel cannot create names the flag that sized it.
+  func testLibbpfFailuresSayWhatToDo() {
+    var config = KernelConfig()
+    config.maxTracked = 4_000_000
+    let badBTF = Tracer.error(4001, at: FW_STAGE_OPEN, btfPath: "/bin/true", config: config)
+    XCTAssertEqual(badBTF.exitCode, 72)
+    XCTAssertTrue(badBTF.message.hasPrefix("--btf /bin/true is not usable kernel BTF ("), badBTF.message)
+    XCTAssertFalse(badBTF.message.contains("Unknown error"), badBTF.message)
+    let noSection = Tracer.error(ENOENT, at: FW_STAGE_LOAD, btfPath: "/bin/true", config: config)
+    XCTAssertEqual(noSection.message, "--btf /bin/true is not usable kernel BTF (no .BTF section): pass a raw BTF file "
+                   + "or an ELF file with a .BTF section, such as /sys/kernel/btf/vmlinux")
+    let tooBig = Tracer.error(E2BIG, at: FW_STAGE_LOAD, btfPath: nil, config: config)
+    XCTAssertEqual(tooBig.exitCode, 64)
+    XCTAssertTrue(tooBig.message.contains("4000000 entries") && tooBig.message.contains("lower --max-tracked"), tooBig.message)
+    let verifier = Tracer.error(4007, at: FW_STAGE_LOAD, btfPath: nil, config: config)
+    XCTAssertEqual(verifier.exitCode, 70)
+    XCTAssertFalse(verifier.message.contains("Unknown error"), verifier.message)
+    XCTAssertEqual(Tracer.error(EPERM, at: FW_STAGE_LOAD, btfPath: nil, config: config).exitCode, 77)
+  }
+
+  /// systemd's Type=notify: READY=1 as one datagram to $NOTIFY_SOCKET.
+  func testReadinessNotifiesSystemd() throws {
+    let path = NSTemporaryDirectory() + "finwait-notify-\(getpid())"
+    unlink(path)
+    let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+    XCTAssertGreaterThanOrEqual(fd, 0)
+    defer {
+      close(fd)
+      unlink(path)
+    }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+    let bound = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    XCTAssertEqual(bound, 0)
+    Readiness(notifySocket: path).signal()
+    var buffer = [UInt8](repeating: 0, count: 64)
+    let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+    XCTAssertEqual(String(decoding: buffer.prefix(max(n, 0)), as: UTF8.self), "READY=1")
   }
 }

@@ -107,7 +107,8 @@ final class CommandTests: XCTestCase {
   }
 
   func testBadFlagsExitWithUsageError() throws {
-    for args in [["--family", "5"], ["--bogus"], ["--stuck", "soon"], ["--port", "70000"], ["--duration", "0"]] {
+    for args in [["--family", "5"], ["--bogus"], ["--stuck", "soon"], ["--port", "70000"], ["--duration", "0"],
+                 ["--max-tracked", "4000000000"], ["hist", "--max-tracked", "16"], ["--ready-fd", "1"]] {
       let finwait = try FinwaitProcess(args, waitForAttach: false)
       XCTAssertEqual(try finwait.waitForExit(), 64, "\(args): \(finwait.stderr.text)")
       XCTAssertEqual(finwait.stderr.lines.count, 1, finwait.stderr.text)
@@ -120,6 +121,34 @@ final class CommandTests: XCTestCase {
     XCTAssertEqual(try finwait.waitForExit(), 72)
     XCTAssertEqual(finwait.stderr.lines.count, 1, finwait.stderr.text)
     XCTAssertTrue(finwait.stderr.text.contains("kernel BTF not found at /nonexistent/vmlinux"), finwait.stderr.text)
+  }
+
+  /// A file that exists but is no kernel BTF: one line naming the flag, not
+  /// libbpf's "Unknown error 4001". Raw text, and an ELF file without .BTF.
+  func testAFileThatIsNotBTFIsAClearError() throws {
+    for path in ["/etc/passwd", "/bin/true"] {
+      let finwait = try FinwaitProcess(["--btf", path], waitForAttach: false)
+      XCTAssertEqual(try finwait.waitForExit(), 72, finwait.stderr.text)
+      XCTAssertEqual(finwait.stderr.lines.count, 1, finwait.stderr.text)
+      XCTAssertTrue(finwait.stderr.text.hasPrefix("finwait: error: --btf \(path) is not usable kernel BTF"), finwait.stderr.text)
+      XCTAssertFalse(finwait.stderr.text.contains("Unknown error"), finwait.stderr.text)
+    }
+  }
+
+  /// Filters that name nothing on the node now: one warning line each, and
+  /// tracing goes on (a process or namespace may yet appear).
+  func testFiltersThatNameNothingWarnAndTraceOn() throws {
+    for (args, flag) in [(["--pid", "999999"], "--pid 999999"), (["--netns", "12345"], "--netns 12345")] {
+      let finwait = try FinwaitProcess(args + ["--duration", "1s"])
+      XCTAssertEqual(try finwait.waitForExit(), 0, finwait.stderr.text)
+      let warnings = finwait.stderr.lines.filter { $0.hasPrefix("finwait: warning: ") }
+      XCTAssertEqual(warnings.count, 1, finwait.stderr.text)
+      XCTAssertTrue(warnings.first?.hasPrefix("finwait: warning: \(flag): no ") ?? false, finwait.stderr.text)
+      XCTAssertTrue(finwait.stdout.lines.contains { $0.hasPrefix("Losses: ") }, "traced, then summarized: \(finwait.stdout.text)")
+    }
+    let snapshot = try FinwaitProcess(["snapshot", "--pid", "999999"], waitForAttach: false)
+    XCTAssertEqual(try snapshot.waitForExit(), 0, snapshot.stderr.text)
+    XCTAssertTrue(snapshot.stderr.text.hasPrefix("finwait: warning: --pid 999999: no "), snapshot.stderr.text)
   }
 
   func testUnprivilegedUserIsToldWhatIsMissing() throws {

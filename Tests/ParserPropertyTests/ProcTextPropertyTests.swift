@@ -1,3 +1,4 @@
+import FinwaitCore
 import FinwaitTracing
 import PropertyBased
 import Testing
@@ -23,7 +24,7 @@ private struct Status: Sendable, CustomStringConvertible {
 
   @Test func socketLinksRoundTrip() async {
     await propertyCheck(count: 500, input: anyWidth(UInt32.self)) { inode in
-      #expect(SocketOwners.socketInode(fromLink: "socket:[\(inode)]") == inode)
+      #expect(ProcText.socketInode(fromLink: "socket:[\(inode)]") == inode)
     }
   }
 
@@ -33,7 +34,7 @@ private struct Status: Sendable, CustomStringConvertible {
     for links in [garbageText(hints: hints), mutated(valid)] {
       await propertyCheck(count: 1_500, input: links) { link in
         // Whatever it accepts, the kernel would have written exactly so.
-        if let inode = SocketOwners.socketInode(fromLink: link) {
+        if let inode = ProcText.socketInode(fromLink: link) {
           #expect(link == "socket:[\(inode)]", "\(link.debugDescription)")
         }
       }
@@ -44,7 +45,7 @@ private struct Status: Sendable, CustomStringConvertible {
 
   @Test func processEntriesRoundTrip() async {
     await propertyCheck(count: 500, input: Gen<UInt32>.value(in: 1...UInt32(Int32.max))) { pid in
-      #expect(processID(procEntry: String(pid)) == pid)
+      #expect(ProcText.processID(procEntry: String(pid)) == pid)
     }
   }
 
@@ -53,7 +54,7 @@ private struct Status: Sendable, CustomStringConvertible {
     let valid = Gen<UInt32>.value(in: 1...UInt32(Int32.max)).map { String($0) }
     for names in [garbageText(hints: hints, pieces: 0...4), mutated(valid)] {
       await propertyCheck(count: 1_500, input: names) { name in
-        if let pid = processID(procEntry: name) {
+        if let pid = ProcText.processID(procEntry: name) {
           #expect(String(pid) == name && pid >= 1 && pid <= UInt32(Int32.max), "\(name.debugDescription)")
         }
       }
@@ -67,14 +68,14 @@ private struct Status: Sendable, CustomStringConvertible {
     let names = Gen<UInt8>.value(in: 1...255).array(of: 0...15)
     await propertyCheck(count: 1_000, input: names) { bytes in
       let file = String(decoding: bytes + [UInt8(ascii: "\n")], as: UTF8.self)
-      #expect(SocketOwners.comm(fromProcFile: file) == String(decoding: bytes, as: UTF8.self))
+      #expect(ProcText.comm(fromProcFile: file) == String(decoding: bytes, as: UTF8.self))
     }
   }
 
   @Test func commIsTheFileLessItsFinalNewlineOrNil() async {
     let files = garbageText(hints: ["nginx", "\n", "\r\n", "kworker/0:1-events", ""], pieces: 0...5)
     await propertyCheck(count: 1_500, input: files) { file in
-      let comm = SocketOwners.comm(fromProcFile: file)
+      let comm = ProcText.comm(fromProcFile: file)
       if let comm {
         #expect(Array(comm.utf8) + [UInt8(ascii: "\n")] == Array(file.utf8), "\(file.debugDescription)")
       } else {
@@ -89,7 +90,7 @@ private struct Status: Sendable, CustomStringConvertible {
     let seconds = Gen<Int32>.value(in: 0...Int32.max)
     let blank = Gen<Int>.value(in: 0..<blanks.count)
     await propertyCheck(count: 1_000, input: seconds, blank, blank) { seconds, before, after in
-      #expect(finTimeoutSeconds(fromSysctl: blanks[before] + "\(seconds)" + blanks[after]) == Int(seconds))
+      #expect(ProcText.finTimeoutSeconds(fromSysctl: blanks[before] + "\(seconds)" + blanks[after]) == Int(seconds))
     }
   }
 
@@ -97,7 +98,7 @@ private struct Status: Sendable, CustomStringConvertible {
     await propertyCheck(count: 1_000, input: anyWidth(UInt64.self), Gen.bool) { magnitude, negative in
       let text = (negative ? "-" : "") + "\(magnitude)\n"
       let fits = !negative && magnitude <= UInt64(Int32.max)
-      #expect(finTimeoutSeconds(fromSysctl: text) == (fits ? Int(magnitude) : nil))
+      #expect(ProcText.finTimeoutSeconds(fromSysctl: text) == (fits ? Int(magnitude) : nil))
     }
   }
 
@@ -107,7 +108,7 @@ private struct Status: Sendable, CustomStringConvertible {
     for texts in [garbageText(hints: ["60", "\n", " ", "-", "0"], pieces: 0...5), mutated(valid)] {
       await propertyCheck(count: 1_500, input: texts) { text in
         let expected = (try? number.wholeMatch(in: text)).flatMap { Int32($0.1) }.map { Int($0) }
-        #expect(finTimeoutSeconds(fromSysctl: text) == expected, "\(text.debugDescription)")
+        #expect(ProcText.finTimeoutSeconds(fromSysctl: text) == expected, "\(text.debugDescription)")
       }
     }
   }
@@ -123,7 +124,7 @@ private struct Status: Sendable, CustomStringConvertible {
       return Release(text: text, major: major, minor: minor)
     }
     await propertyCheck(count: 1_000, input: input) { release in
-      let version = Preflight.version(ofRelease: release.text)
+      let version = ProcText.kernelVersion(ofRelease: release.text)
       #expect(version?.major == release.major && version?.minor == release.minor)
       let tooOld = (release.major, release.minor) < Preflight.minimumKernel
       expectOutcome(tooOld ? .kernelTooOld(release: release.text) : nil) { () throws(FinwaitError) in
@@ -140,7 +141,7 @@ private struct Status: Sendable, CustomStringConvertible {
       await propertyCheck(count: 1_500, input: releases) { release in
         let match = try? start.prefixMatch(in: release)
         let expected = match.flatMap { m in Int(m.1).flatMap { a in Int(m.2).map { b in (a, b) } } }
-        let version = Preflight.version(ofRelease: release)
+        let version = ProcText.kernelVersion(ofRelease: release)
         #expect(version?.major == expected?.0 && version?.minor == expected?.1, "\(release.debugDescription)")
         // Unparsable releases are left to libbpf: never refused here.
         if version == nil { #expect(throws: Never.self) { try Preflight.checkKernel(release: release) } }
@@ -166,7 +167,7 @@ private struct Status: Sendable, CustomStringConvertible {
       return Status(text: lines.joined(separator: "\n") + "\n", mask: mask)
     }
     await propertyCheck(count: 1_000, input: input, Gen<UInt32>.value(in: 0...2)) { status, uid in
-      let caps = Preflight.capabilities(fromStatus: status.text)
+      let caps = ProcText.capabilities(fromStatus: status.text)
       #expect(caps == status.mask)
       let bit = { (n: UInt64) in status.mask & (1 << n) != 0 }
       let allowed = bit(21) || (bit(38) && bit(39))
@@ -183,7 +184,7 @@ private struct Status: Sendable, CustomStringConvertible {
       let line = status.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
         .map { String($0) }.first { $0.unicodeScalars.starts(with: "CapEff:".unicodeScalars) }
       let expected = line.flatMap { try? value.wholeMatch(in: $0) }.flatMap { UInt64($0.1, radix: 16) }
-      #expect(Preflight.capabilities(fromStatus: status) == expected, "\(status.debugDescription)")
+      #expect(ProcText.capabilities(fromStatus: status) == expected, "\(status.debugDescription)")
     }
   }
 }

@@ -61,22 +61,9 @@ public enum Preflight {
     }
   }
 
-  /// `5.15.0-91-generic` -> (5, 15); nil unless it starts with ASCII digits,
-  /// a dot and ASCII digits. Splitting at any non-digit would read "5.x.15"
-  /// or "5-15" as 5.15.
-  public static func version(ofRelease release: String) -> (major: Int, minor: Int)? {
-    let bytes = release.utf8
-    let major = bytes.prefix(while: isASCIIDigit)
-    let rest = bytes[major.endIndex...]
-    guard rest.first == UInt8(ascii: "."), let majorValue: Int = asciiDecimal(major),
-      let minorValue: Int = asciiDecimal(rest.dropFirst().prefix(while: isASCIIDigit))
-    else { return nil }
-    return (majorValue, minorValue)
-  }
-
   public static func checkKernel(release: String) throws(FinwaitError) {
     // An unparsable release is left for libbpf to judge rather than refused.
-    guard let v = version(ofRelease: release) else { return }
+    guard let v = ProcText.kernelVersion(ofRelease: release) else { return }
     if (v.major, v.minor) < minimumKernel { throw .kernelTooOld(release: release) }
   }
 
@@ -87,20 +74,7 @@ public enum Preflight {
   /// The CapEff mask of this process, from /proc/self/status.
   public static func effectiveCapabilities() -> UInt64? {
     guard let status = try? readSmallFile("/proc/self/status") else { return nil }
-    return capabilities(fromStatus: status)
-  }
-
-  /// The first `CapEff:` line's hex mask (the kernel prints `CapEff:\t%016llx`);
-  /// nil if there is none or it is not 1 to 16 hex digits.
-  public static func capabilities(fromStatus status: String) -> UInt64? {
-    // Bytes, not Characters: "\r\n" is one Character and would hide a line break.
-    let key = Array("CapEff:".utf8)
-    for line in status.utf8.split(separator: UInt8(ascii: "\n")) where line.starts(with: key) {
-      let value = line.dropFirst(key.count).drop(while: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: " ") })
-      guard (1...16).contains(value.count), value.allSatisfy(isASCIIHexDigit) else { return nil }
-      return value.reduce(0) { $0 << 4 | UInt64(hexValue($1)) }
-    }
-    return nil
+    return ProcText.capabilities(fromStatus: status)
   }
 
   /// Root is not enough inside a container that dropped capabilities, so the
@@ -140,16 +114,5 @@ public func readSmallFile(_ path: String, limit: Int = 1 << 16) throws(Errno) ->
 /// The network namespace's `net.ipv4.tcp_fin_timeout`, in seconds.
 public func tcpFinTimeoutSeconds() -> Int? {
   guard let text = try? readSmallFile("/proc/sys/net/ipv4/tcp_fin_timeout") else { return nil }
-  return finTimeoutSeconds(fromSysctl: text)
-}
-
-/// `tcp_fin_timeout` as procfs prints it (`60\n`) -> 60. The kernel's value
-/// is a C int, so anything beyond Int32 is garbage. A negative value (the
-/// kernel floors it at 3.5 RTO) is no timeout that can be stated, so nil, as
-/// for anything but digits between optional whitespace.
-public func finTimeoutSeconds(fromSysctl text: String) -> Int? {
-  let isSpace = { (b: UInt8) in b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") || b == UInt8(ascii: "\n") }
-  let trimmed = text.utf8.drop(while: isSpace).reversed().drop(while: isSpace).reversed()
-  guard let value: Int32 = asciiDecimal(trimmed) else { return nil }
-  return Int(value)
+  return ProcText.finTimeoutSeconds(fromSysctl: text)
 }

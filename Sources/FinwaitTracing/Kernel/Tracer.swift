@@ -26,8 +26,14 @@ public final class Tracer: RecordSource {
     }
     // libbpf's own codes (4000-4099) are not errno values: name them with libbpf's text.
     let libbpfCode = (4000..<4100).contains(code)
-    if let btfPath, stage == FW_STAGE_OPEN || (stage == FW_STAGE_LOAD && libbpfCode) {
-      return .badBTF(path: btfPath, reason: libbpfCode ? libbpfMessage(code) : "\(errno)")
+    // With --btf, open and CO-RE relocation at load read that file: an ELF
+    // file without a .BTF section fails with ENOENT, another kernel's BTF
+    // with ESRCH or EINVAL (no such type or field).
+    if let btfPath, stage == FW_STAGE_OPEN
+      || (stage == FW_STAGE_LOAD && (libbpfCode || [.noSuchFileOrDirectory, .noSuchProcess, .invalidArgument].contains(errno)))
+    {
+      let reason = libbpfCode ? libbpfMessage(code) : errno == .noSuchFileOrDirectory ? "no .BTF section" : "\(errno)"
+      return .badBTF(path: btfPath, reason: reason)
     }
     if stage == FW_STAGE_LOAD, errno == .argListTooLong || errno == .noMemory {
       return .invalidArgument(

@@ -44,7 +44,7 @@ public final class Namespaces {
         if let ino = Self.inode(of: p), found[ino] == nil { found[ino] = p }
       }
     }
-    for pid in directoryEntries("/proc") where processID(procEntry: pid) != nil {
+    for pid in directoryEntries("/proc") where ProcText.processID(procEntry: pid) != nil {
       let p = "/proc/\(pid)/ns/net"
       if let ino = Self.inode(of: p), found[ino] == nil { found[ino] = p }
     }
@@ -71,17 +71,8 @@ public final class Namespaces {
     let n = (try? buffer.withUnsafeMutableBytes { try file.read(into: $0) }) ?? 0
     let text = String(decoding: buffer[0..<n], as: UTF8.self)
     // At most Int32.max seconds: the product fits in UInt64.
-    return finTimeoutSeconds(fromSysctl: text).map { UInt64($0) * 1_000_000_000 }
+    return ProcText.finTimeoutSeconds(fromSysctl: text).map { UInt64($0) * 1_000_000_000 }
   }
-}
-
-/// A /proc entry's name as a process id: `1234` -> 1234; nil for `self`,
-/// `sys` and anything else that is not how the kernel names a process
-/// (decimal above 0, no leading zero, within pid_t's range).
-public func processID(procEntry name: String) -> UInt32? {
-  let digits = name.utf8
-  guard digits.first != UInt8(ascii: "0"), let pid: Int32 = asciiDecimal(digits) else { return nil }
-  return UInt32(pid)
 }
 
 /// Names in a directory (without . and ..); empty if unreadable.

@@ -24,13 +24,13 @@ public struct SocketOwners {
     var owners = SocketOwners()
     var target = [CChar](repeating: 0, count: 64)
     for pid in directoryEntries("/proc") {
-      guard let tgid = processID(procEntry: pid) else { continue }
+      guard let tgid = ProcText.processID(procEntry: pid) else { continue }
       let fdDir = "/proc/\(pid)/fd"
       var process: UInt32?
       for fd in directoryEntries(fdDir) {
         let n = readlink(fdDir + "/" + fd, &target, target.count - 1)
         guard n > 0 else { continue }
-        let inode = target.withUnsafeBytes { socketInode(fromLink: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        let inode = target.withUnsafeBytes { ProcText.socketInode(fromLink: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         guard let inode, owners.byInode[inode] == nil else { continue }
         if process == nil {
           process = UInt32(owners.processes.count)
@@ -47,32 +47,8 @@ public struct SocketOwners {
     return processes[Int(process)]
   }
 
-  /// `socket:[12345]` -> 12345, exactly as the kernel writes it (`%lu`): a
-  /// sign or a leading zero is not a link the kernel made.
-  public static func socketInode(fromLink link: String) -> UInt32? {
-    var link = link
-    return link.withUTF8 { socketInode(fromLink: UnsafeRawBufferPointer($0)) }
-  }
-
-  /// The same, on readlink's bytes: no String per descriptor.
-  static func socketInode(fromLink bytes: UnsafeRawBufferPointer) -> UInt32? {
-    let prefix = "socket:[".utf8
-    guard bytes.starts(with: prefix), bytes.last == UInt8(ascii: "]") else { return nil }
-    let digits = bytes.dropFirst(prefix.count).dropLast()
-    guard digits.first != UInt8(ascii: "0") || digits.count == 1 else { return nil }
-    return asciiDecimal(digits)
-  }
-
   static func processName(_ pid: String) -> String? {
     guard let text = try? readSmallFile("/proc/\(pid)/comm", limit: 64) else { return nil }
-    return comm(fromProcFile: text)
-  }
-
-  /// /proc/PID/comm (`nginx\n`) -> `nginx`. The kernel writes the name and
-  /// one newline, and a name set by prctl may itself hold "\n" or "\r", so
-  /// only that last byte is dropped; without it the file is not the kernel's.
-  public static func comm(fromProcFile text: String) -> String? {
-    guard text.utf8.last == UInt8(ascii: "\n") else { return nil }
-    return String(decoding: text.utf8.dropLast(), as: UTF8.self)
+    return ProcText.comm(fromProcFile: text)
   }
 }
