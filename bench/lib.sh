@@ -41,3 +41,9 @@ status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 recursion_misses() {
   awk '$1 == "recursion_misses:" { s += $2 } END { print s + 0 }' /proc/"$1"/fdinfo/* 2>/dev/null
 }
+
+# The median of numbers separated by spaces.
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# CPU time (user + system) of PID so far, in microseconds.
+cpu_us() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000000 / hz }' "/proc/$1/stat"; }

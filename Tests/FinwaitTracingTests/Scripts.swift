@@ -126,3 +126,11 @@ func jsonTrace() -> TraceMode {
   options.format = .json
   return TraceMode(options: options)
 }
+
+/// `finwait top` printing plain tables (no terminal) every `interval`.
+func plainTop(interval: UInt64 = 1 * s) -> TopMode {
+  var options = TopMode.Options()
+  options.useTerminal = false
+  options.interval = interval
+  return TopMode(options: options)
+}

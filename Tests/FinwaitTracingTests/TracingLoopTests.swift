@@ -68,10 +68,7 @@ final class TracingLoopTests: XCTestCase {
 
   func testASkippedStartIsRecoveredInTopAndShownAsNow() throws {
     let run = skippedStart()
-    var options = TopMode.Options()
-    options.useTerminal = false
-    options.interval = 1 * s
-    try run.run(TopMode(options: options))
+    try run.run(plainTop())
     let last = run.stdout.lines.last { $0.hasPrefix("finwait top") } ?? ""
     XCTAssertTrue(last.contains("in FIN_WAIT2: 1 (attached 1, orphaned 0)"), "\(run.stdout.lines.suffix(8))")
     XCTAssertTrue(run.stdout.lines.contains { $0.hasPrefix("4242 nginx") }, "\(run.stdout.lines.suffix(8))")
@@ -107,10 +104,7 @@ final class TracingLoopTests: XCTestCase {
 
   func testAVanishedEndLeavesTopsNow() throws {
     let run = vanishedEnd()
-    var options = TopMode.Options()
-    options.useTerminal = false
-    options.interval = 1 * s
-    try run.run(TopMode(options: options))
+    try run.run(plainTop())
     let headers = run.stdout.lines.filter { $0.hasPrefix("finwait top") }
     XCTAssertTrue(headers.first?.contains("in FIN_WAIT2: 1 (attached 1") ?? false, "\(headers)")
     XCTAssertTrue(headers.last?.contains("in FIN_WAIT2: 0 (attached 0") ?? false, "\(headers)")
@@ -148,9 +142,7 @@ final class TracingLoopTests: XCTestCase {
     XCTAssertEqual(hist.stderr.lines.last, "finwait: Losses: " + expected)
 
     let top = lossy()
-    var options = TopMode.Options()
-    options.useTerminal = false
-    try top.run(TopMode(options: options))
+    try top.run(plainTop(interval: 2 * s))
     XCTAssertTrue(top.stdout.lines.contains("losses: ringbuf_drops 3, map_full 2, undecodable 1"), "\(top.stdout.lines)")
   }
 

@@ -13,6 +13,8 @@ final class MapAudit {
   var budgetDivisor: UInt64 = 100
   private var nextRun: UInt64 = 0
   private var auditedMisses: UInt64 = 0
+  /// The last sweep for new misses met entries too young to judge.
+  private var sweepAgain = false
   /// Digests of the FIN_WAIT2 sockets sock_diag listed, sorted.
   private var inFinWait2: [UInt64] = []
   let sockets: any SocketTable
@@ -37,7 +39,8 @@ final class MapAudit {
     guard final || now >= nextRun else { return nil }
     defer { nextRun = now + max(interval, (clock() - now) * budgetDivisor) }
     let misses = tracer.counters.recursionMisses
-    let everything = misses != auditedMisses
+    let newMisses = misses != auditedMisses
+    let everything = newMisses || sweepAgain
 
     // Entries still in FIN_WAIT1 by the map: usually a handful, each looked up.
     var suspects: [fw_event] = []
@@ -57,11 +60,12 @@ final class MapAudit {
       }
     }
     guard everything else { return result }
-    // The sweep is repeated until every entry it looked at was old enough to
-    // judge: an end skipped within `grace` of its start would otherwise
-    // never be looked at again.
+    auditedMisses = misses
+    // An end skipped within `grace` of its start cannot be judged yet: one
+    // more sweep, at the next audit (more than `grace` later), judges every
+    // entry that was too young this time.
     var unsettled = false
-    defer { if !unsettled { auditedMisses = misses } }
+    defer { sweepAgain = unsettled && newMisses }
 
     // The kernel skipped program runs: any entry in FIN_WAIT2 may have ended unseen.
     // Sorted digests, in a buffer kept between audits: RSS does not move.
