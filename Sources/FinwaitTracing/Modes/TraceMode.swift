@@ -17,11 +17,14 @@ public final class TraceMode: TracingMode {
   public let name = "trace"
   let options: Options
   private unowned var loop: TracingLoop!
-  private var out: any LineSink { loop.environment.stdout }
-  private var text = TextFormat(clock: WallClock(offset: 0), ownNetns: 0)
-  private var json = JSONFormat(clock: WallClock(offset: 0))
+  /// Set once by `started`; held here so a record does not reach it through the loop.
+  private var out: any LineSink = CapturedLines()
+  private var reconciliation: Reconciliation?
+  // Unchecked, as the loop's state: one thread, records arrive inside drain().
+  @exclusivity(unchecked) private var text = TextFormat(clock: WallClock(offset: 0), ownNetns: 0)
+  @exclusivity(unchecked) private var json = JSONFormat(clock: WallClock(offset: 0))
   /// Reused for every line: formatting allocates nothing per record.
-  private var line = LineBuffer()
+  @exclusivity(unchecked) private var line = LineBuffer()
   @exclusivity(unchecked) public private(set) var summary = Summary()
   private var outputError: FinwaitError?
 
@@ -34,6 +37,8 @@ public final class TraceMode: TracingMode {
   public func started(_ loop: TracingLoop) throws(FinwaitError) {
     self.loop = loop
     let env = loop.environment
+    out = env.stdout
+    reconciliation = loop.reconciliation
     text = TextFormat(clock: env.wallClock, ownNetns: loop.reconciliation?.sockets.ownNamespace ?? 0)
     json = JSONFormat(clock: env.wallClock)
     try env.stderr.write(banner(loop.configuration, kernel: loop.kernel))
@@ -53,7 +58,7 @@ public final class TraceMode: TracingMode {
     // A peer still in CLOSE_WAIT is named from /proc: worth it for the rare
     // records where it usually is the culprit (stuck, timed out, still open at exit).
     if record.kind == .stuck || record.end == .tracerExit || record.end == .timeout, let peer = record.peer,
-      let reconciliation = loop.reconciliation
+      let reconciliation
     {
       record.peer = reconciliation.resolveOwner(of: peer, for: record.connection.endpoints)
     }
