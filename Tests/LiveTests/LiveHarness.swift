@@ -41,6 +41,12 @@ enum Live {
   /// Below the ephemeral range (32768+): a listener there can collide with a
   /// client port still held by an earlier test's timewait socket.
   static func port(_ offset: Int) -> Int { 20_000 + offset * 7 + Int(getpid() % 5) * 1_000 }
+
+  /// This process's network namespace inode, as `--netns` takes it.
+  static var ownNetns: String {
+    let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")) ?? ""  // net:[4026531840]
+    return String(link.dropFirst(5).dropLast())
+  }
 }
 
 /// Collects a pipe's output on a thread of its own, with blocking reads until

@@ -80,7 +80,7 @@ final class MapAuditTests: XCTestCase {
 
   /// hist: the same audit; both findings in its loss account.
   func testHistRecoversAMissedFinWait2StartAndDropsAGoneEntry() throws {
-    let run = try injectAndAwaitAudit(["hist", "-m", "-i", "1"], traced: Live.port(31), other: Live.port(32))
+    let run = try injectAndAwaitAudit(["hist", "-m", "-i", "1"], traced: Live.port(50), other: Live.port(51))
     XCTAssertEqual(try run.finwait.stop(), 0, run.finwait.stderr.text)
     let losses = try XCTUnwrap(run.finwait.stderr.lines.last { $0.hasPrefix("finwait: Losses: ") }, run.finwait.stderr.text)
     XCTAssertTrue(losses.contains("recovered_starts 1, stale_entries 1"), losses)
@@ -88,7 +88,7 @@ final class MapAuditTests: XCTestCase {
 
   /// top: the recovered connection shows as now, under its owner.
   func testTopRecoversAMissedFinWait2StartAndShowsItAsNow() throws {
-    let run = try injectAndAwaitAudit(["top", "-i", "1"], traced: Live.port(33), other: Live.port(34))
+    let run = try injectAndAwaitAudit(["top", "-i", "1"], traced: Live.port(52), other: Live.port(53))
     let owner = "\(getpid()) "
     XCTAssertTrue(waitUntil(10) {
       run.finwait.stdout.lines.contains { $0.hasPrefix(owner) && $0.split(separator: " ").dropFirst(2).first == "1" }

@@ -94,7 +94,7 @@ final class StackTests: XCTestCase {
   /// after): the kernel wakes finwait for a new stack at once, finwait reads
   /// the maps and opens every file a frame falls in before parsing any.
   func testACloserThatExitsOneMillisecondAfterItsFinIsStillNamed() throws {
-    let port = Live.port(42)
+    let port = Live.port(54)
     let finwait = try FinwaitProcess(["--json", "--stack", "--port", String(port)])
     var ports: [Int] = []
     for _ in 0..<5 { ports.append(try closeFromKnownFunctions("shutdown_wr", port: port, holdMs: 1).port) }
