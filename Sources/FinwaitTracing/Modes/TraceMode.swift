@@ -54,14 +54,20 @@ public final class TraceMode: TracingMode {
   }
 
   public func record(_ record: Record) {
-    var record = record
     // A peer still in CLOSE_WAIT is named from /proc: worth it for the rare
-    // records where it usually is the culprit (stuck, timed out, still open at exit).
+    // records where it usually is the culprit (stuck, timed out, still open
+    // at exit). Only those are copied to be changed.
     if record.kind == .stuck || record.end == .tracerExit || record.end == .timeout, let peer = record.peer,
       let reconciliation
     {
-      record.peer = reconciliation.resolveOwner(of: peer, for: record.connection.endpoints)
+      var resolved = record
+      resolved.peer = reconciliation.resolveOwner(of: peer, for: record.connection.endpoints)
+      return write(resolved)
     }
+    write(record)
+  }
+
+  private func write(_ record: Record) {
     summary.add(record)
     if record.kind == .finWait2, options.minDwell > 0, record.dwell.knownNanoseconds < options.minDwell,
       record.end != .tracerExit
