@@ -170,30 +170,6 @@ out:
 	return n;
 }
 
-struct in_flight_ctx {
-	fw_record_fn fn;
-	void *ctx;
-};
-
-static int only_in_flight(void *ctx, const struct fw_event *e)
-{
-	struct in_flight_ctx *c = ctx;
-	struct fw_event copy;
-
-	if (!(e->flags & FW_FLAG_FIN_WAIT2_SEEN))
-		return 0;
-	copy = *e;
-	copy.kind = FW_KIND_IN_FLIGHT;
-	return c->fn(c->ctx, &copy);
-}
-
-int fw_tracer_in_flight(struct fw_tracer *t, fw_record_fn fn, void *ctx)
-{
-	struct in_flight_ctx c = { fn, ctx };
-
-	return walk(bpf_map__fd(t->skel->maps.socks), only_in_flight, &c);
-}
-
 int fw_tracer_tracked(struct fw_tracer *t, fw_record_fn fn, void *ctx)
 {
 	return walk(bpf_map__fd(t->skel->maps.socks), fn, ctx);

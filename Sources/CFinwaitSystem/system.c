@@ -31,11 +31,6 @@ int fw_stop_requested(void)
 	return stop_requested;
 }
 
-void fw_request_stop(void)
-{
-	stop_requested = 1;
-}
-
 FILE *fw_stdout(void)
 {
 	/* A 64 KiB buffer: at tens of thousands of records a second, stdio's

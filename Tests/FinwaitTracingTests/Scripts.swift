@@ -82,7 +82,6 @@ final class LoopRun {
   private var drainsAfterScript = 0
   var reconcile = true
   private(set) var loop: TracingLoop?
-  private(set) var stopRequests = 0
 
   init(_ batches: [[fw_event]]) {
     source = ScriptedRecordSource(batches: batches)
@@ -103,7 +102,7 @@ final class LoopRun {
         drainsAfterScript += 1
         return drainsAfterScript > settleDrains
       },
-      requestStop: { [unowned self] in stopRequests += 1 }, stdout: stdout, stderr: stderr)
+      stdout: stdout, stderr: stderr)
     let loop = TracingLoop(configuration: configuration, environment: env, mode: mode)
     self.loop = loop
     try loop.run()

@@ -35,9 +35,6 @@ int fw_tracer_drain(struct fw_tracer *tracer, int timeout_ms, fw_record_fn fn, v
 void fw_tracer_counters(const struct fw_tracer *tracer, struct fw_counters *out);
 /* Transitions the kernel skipped because the program was already running on that CPU. */
 __u64 fw_tracer_recursion_misses(const struct fw_tracer *t);
-/* Calls fn with a FW_KIND_IN_FLIGHT copy of every socket the kernel map holds
- * in FIN_WAIT2. Returns the number visited or -errno. */
-int fw_tracer_in_flight(struct fw_tracer *tracer, fw_record_fn fn, void *ctx);
 /* Calls fn with a copy of every entry of the kernel map, whatever its state. */
 int fw_tracer_tracked(struct fw_tracer *tracer, fw_record_fn fn, void *ctx);
 /* For a transition the program did not see (sock_diag shows the socket in

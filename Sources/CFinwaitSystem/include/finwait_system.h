@@ -12,7 +12,6 @@
  * ignored so a closed stdout shows up as EPIPE on write. */
 void fw_install_stop_handlers(void);
 int fw_stop_requested(void);
-void fw_request_stop(void);
 
 /* Swift 6 cannot name glibc's stdout/stderr globals. */
 FILE *fw_stdout(void);

@@ -18,7 +18,6 @@ public struct LoopEnvironment {
   public var clock: () -> UInt64
   public var wallClock: WallClock
   public var stopRequested: () -> Bool
-  public var requestStop: () -> Void
   public var stdout: any LineSink
   public var stderr: any LineSink
   public var readiness: Readiness
@@ -27,7 +26,7 @@ public struct LoopEnvironment {
     openSource: @escaping (KernelConfig) throws(FinwaitError) -> any RecordSource,
     reconciliation: Reconciliation?, processes: any ProcessImages, workloads: Workloads?,
     clock: @escaping () -> UInt64, wallClock: WallClock, stopRequested: @escaping () -> Bool,
-    requestStop: @escaping () -> Void, stdout: any LineSink, stderr: any LineSink, readiness: Readiness = Readiness()
+    stdout: any LineSink, stderr: any LineSink, readiness: Readiness = Readiness()
   ) {
     self.openSource = openSource
     self.reconciliation = reconciliation
@@ -36,7 +35,6 @@ public struct LoopEnvironment {
     self.clock = clock
     self.wallClock = wallClock
     self.stopRequested = stopRequested
-    self.requestStop = requestStop
     self.stdout = stdout
     self.stderr = stderr
     self.readiness = readiness
@@ -74,7 +72,7 @@ public struct LoopEnvironment {
       openSource: { (kernel) throws(FinwaitError) in try Tracer(config: kernel, btfPath: btfPath) },
       reconciliation: reconciliation, processes: ProcfsImages(), workloads: Workloads(),
       clock: monotonicNow, wallClock: .now(), stopRequested: { fw_stop_requested() != 0 },
-      requestStop: { fw_request_stop() }, stdout: LineOutput.standardOutput, stderr: err, readiness: readiness)
+      stdout: LineOutput.standardOutput, stderr: err, readiness: readiness)
     env.closeSource = { ($0 as? Tracer)?.stop() }
     return env
   }

@@ -24,7 +24,7 @@ public final class Consumer {
     let environment = LoopEnvironment(
       openSource: { _ in source }, reconciliation: reconciliation, processes: ProcfsImages(), workloads: nil,
       clock: { clock.now }, wallClock: WallClock(offset: 1_700_000_000_000_000_000), stopRequested: { false },
-      requestStop: {}, stdout: out, stderr: CountingLines())
+      stdout: out, stderr: CountingLines())
     var json = TraceMode.Options()
     json.format = .json
     let mode: any TracingMode = formatsJSON ? TraceMode(options: json) : HistMode(options: HistMode.Options())
