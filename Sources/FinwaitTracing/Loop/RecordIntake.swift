@@ -1,7 +1,7 @@
 import CFinwaitEvent
 import FinwaitCore
 
-/// What every session (trace, hist, top) does with a raw ring-buffer record:
+/// What the tracing loop does with each raw ring-buffer record, for every mode:
 /// a stack announcement goes to the stack names, any other record is decoded
 /// and tracked, and one that cannot be decoded is counted, never dropped
 /// silently.
