@@ -67,6 +67,12 @@ final class PreflightTests: XCTestCase {
     config.netns = 4_026_531_840
     XCTAssertEqual(Preflight.warnings(for: config, namespaces: [4_026_531_840], processExists: { $0 == 1 }), [])
     XCTAssertEqual(Preflight.warnings(for: KernelConfig(), namespaces: [], processExists: { _ in false }), [])
+    // Without --netns, start-up does not scan every process's namespace.
+    func scan() -> [UInt32] {
+      XCTFail("namespaces listed without --netns")
+      return []
+    }
+    XCTAssertEqual(Preflight.warnings(for: KernelConfig(), namespaces: scan(), processExists: { _ in true }), [])
   }
 
   func testBTFFilesAreRawBTFOrELF() {

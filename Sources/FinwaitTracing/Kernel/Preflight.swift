@@ -32,14 +32,15 @@ public enum Preflight {
 
   /// Filters that name nothing on this node now: one line each. Tracing can
   /// go on (a process or namespace may yet appear), so these are warnings.
+  /// `namespaces` (a scan of every process's namespace) is read only for `--netns`.
   public static func warnings(
-    for config: KernelConfig, namespaces: [UInt32], processExists: (UInt32) -> Bool = { access("/proc/\($0)", F_OK) == 0 }
+    for config: KernelConfig, namespaces: @autoclosure () -> [UInt32], processExists: (UInt32) -> Bool = { access("/proc/\($0)", F_OK) == 0 }
   ) -> [String] {
     var lines: [String] = []
     if let pid = config.pid, !processExists(pid) {
       lines.append("--pid \(pid): no such process is running now; only a process started later with that id would match")
     }
-    if let netns = config.netns, !namespaces.contains(netns) {
+    if let netns = config.netns, !namespaces().contains(netns) {
       lines.append("--netns \(netns): no network namespace has that inode now (see ls -L -i /proc/PID/ns/net or ip netns); "
                    + "only one created later would match")
     }
