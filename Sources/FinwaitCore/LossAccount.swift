@@ -13,42 +13,29 @@ public struct LossAccount: Sendable, Equatable {
     self.undecodable = undecodable
   }
 
-  /// One counter: its name (also the JSON key) and what it counts.
+  /// One counter: its name (also the JSON key and the name in every mode's
+  /// output). What each counts is in docs/design.md (Nothing is lost silently).
   public enum Counter: String, CaseIterable, Sendable {
+    /// Records lost: the ring buffer was full.
     case ringbufDrops = "ringbuf_drops"
+    /// Connections not tracked: the per-socket map was full (--max-tracked).
     case mapFull = "map_full"
+    /// Connections whose end was never seen (reported with end `lost`).
     case lostEnds = "lost_ends"
+    /// Records user space could not decode.
     case undecodable
+    /// FIN_WAIT2 starts of sockets whose FIN_WAIT1 was not seen.
     case unseenStart = "unseen_start"
+    /// State changes the kernel skipped (program busy on that CPU).
     case recursionMisses = "recursion_misses"
+    /// FIN_WAIT2 starts the program missed, found through sock_diag.
     case recoveredStarts = "recovered_starts"
+    /// FIN_WAIT1 entries whose socket was gone when audited.
     case staleEntries = "stale_entries"
+    /// Dwells not counted: the histogram map was full.
     case histFull = "hist_full"
+    /// Call stacks not kept: their stack-map bucket held another.
     case stackLost = "stack_lost"
-
-    /// What it means, for --help-style text and docs.
-    public var meaning: String {
-      switch self {
-      case .ringbufDrops: "records lost: the ring buffer was full"
-      case .mapFull: "connections not tracked: the per-socket map was full (--max-tracked)"
-      case .lostEnds: "connections whose end was never seen (reported with end lost)"
-      case .undecodable: "records user space could not decode"
-      case .unseenStart: "FIN_WAIT2 starts of sockets whose FIN_WAIT1 was not seen"
-      case .recursionMisses: "state changes the kernel skipped (program busy on that CPU)"
-      case .recoveredStarts: "FIN_WAIT2 starts the program missed, found through sock_diag"
-      case .staleEntries: "FIN_WAIT1 entries whose socket was gone when audited"
-      case .histFull: "dwells not counted: the histogram map was full"
-      case .stackLost: "call stacks not kept: their stack-map bucket held another"
-      }
-    }
-
-    /// Losses proper, as opposed to repairs and facts about the kernel.
-    public var isLoss: Bool {
-      switch self {
-      case .ringbufDrops, .mapFull, .lostEnds, .undecodable, .histFull, .stackLost: true
-      case .unseenStart, .recursionMisses, .recoveredStarts, .staleEntries: false
-      }
-    }
   }
 
   public subscript(counter: Counter) -> UInt64 {
@@ -64,11 +51,6 @@ public struct LossAccount: Sendable, Equatable {
     case .histFull: kernel.histFull
     case .stackLost: kernel.stackLost
     }
-  }
-
-  /// Records and connections lost for good (not repairs).
-  public var totalLost: UInt64 {
-    Counter.allCases.filter(\.isLoss).reduce(0) { $0 + self[$1] }
   }
 
   /// `ringbuf_drops 0, map_full 0, ...`: every counter, in one order.
