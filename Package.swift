@@ -16,6 +16,10 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    // `finwait serve`: the HTTP listener, the metric registry and exposition, log lines.
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
   ],
   targets: [
     // The ring-buffer record, shared with bpf/finwait.bpf.c.
@@ -46,6 +50,11 @@ let package = Package(
       dependencies: [
         "FinwaitCore", "CFinwaitBPF", "CFinwaitSystem", "CFinwaitDiag", "CFinwaitCgroup",
         .product(name: "SystemPackage", package: "swift-system"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "Logging", package: "swift-log"),
       ]
     ),
     .executableTarget(
@@ -59,7 +68,15 @@ let package = Package(
     .target(name: "FinwaitTestSupport", dependencies: ["CFinwaitEvent"], path: "Tests/FinwaitTestSupport"),
     .testTarget(name: "FinwaitCoreTests", dependencies: ["FinwaitCore", "CFinwaitEvent", "FinwaitTestSupport"]),
     // The tracing loop and its modes through seams: scripted records, sockets and processes, no root.
-    .testTarget(name: "FinwaitTracingTests", dependencies: ["FinwaitTracing", "FinwaitCore", "FinwaitTestSupport"]),
+    .testTarget(
+      name: "FinwaitTracingTests",
+      dependencies: [
+        "FinwaitTracing", "FinwaitCore", "FinwaitTestSupport",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+      ]
+    ),
     // Property-based tests (Swift Testing) of every parser of outside text and bytes.
     .testTarget(
       name: "ParserPropertyTests",

@@ -149,15 +149,27 @@ static __always_inline int on_fin_wait2_exit(struct sock *sk, __u64 key, __u64 n
 	return 0;
 }
 
+/* Rare (a close() of a socket already in FIN_WAIT2): one lookup. */
+static __always_inline void mark_closed(__u64 key)
+{
+	struct fw_event *st = bpf_map_lookup_elem(&socks, &key);
+
+	if (st)
+		st->flags |= FW_FLAG_CLOSED;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 {
 	__u64 key = (__u64)sk;
 
 	/* tcp_close_state() "moves" FIN_WAIT2 to FIN_WAIT2 when an attached
-	 * socket is closed: not a transition. */
-	if (newstate == oldstate)
+	 * socket is closed: not a transition, but it is orphaned from here. */
+	if (newstate == oldstate) {
+		if (newstate == TCP_FIN_WAIT2)
+			mark_closed(key);
 		return 0;
+	}
 	if (newstate == TCP_FIN_WAIT1) {
 		if (oldstate == TCP_ESTABLISHED || oldstate == TCP_SYN_RECV)
 			return on_fin_wait1(ctx, sk, key, bpf_ktime_get_ns());

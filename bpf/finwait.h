@@ -75,6 +75,11 @@ enum fw_end {
  * seen, and ts_fin_wait2_ns is the latest it can have been (from sock_diag's
  * last-ACK age, ms precision): the dwell from it is a lower bound. */
 #define FW_FLAG_FIN_WAIT2_INFERRED (1 << 4)
+/* close() of an attached socket in FIN_WAIT2 (tcp_close_state "moves" it
+ * from FIN_WAIT2 to FIN_WAIT2): an orphan from then on, still a full socket
+ * while tcp_fin_timeout is above TCP_TIMEWAIT_LEN. Read by `finwait serve`
+ * when it counts the map's sockets. */
+#define FW_FLAG_CLOSED (1 << 5)
 
 /*
  * One record. Also the value of the per-socket kernel map, so a LEAVE is a
@@ -138,6 +143,7 @@ enum fw_hist_by {
 	FW_HIST_BY_CGROUP = 3,
 	FW_HIST_BY_PORT = 4, /* the local port */
 	FW_HIST_BY_STACK = 5, /* the closer's user stack (needs stacks captured) */
+	FW_HIST_BY_SERVE = 6, /* `finwait serve`: the end, the owner's comm and cgroup */
 };
 
 /* Fields not chosen by --by stay 0. */
@@ -146,14 +152,17 @@ struct fw_hist_key {
 	__u32 tgid;
 	__u16 port;
 	__u8 path;    /* enum fw_path */
-	__u8 __pad;
+	__u8 end;     /* enum fw_end; FW_HIST_BY_SERVE only */
 	char comm[FW_COMM_LEN];
 	__s16 stack_id; /* FW_HIST_BY_STACK; -1: no stack captured */
 	__u8 __pad2[6];
 };
 
+/* Per slot, the count and the sum of the dwells counted in it: `finwait
+ * serve` exports exact Prometheus histogram sums from them. */
 struct fw_hist {
 	__u64 slots[FW_HIST_SLOTS];
+	__u64 sum_ns[FW_HIST_SLOTS];
 };
 
 /* `--stack`: frames kept of the user stack that sent the FIN, and distinct

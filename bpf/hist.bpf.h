@@ -26,6 +26,11 @@ static __always_inline void hist_record(const struct fw_event *st, __u64 dwell_n
 	case FW_HIST_BY_CGROUP: k.cgroup_id = st->cgroup_id; break;
 	case FW_HIST_BY_PORT: k.port = st->sport; break;
 	case FW_HIST_BY_STACK: k.stack_id = st->stack_id; break;
+	case FW_HIST_BY_SERVE:
+		k.end = st->end;
+		k.cgroup_id = st->cgroup_id;
+		__builtin_memcpy(k.comm, st->comm, sizeof(k.comm));
+		break;
 	}
 	h = bpf_map_lookup_elem(&hists, &k);
 	if (!h) {
@@ -37,7 +42,10 @@ static __always_inline void hist_record(const struct fw_event *st, __u64 dwell_n
 		if (!h)
 			return;
 	}
-	__sync_fetch_and_add(&h->slots[log2_slot(dwell_ns / cfg.hist_unit_ns)], 1);
+	__u32 slot = log2_slot(dwell_ns / cfg.hist_unit_ns);
+
+	__sync_fetch_and_add(&h->slots[slot], 1);
+	__sync_fetch_and_add(&h->sum_ns[slot], dwell_ns);
 }
 
 #endif /* __FINWAIT_HIST_BPF_H */

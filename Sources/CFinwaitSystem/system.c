@@ -118,3 +118,28 @@ int fw_notify_socket(const char *path, const char *state)
 	close(fd);
 	return err;
 }
+
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+int fw_keep_capabilities(uint64_t keep)
+{
+	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &header, data))
+		return -errno;
+	for (int i = 0; i < 2; i++) {
+		uint32_t mask = (uint32_t)(keep >> (32 * i));
+		data[i].effective &= mask;
+		data[i].permitted &= mask;
+		data[i].inheritable &= mask;
+	}
+	/* Ambient capabilities would survive an exec; finwait execs nothing. */
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL)
+		return -errno;
+	if (syscall(SYS_capset, &header, data))
+		return -errno;
+	return 0;
+}

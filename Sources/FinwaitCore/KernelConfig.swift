@@ -84,6 +84,16 @@ public struct KernelConfig: Sendable {
     set { raw.capture_stack = newValue ? 1 : 0 }
   }
 
+  /// `finwait serve`: full sockets' dwells counted in the kernel by path,
+  /// end, comm and cgroup, in microsecond slots with their sums.
+  public var countsForExport: Bool {
+    get { raw.hist_mode != 0 && raw.hist_by == UInt8(FW_HIST_BY_SERVE.rawValue) }
+    set {
+      histogram = newValue ? (.path, 1_000) : nil
+      if newValue { raw.hist_by = UInt8(FW_HIST_BY_SERVE.rawValue) }
+    }
+  }
+
   /// `finwait hist`: full sockets' dwells counted in the kernel, by this
   /// breakdown, in slots of this many nanoseconds; nil: every end is a record.
   public var histogram: (by: Breakdown, unitNanoseconds: UInt64)? {

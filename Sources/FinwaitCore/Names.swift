@@ -10,7 +10,7 @@ public enum Path: String, Sendable, CaseIterable, Comparable {
   /// FIN_WAIT1 began before finwait attached: neither owner nor path is known.
   case unknown
 
-  init(raw: UInt8) {
+  public init(raw: UInt8) {
     switch UInt32(raw) {
     case FW_PATH_SHUTDOWN_WR.rawValue: self = .shutdownWrite
     case FW_PATH_SHUTDOWN_RDWR.rawValue: self = .shutdownReadWrite
@@ -57,7 +57,7 @@ public enum End: String, Sendable, CaseIterable {
   /// The record of its end was lost (see the drop counters).
   case lost
 
-  init?(raw: UInt8) {
+  public init?(raw: UInt8) {
     switch UInt32(raw) {
     case FW_END_PEER_FIN.rawValue: self = .peerFin
     case FW_END_RESET.rawValue: self = .reset
@@ -76,7 +76,7 @@ public enum Syscall: String, Sendable {
   case ioUringEnter = "io_uring_enter"
   case unknown
 
-  init(raw: UInt8) {
+  public init(raw: UInt8) {
     switch UInt32(raw) {
     case FW_SYSCALL_SHUTDOWN.rawValue: self = .shutdown
     case FW_SYSCALL_CLOSE.rawValue: self = .close

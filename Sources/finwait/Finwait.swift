@@ -7,8 +7,8 @@ struct Finwait: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "finwait",
     abstract: "Trace TCP connections through FIN_WAIT2: dwell, owner, code path and end.",
-    version: "0.2.0",
-    subcommands: [TraceCommand.self, HistCommand.self, TopCommand.self, SnapshotCommand.self],
+    version: Build.version,
+    subcommands: [TraceCommand.self, HistCommand.self, TopCommand.self, SnapshotCommand.self, ServeCommand.self],
     defaultSubcommand: TraceCommand.self
   )
 

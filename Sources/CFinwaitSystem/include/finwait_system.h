@@ -28,4 +28,10 @@ void fw_terminal_restore(int fd);
  * socket). Returns 0 or -errno. */
 int fw_notify_socket(const char *path, const char *state);
 
+/* Keeps only the capabilities in `keep` (bits of CAP_*) in the effective,
+ * permitted and inheritable sets, and clears the ambient set: what a
+ * process gives up once attached can never come back. Returns 0 or -errno. */
+#include <stdint.h>
+int fw_keep_capabilities(uint64_t keep);
+
 #endif /* FINWAIT_SYSTEM_H */

@@ -88,21 +88,25 @@ public final class Tracer: RecordSource {
     if let tracer { fw_tracer_detach(tracer) }
   }
 
-  /// Takes the histograms the kernel counted since the last call into `into`.
-  public func takeHistograms(into intervals: inout IntervalHistograms) {
+  /// Hands over, and removes, each histogram the kernel counted since the last call.
+  public func takeHistograms(_ body: (fw_hist_key, UnsafeBufferPointer<UInt64>, UnsafeBufferPointer<UInt64>) -> Void) {
     guard let tracer else { return }
-    final class Box {
-      var intervals: IntervalHistograms
-      init(_ intervals: IntervalHistograms) { self.intervals = intervals }
+    typealias Body = (fw_hist_key, UnsafeBufferPointer<UInt64>, UnsafeBufferPointer<UInt64>) -> Void
+    withoutActuallyEscaping(body) { body in
+      var body: Body = body
+      withUnsafeMutablePointer(to: &body) { context in
+        _ = fw_tracer_take_hists(tracer, { ctx, key, hist in
+          guard let ctx, let key, let hist else { return 0 }
+          let body = ctx.assumingMemoryBound(to: Body.self).pointee
+          withUnsafeBytes(of: hist.pointee.slots) { slots in
+            withUnsafeBytes(of: hist.pointee.sum_ns) { sums in
+              body(key.pointee, slots.bindMemory(to: UInt64.self), sums.bindMemory(to: UInt64.self))
+            }
+          }
+          return 0
+        }, context)
+      }
     }
-    let box = Box(intervals)
-    fw_tracer_take_hists(tracer, { ctx, key, hist in
-      guard let ctx, let key, let hist else { return 0 }
-      let box = Unmanaged<Box>.fromOpaque(ctx).takeUnretainedValue()
-      withUnsafeBytes(of: hist.pointee.slots) { box.intervals.add(kernel: key.pointee, slots: $0.bindMemory(to: UInt64.self)) }
-      return 0
-    }, Unmanaged.passUnretained(box).toOpaque())
-    intervals = box.intervals
   }
 
   /// The user-space return addresses of stack `id`, innermost first; empty

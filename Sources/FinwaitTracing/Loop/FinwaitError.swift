@@ -20,6 +20,8 @@ public enum FinwaitError: Error, Equatable {
   case invalidArgument(String)
   /// A sock_diag dump failed.
   case diag(String)
+  /// `serve` could not listen on its address.
+  case listen(address: String, errno: Errno)
 
   /// Exit codes, documented in the README (Exit codes). sysexits.h values where one fits.
   public var exitCode: Int32 {
@@ -27,7 +29,7 @@ public enum FinwaitError: Error, Equatable {
     case .invalidArgument: 64      // EX_USAGE, as swift-argument-parser uses for bad flags
     case .kernelTooOld: 69         // EX_UNAVAILABLE
     case .bpf, .bpfDetail: 70      // EX_SOFTWARE
-    case .diag: 71                 // EX_OSERR
+    case .diag, .listen: 71        // EX_OSERR
     case .noBTF, .badBTF: 72       // EX_OSFILE
     case .output: 74               // EX_IOERR
     case .notPermitted: 77         // EX_NOPERM
@@ -54,6 +56,8 @@ public enum FinwaitError: Error, Equatable {
       text
     case let .diag(text):
       text
+    case let .listen(address, errno):
+      "cannot listen on \(address): \(errno) (errno \(errno.rawValue))"
     }
   }
 }

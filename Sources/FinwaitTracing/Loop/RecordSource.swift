@@ -21,8 +21,9 @@ public protocol RecordSource: AnyObject {
   func repairFinWait2(_ copy: fw_event, at: UInt64) -> Bool
   /// Deletes the entry `copy` was read from, if the program has not changed it.
   func forget(_ copy: fw_event) -> Bool
-  /// Moves the histograms the kernel counted since the last call into `intervals`.
-  func takeHistograms(into intervals: inout IntervalHistograms)
+  /// Hands over, and removes, each histogram the kernel counted since the
+  /// last call: its key, and per slot the count and the sum of dwells (ns).
+  func takeHistograms(_ body: (fw_hist_key, _ slots: UnsafeBufferPointer<UInt64>, _ sums: UnsafeBufferPointer<UInt64>) -> Void)
   /// The user-space return addresses of stack `id`, innermost first; empty if unknown.
   func stack(_ id: Int16) -> [UInt64]
   /// The user stack words noted with stack `id`'s first capture; empty if none.
@@ -30,6 +31,11 @@ public protocol RecordSource: AnyObject {
 }
 
 extension RecordSource {
+  /// Moves the histograms the kernel counted since the last call into `intervals`.
+  public func takeHistograms(into intervals: inout IntervalHistograms) {
+    takeHistograms { key, slots, _ in intervals.add(kernel: key, slots: slots) }
+  }
+
   /// Sockets the kernel map holds in FIN_WAIT2 right now, as IN_FLIGHT records.
   public func inFlight() -> [fw_event] {
     var events: [fw_event] = []

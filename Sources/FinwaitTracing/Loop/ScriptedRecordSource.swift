@@ -15,7 +15,8 @@ public final class ScriptedRecordSource: RecordSource {
   public var tracked: [UInt64: fw_event] = [:]
   public var counters = KernelCounters()
   /// Histograms the kernel "counted", taken (and cleared) by `takeHistograms`.
-  public var histograms: [(key: fw_hist_key, slots: [UInt64])] = []
+  /// `sums`: per slot, the dwells' sum in ns; empty: none.
+  public var histograms: [(key: fw_hist_key, slots: [UInt64], sums: [UInt64])] = []
   public var stacks: [Int16: [UInt64]] = [:]
   public var stackTops: [Int16: [UInt64]] = [:]
   /// Runs before each timed drain with its index (advance a clock, change the node).
@@ -64,8 +65,10 @@ public final class ScriptedRecordSource: RecordSource {
     return true
   }
 
-  public func takeHistograms(into intervals: inout IntervalHistograms) {
-    for (key, slots) in histograms { intervals.add(kernel: key, slots: slots) }
+  public func takeHistograms(_ body: (fw_hist_key, UnsafeBufferPointer<UInt64>, UnsafeBufferPointer<UInt64>) -> Void) {
+    for (key, slots, sums) in histograms {
+      slots.withUnsafeBufferPointer { s in sums.withUnsafeBufferPointer { body(key, s, $0) } }
+    }
     histograms.removeAll()
   }
 

@@ -1,0 +1,52 @@
+/// The Linux capabilities finwait uses, what each is for, and what is lost
+/// without it: one place for the code, `finwait serve`'s warnings and
+/// docs/serve.md.
+public enum Capability: Int, Sendable, CaseIterable {
+  case dacReadSearch = 2
+  case sysPtrace = 19
+  case sysAdmin = 21
+  case sysResource = 24
+  case perfmon = 38
+  case bpf = 39
+
+  public var name: String {
+    switch self {
+    case .dacReadSearch: "CAP_DAC_READ_SEARCH"
+    case .sysPtrace: "CAP_SYS_PTRACE"
+    case .sysAdmin: "CAP_SYS_ADMIN"
+    case .sysResource: "CAP_SYS_RESOURCE"
+    case .perfmon: "CAP_PERFMON"
+    case .bpf: "CAP_BPF"
+    }
+  }
+
+  public var bit: UInt64 { 1 << UInt64(rawValue) }
+
+  /// Needed after attach, and kept: map reads (bpf(2) checks CAP_BPF for every
+  /// command before Linux 6.5), and the optional features below.
+  public static let keptAfterAttach: [Capability] = [.bpf, .sysAdmin, .sysPtrace, .dacReadSearch]
+
+  /// What is off without an optional capability (`serve` warns once with it).
+  public var withoutIt: String? {
+    switch self {
+    case .sysAdmin:
+      "cannot enter other network namespaces: sockets that existed at start are not listed, and orphans "
+        + "handed to timewait are counted up to the handoff (end timewait_orphan), as with --no-reconcile"
+    case .dacReadSearch:
+      "cannot map cgroup ids to paths: no namespace, pod or container labels (comm only)"
+    case .sysPtrace:
+      "cannot read other users' /proc/PID/fd and namespaces: owners of sockets found at start may be unknown"
+    case .bpf, .perfmon, .sysResource: nil
+    }
+  }
+
+  /// The optional capabilities missing from `effective`, in a fixed order.
+  public static func missingOptional(effective: UInt64) -> [Capability] {
+    [.sysAdmin, .dacReadSearch, .sysPtrace].filter { effective & $0.bit == 0 }
+  }
+
+  /// What to keep after attach of what one has.
+  public static func keepMask(effective: UInt64) -> UInt64 {
+    keptAfterAttach.reduce(0) { $0 | $1.bit } & effective
+  }
+}
