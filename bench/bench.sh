@@ -6,6 +6,7 @@
 # replay (bench/replay.sh). Needs root.
 #
 #   ROUNDS=5 BENCH_SECONDS=5 THREADS=<cores> bench/bench.sh
+#   MODES="none hist serve" THROUGHPUT_ONLY=1 bench/bench.sh   # a subset, no memory or replay
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -33,9 +34,11 @@ fresh_namespace() { new_namespace "$ns" "10000 65000" tw_reuse; }
 # floor: an empty program on the same tracepoint, what any tool there pays.
 # stack: --stack on churn, whose one call site costs one stack-map entry; the
 # frame-pointer walk is per connection.
-modes=(none floor text json hist stack)
+# serve: the exporter, scraped every second (Prometheus scrapes every 15-60 s).
+read -r -a modes <<<"${MODES:-none floor text json hist serve stack}"
 declare -A label=([none]="no tracer" [floor]="empty BPF program" [text]="finwait (text)" [json]="finwait --json"
-                  [hist]="finwait hist" [stack]="finwait --stack")
+                  [hist]="finwait hist" [serve]="finwait serve" [stack]="finwait --stack")
+serve_at=127.0.0.1:19467
 
 # Starts a tracer for $1 and waits until it is attached; sets finwait_pid.
 start_tracer() {
@@ -50,7 +53,11 @@ start_tracer() {
   [ "$1" = json ] && args=(--json)
   [ "$1" = hist ] && args=(hist -i 1)
   [ "$1" = stack ] && args=(--stack)
-  start_finwait "$work/$1.out" "$work/$1.err" 5 ${args[@]+"${args[@]}"} && return 0
+  [ "$1" = serve ] && args=(serve --listen "$serve_at")
+  if start_finwait "$work/$1.out" "$work/$1.err" 5 ${args[@]+"${args[@]}"}; then
+    [ "$1" = serve ] && { while sleep 1; do curl -sf -o /dev/null "http://$serve_at/metrics" || break; done & scraper=$!; }
+    return 0
+  fi
   echo "bench: $1 did not attach: $(cat "$work/$1.err")" >&2
   exit 1
 }
@@ -62,6 +69,8 @@ drops_of() {
     json) tail -1 "$work/json.out" | sed -n 's/.*"ringbuf_drops":\([0-9]*\),"map_full":\([0-9]*\).*/\1+\2/p' ;;
     # hist prints the same losses line on stderr.
     hist) sed -n 's/^finwait: Losses: ringbuf_drops \([0-9]*\), map_full \([0-9]*\).*/\1+\2/p' "$work/hist.err" ;;
+    # serve: the counters it exported, scraped just before it was stopped.
+    serve) awk '/^finwait_ringbuf_drops_total /{r=$2} /^finwait_map_full_total /{m=$2} END{print r "+" m}' "$work/serve.metrics" ;;
   esac
 }
 
@@ -75,6 +84,10 @@ for round in $(seq 1 "$rounds"); do
     [ "$mode" = none ] || start_tracer "$mode"
     rate=$(ip netns exec "$ns" "$churn" -t "$threads" -d "$seconds" -p 9800 | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
     this[$mode]=$rate
+    if [ "$mode" = serve ]; then
+      curl -sf "http://$serve_at/metrics" >"$work/serve.metrics"
+      kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true
+    fi
     if [ "$mode" != none ]; then
       kill -INT "$finwait_pid"
       wait "$finwait_pid"
@@ -114,6 +127,8 @@ for mode in "${modes[@]}"; do
     "$(echo "${ratios[$mode]}" | median)" "${drops[$mode]:- -}"
 done
 echo "exec -> ready: median $(echo "$starts" | median) ms over 10 runs (each:$starts); RSS when attached: ${rss} kB"
+
+[ -z "${THROUGHPUT_ONLY:-}" ] || exit 0
 
 # Memory with 200,000 connections held in FIN_WAIT2 at once (bench/memory.sh).
 # A failure there is reported, and the sections after it still run.

@@ -1,4 +1,5 @@
 import FinwaitCore
+import Foundation
 import XCTest
 
 /// The pure parts of `finwait serve`: formats, labels, budgets, buckets.
@@ -175,5 +176,13 @@ final class ServeMetricsTests: XCTestCase {
       XCTAssertFalse(metric.help.isEmpty)
     }
     XCTAssertEqual(Metric.loss(.ringbufDrops).name, "finwait_ringbuf_drops_total")
+  }
+
+  func testTheServeDocumentationListsEveryMetric() throws {
+    let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/serve.md")
+    let text = try String(contentsOf: docs, encoding: .utf8)
+    let all = [Metric.sockets, .duration, .total, .stuck, .oldest, .closeWaitPeers, .buildInfo]
+      + LossAccount.Counter.allCases.map(Metric.loss)
+    for metric in all { XCTAssertTrue(text.contains("`\(metric.name)`"), "docs/serve.md lacks \(metric.name)") }
   }
 }

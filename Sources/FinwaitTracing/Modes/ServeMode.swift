@@ -145,7 +145,9 @@ public final class ServeMode: TracingMode {
   public func finish(now: UInt64, losses: LossAccount) throws(FinwaitError) {
     metrics.isReady = false
     exportLosses(losses)
-    logger.info("stopped", metadata: ["losses": "\(losses.nonZeroText)"])
+    var metadata: Logger.Metadata = [:]
+    for counter in LossAccount.Counter.allCases { metadata[counter.rawValue] = "\(losses[counter])" }
+    logger.info("detached", metadata: metadata)
   }
 
   // MARK: - Refresh
