@@ -130,6 +130,11 @@ int fw_keep_capabilities(uint64_t keep)
 
 	if (syscall(SYS_capget, &header, data))
 		return -errno;
+	/* The bounding set too, while CAP_SETPCAP (if held) still allows it: no
+	 * exec of a set-uid or file-capability program could regain the rest. */
+	for (int cap = 0; cap < 64; cap++)
+		if (!(keep & (1ULL << cap)) && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1)
+			prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
 	for (int i = 0; i < 2; i++) {
 		uint32_t mask = (uint32_t)(keep >> (32 * i));
 		data[i].effective &= mask;

@@ -29,7 +29,8 @@ void fw_terminal_restore(int fd);
 int fw_notify_socket(const char *path, const char *state);
 
 /* Keeps only the capabilities in `keep` (bits of CAP_*) in the effective,
- * permitted and inheritable sets, and clears the ambient set: what a
+ * permitted and inheritable sets, and in the bounding set where CAP_SETPCAP
+ * allows it; clears the ambient set: what a
  * process gives up once attached can never come back. Returns 0 or -errno. */
 #include <stdint.h>
 int fw_keep_capabilities(uint64_t keep);
