@@ -152,13 +152,18 @@ public final class ServeMode: TracingMode {
 
   // MARK: - Refresh
 
+  /// At most 1/budgetDivisor of a core: with hundreds of thousands of
+  /// sockets in FIN_WAIT2, walking the map takes longer than a second allows.
+  let budgetDivisor: UInt64 = 20
+
   private func refresh(now: UInt64) {
-    nextRefresh = now + options.refreshInterval
     labelCache.removeAll(keepingCapacity: true)
     totalCache.removeAll(keepingCapacity: true)
     takeKernelHistograms()
     count(now: now)
     exportLosses(loop.losses)
+    let took = loop.clock() - min(loop.clock(), now)
+    nextRefresh = now + max(options.refreshInterval, took * budgetDivisor)
   }
 
   private func takeKernelHistograms() {
