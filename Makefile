@@ -145,6 +145,10 @@ bench-replay: $(SKEL)
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/finwait
+	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	sed 's|^ExecStart=/usr/local/bin/finwait |ExecStart=$(PREFIX)/bin/finwait |' deploy/systemd/finwait.service > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/finwait.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/finwait.service
+	grep -q '^ExecStart=$(PREFIX)/bin/finwait serve ' $(DESTDIR)$(SYSTEMD_UNIT_DIR)/finwait.service
 
 clean:
 	rm -rf .build $(SKEL)
@@ -153,3 +157,47 @@ clean:
 # of the build: the vendored one makes builds independent of the build host.
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX)
+
+# Deployment files (deploy/, docs/deploy.md).
+# The unit goes where systemd looks for locally installed units
+# (/usr/local/lib/systemd/system with the default PREFIX), beside the
+# binary; /etc/systemd/system stays the administrator's (systemctl edit).
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+# systemd-analyze, promtool, python3-yaml (deploy/check-manifests.py) and a
+# venv for kubernetes-validate (PyPI), in Debian's python3 whatever python3
+# comes first in PATH.
+DEPLOY_PACKAGES := systemd prometheus python3 python3-venv python3-yaml
+DEPLOY_PYTHON ?= /usr/bin/python3
+DEPLOY_VENV := .build/venv
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+KUBERNETES_VALIDATE := $(DEPLOY_VENV)/kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION).stamp
+IMAGE_PACKAGES := podman runc
+# The image's tag: the binary's version, read when the recipe runs.
+IMAGE ?= localhost/finwait:$$($(BIN) --version)
+
+.PHONY: deploy-check image image-check
+
+$(KUBERNETES_VALIDATE):
+	rm -rf $(DEPLOY_VENV)
+	$(DEPLOY_PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
+	touch $@
+
+# No root needed once the packages are there: systemd-analyze verify and
+# security (exposure at most 2.5) on the unit with ExecStart at the built
+# binary, promtool check/test rules, PrometheusRule == rules file,
+# kubernetes-validate --strict.
+deploy-check: build
+	$(MAKE) deps EXTRA_PACKAGES="$(DEPLOY_PACKAGES)"
+	$(MAKE) $(KUBERNETES_VALIDATE)
+	DEPLOY_PYTHON=$(DEPLOY_PYTHON) deploy/check.sh $(BIN) $(DEPLOY_VENV)
+
+# The image FROM scratch: the binary, its libraries (ldd) and the loader (root).
+image: build
+	$(MAKE) deps EXTRA_PACKAGES="$(IMAGE_PACKAGES)"
+	deploy/build-image.sh $(BIN) "$(IMAGE)"
+
+# The image under deploy/seccomp.json with only CAP_BPF and CAP_PERFMON
+# traces a loopback connection; without bpf in the profile it exits 77 (root).
+image-check: image
+	deploy/check-image.sh "$(IMAGE)"
