@@ -9,7 +9,7 @@ BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
 CC ?= cc
 PREFIX ?= /usr/local
 
-APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config gcc make iproute2 tmux python3-jsonschema
+APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config gcc make iproute2 tmux python3-jsonschema prometheus
 VMLINUX := bpf/vmlinux/$(ARCH)/vmlinux.h
 BPF_OBJ := .build/bpf/finwait.bpf.o
 SKEL := Sources/CFinwaitBPF/finwait.skel.h
