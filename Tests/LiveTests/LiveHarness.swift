@@ -214,8 +214,10 @@ final class DriverProcess: SpawnedProcess {
   /// `cgroup`: a cgroup v2 directory the driver moves itself into first.
   init(_ scenario: String, port: Int, holdMs: Int, family: Int = 4, clientPort: Int = 0,
        in namespace: TestNamespace? = nil, cgroup: String? = nil) throws {
-    var wrapper = namespace.map { ["/usr/bin/env", "ip", "netns", "exec", $0.name] } ?? []
-    if let cgroup { wrapper += ["/bin/sh", "-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\"", cgroup] }
+    // The cgroup first: `ip netns exec` remounts /sys in a mount namespace of
+    // its own, where the cgroup2 mount is gone. Both exec: the pid stays.
+    var wrapper = cgroup.map { ["/bin/sh", "-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\"", $0] } ?? []
+    if let namespace { wrapper += ["/usr/bin/env", "ip", "netns", "exec", namespace.name] }
     try super.init(wrapper + [Live.driver ?? "fwdrive", scenario, String(port), String(holdMs), String(family),
                               String(clientPort)])
   }
