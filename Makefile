@@ -98,7 +98,8 @@ KERNEL_TESTS := LiveTests.ScenarioTests,LiveTests.ReconciliationTests,LiveTests.
 	LiveTests.StackTests/testTheFunctionsThatSentTheFinAreNamed,$\
 	LiveTests.StackTests/testTextLinesAndTheSummaryShowTheCallSite,$\
 	LiveTests.StackTests/testHistByStackCountsOneCallSiteAcrossProcesses,$\
-	LiveTests.StackTests/testExitAndExecHaveNoStackButStillTheirPath
+	LiveTests.StackTests/testExitAndExecHaveNoStackButStillTheirPath,$\
+	LiveTests.ServeTests/testStuckSocketLogsOneLogfmtLine
 
 # The same binary and live scenario tests again, on Linux 6.1 booted under
 # QEMU (software emulation): proves the CO-RE object is not tied to the

@@ -62,6 +62,7 @@ let package = Package(
       dependencies: [
         "FinwaitTracing", "FinwaitCore",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
       ]
     ),
     // Synthetic kernel records for the unit tests of both libraries.

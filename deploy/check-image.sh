@@ -56,7 +56,7 @@ cat "$work/out"
 grep -q 'msg="attached; serving /metrics"' "$work/out" || { echo "image-check: no start line" >&2; exit 1; }
 grep -q 'level=warning msg="FIN_WAIT2 stuck' "$work/out" || { echo "image-check: no stuck line" >&2; exit 1; }
 grep -q 'msg=detached' "$work/out" || { echo "image-check: no exit line" >&2; exit 1; }
-if grep -q 'finwait: warning: without CAP_' "$work/out"; then
+if grep -q 'level=warning msg="without CAP_' "$work/out"; then
   echo "image-check: a documented capability did not reach finwait" >&2; exit 1
 fi
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FinwaitCore
 import FinwaitTracing
+import Logging
 
 struct ServeCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -67,21 +68,22 @@ struct ServeCommand: ParsableCommand {
     case nil: options.stuckAfter = UInt64(finTimeout ?? 60) * 1_000_000_000
     }
     try reportingErrors { () throws(FinwaitError) in
+      // Every line serve writes is logfmt, warnings at start included.
+      let log = ServeMode.logger(to: LineOutput.standardError, clock: monotonicNow, wallClock: .now())
       let missing = Capability.missingOptionalNow()
-      let err = LineOutput.standardError
       for capability in missing {
-        try err.write("finwait: warning: without \(capability.name), finwait \(capability.withoutIt ?? "")")
+        log.warning("without \(capability.name), finwait \(capability.withoutIt ?? "")")
       }
       var environment = try LoopEnvironment.system(
         config, reconcile: !tracing.noReconcile && !missing.contains(.sysAdmin), verbose: tracing.verbose,
-        readiness: .fromEnvironment(fd: tracing.readyFD), without: "orphans in timewait are not followed")
+        readiness: .fromEnvironment(fd: tracing.readyFD), without: "orphans in timewait are not followed",
+        warn: { log.warning("\($0)") })
       if missing.contains(.dacReadSearch) { environment.workloads = nil }
       let metrics = ServeMetrics()
       let server = try MetricsServer(listen: options.listen, endpoint: metrics)
       defer { server.shutdown() }
       options.listen = server.address
-      let mode = ServeMode(
-        options: options, metrics: metrics, log: err, clock: monotonicNow, wallClock: environment.wallClock)
+      let mode = ServeMode(options: options, metrics: metrics, logger: log, clock: monotonicNow)
       try TracingLoop(configuration: config, environment: environment, mode: mode).run()
     }
   }

@@ -20,7 +20,8 @@ final class ServeModeTests: XCTestCase {
     let log = CapturedLines()
     let clock = run.clock
     nonisolated(unsafe) let now = { clock.now }
-    return (ServeMode(options: options, metrics: ServeMetrics(), log: log, clock: { now() }, wallClock: WallClock(offset: 0)), log)
+    let logger = ServeMode.logger(to: log, clock: { now() }, wallClock: WallClock(offset: 0))
+    return (ServeMode(options: options, metrics: ServeMetrics(), logger: logger, clock: { now() }), log)
   }
 
   /// In FIN_WAIT2 since `fw2` in the kernel map (serve's kernel sends no ENTER).

@@ -223,12 +223,14 @@ final class ServeTests: XCTestCase {
       wrapper: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all,\(given)",
                 "--ambient-caps=-all,\(given)", "--bounding-set=-all,\(given)"])
     // Written before the attach; the collector thread may not have read them yet.
-    waitUntil(5) { nobody.stderr.lines.filter { $0.hasPrefix("finwait: warning:") }.count >= 2 }
-    let warnings = nobody.stderr.lines.filter { $0.hasPrefix("finwait: warning:") }
-    XCTAssertEqual(warnings.count, 2, nobody.stderr.text)
-    XCTAssertEqual(warnings.filter { $0.hasPrefix("finwait: warning: without CAP_SYS_ADMIN,") }.count, 1, nobody.stderr.text)
-    XCTAssertEqual(warnings.filter { $0.hasPrefix("finwait: warning: without CAP_DAC_READ_SEARCH,") }.count, 1,
-                   nobody.stderr.text)
+    // Warnings are logfmt like every line serve writes.
+    func warnings() -> [String] {
+      nobody.stderr.lines.compactMap(parseLogfmt).filter { $0["level"] == "warning" }.compactMap { $0["msg"] }
+    }
+    waitUntil(5) { warnings().count >= 2 }
+    XCTAssertEqual(warnings().count, 2, nobody.stderr.text)
+    XCTAssertEqual(warnings().filter { $0.hasPrefix("without CAP_SYS_ADMIN,") }.count, 1, nobody.stderr.text)
+    XCTAssertEqual(warnings().filter { $0.hasPrefix("without CAP_DAC_READ_SEARCH,") }.count, 1, nobody.stderr.text)
     let nobodyCaps = try capabilities(of: nobody.process.processIdentifier)
     XCTAssertEqual(nobodyCaps["CapEff"], capabilityMask([19, 39]), hex(nobodyCaps))  // CAP_PERFMON not kept
     XCTAssertEqual(nobodyCaps["CapPrm"], capabilityMask([19, 39]), hex(nobodyCaps))

@@ -44,17 +44,20 @@ public struct LoopEnvironment {
   /// that name nothing), libbpf's verbosity, the stop handlers, the libbpf
   /// tracer, and sock_diag unless `reconcile` is off. sock_diag that cannot
   /// be used is one warning, and `without` says what is done without it.
+  /// `warn` writes a warning (serve: a logfmt line); default: `finwait:
+  /// warning: ...` on stderr.
   public static func system(
     _ configuration: TracingLoop.Configuration, reconcile: Bool, verbose: Bool, readiness: Readiness,
-    without: String
+    without: String, warn: ((String) -> Void)? = nil
   ) throws(FinwaitError) -> LoopEnvironment {
     let err = LineOutput.standardError
+    let warn = warn ?? { try? err.write("finwait: warning: \($0)") }
     try Preflight.check(btfPath: configuration.btfPath)
     fw_set_libbpf_verbose(verbose ? 1 : 0)
     fw_install_stop_handlers()
     let sockets = SockDiag()
     for warning in Preflight.warnings(for: configuration.kernel, namespaces: sockets.namespaces()) {
-      try err.write("finwait: warning: \(warning)")
+      warn(warning)
     }
     var reconciliation: Reconciliation?
     if reconcile {
@@ -63,7 +66,7 @@ public struct LoopEnvironment {
         try candidate.check()
         reconciliation = candidate
       } catch {
-        try err.write("finwait: warning: \(error.message); \(without)")
+        warn("\(error.message); \(without)")
       }
     }
     try err.flush()

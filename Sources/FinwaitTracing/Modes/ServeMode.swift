@@ -83,14 +83,18 @@ public final class ServeMode: TracingMode {
     var since: UInt64
   }
 
-  public init(options: Options, metrics: ServeMetrics, log: any LineSink, clock: @escaping @Sendable () -> UInt64,
-              wallClock: WallClock) {
+  public init(options: Options, metrics: ServeMetrics, logger: Logger, clock: @escaping @Sendable () -> UInt64) {
     self.options = options
     self.metrics = metrics
+    self.logger = logger
     budget = OwnerBudget(limit: max(1, options.maxOwners))
     pods = PodNames(directory: options.podLogs, clock: clock)
-    let handler = LogfmtLogHandler(sink: log, clock: clock, wallClock: wallClock)
-    logger = Logger(label: "finwait") { _ in handler }
+  }
+
+  /// serve's log: logfmt lines on `sink`, warnings at start included.
+  public static func logger(to sink: any LineSink, clock: @escaping @Sendable () -> UInt64, wallClock: WallClock) -> Logger {
+    let handler = LogfmtLogHandler(sink: sink, clock: clock, wallClock: wallClock)
+    return Logger(label: "finwait") { _ in handler }
   }
 
   public func configure(_ kernel: inout KernelConfig) {
