@@ -31,8 +31,7 @@ struct ServeCommand: ParsableCommand {
   @Option(name: .customLong("max-owners"), help: "Owners with their own labels; the rest are 'other'.")
   var maxOwners = 100
 
-  @Option(help: ArgumentHelp("Attached FIN_WAIT2 older than this is stuck (gauge and one log line), or 'off'. Default: the node's tcp_fin_timeout.", valueName: "duration"))
-  var stuck: String?
+  @OptionGroup var stuck: StuckOption
 
   @Option(name: .customLong("pod-logs"), help: ArgumentHelp("The kubelet's pod log directory, to name pods.", valueName: "dir"))
   var podLogs = PodNames.defaultDirectory
@@ -46,9 +45,6 @@ struct ServeCommand: ParsableCommand {
       throw ValidationError("--listen '\(listen)' is not HOST:PORT with a numeric IPv4 address or [IPv6]:PORT")
     }
     if maxOwners < 1 || maxOwners > 100_000 { throw ValidationError("--max-owners must be 1 to 100000") }
-    if let stuck, stuck != "off", parseDuration(stuck) == nil {
-      throw ValidationError("--stuck '\(stuck)' is not a duration or 'off'")
-    }
   }
 
   func run() throws {
@@ -62,11 +58,7 @@ struct ServeCommand: ParsableCommand {
     options.maxOwners = maxOwners
     options.podLogs = podLogs
     options.dropCapabilities = true
-    switch stuck {
-    case "off": options.stuckAfter = nil
-    case let text?: options.stuckAfter = parseDuration(text)
-    case nil: options.stuckAfter = UInt64(finTimeout ?? 60) * 1_000_000_000
-    }
+    options.stuckAfter = stuck.threshold(finTimeoutSeconds: finTimeout)
     try reportingErrors { () throws(FinwaitError) in
       // Every line serve writes is logfmt, warnings at start included.
       let log = ServeMode.logger(to: LineOutput.standardError, clock: monotonicNow, wallClock: .now())

@@ -43,9 +43,7 @@ struct TraceCommand: ParsableCommand {
           transform: Self.duration)
   var minDwell: UInt64?
 
-  @Option(help: ArgumentHelp("Warn once about an attached connection in FIN_WAIT2 for longer than this, or 'off'.",
-                             discussion: "Default: the node's net.ipv4.tcp_fin_timeout."))
-  var stuck: String?
+  @OptionGroup var stuck: StuckOption
 
   @Option(name: [.short, .long], help: "Stop after this long (e.g. 30s, 10m).", transform: Self.duration)
   var duration: UInt64?
@@ -63,9 +61,6 @@ struct TraceCommand: ParsableCommand {
   }
 
   func validate() throws {
-    if let stuck, stuck != "off", parseDuration(stuck) == nil {
-      throw ValidationError("--stuck '\(stuck)' is not a duration or 'off'")
-    }
     if duration == 0 { throw ValidationError("--duration must be above 0") }
   }
 
@@ -78,11 +73,7 @@ struct TraceCommand: ParsableCommand {
     config.kernel.captureStacks = stack
     config.duration = duration
     config.finTimeoutSeconds = finTimeout
-    switch stuck {
-    case "off": config.stuckAfter = nil
-    case let text?: config.stuckAfter = parseDuration(text)
-    case nil: config.stuckAfter = UInt64(finTimeout ?? 60) * 1_000_000_000
-    }
+    config.stuckAfter = stuck.threshold(finTimeoutSeconds: finTimeout)
     var options = TraceMode.Options()
     options.format = json ? .json : .text
     options.minDwell = minDwell ?? 0

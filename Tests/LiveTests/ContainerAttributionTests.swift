@@ -74,30 +74,4 @@ final class ContainerAttributionTests: XCTestCase {
     XCTAssertNil(record["peer_container_id"])
     XCTAssertNil(record["peer_pod_uid"])
   }
-
-  /// `<cgroup2 mount>/<top>-<pid>/<pod><uid with _>.slice/<scope>`, as the
-  /// kubelet's systemd driver names a pod and a runtime its container;
-  /// removed when the test ends (the driver has exited by then).
-  private func makeCgroup(top: String, pod: String, uid: String, scope: String) throws -> String {
-    // cgroup v2: the whole of /sys/fs/cgroup, or its `unified` part on a hybrid host.
-    let mount = try XCTUnwrap(cgroup2Mount(), "no cgroup2 mount in /proc/self/mountinfo")
-    let top = mount + "/\(top)-\(getpid())"
-    let pod = top + "/\(pod)\(uid.replacingOccurrences(of: "-", with: "_")).slice"
-    let container = pod + "/" + scope
-    try FileManager.default.createDirectory(atPath: container, withIntermediateDirectories: true)
-    addTeardownBlock { for dir in [container, pod, top] { rmdir(dir) } }
-    return container
-  }
-
-  private func cgroup2Mount() -> String? {
-    guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
-    for line in text.split(separator: "\n") {
-      // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE SUPER
-      let halves = line.components(separatedBy: " - ")
-      guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
-      let fields = halves[0].split(separator: " ")
-      if fields.count > 4 { return String(fields[4]) }
-    }
-    return nil
-  }
 }

@@ -315,3 +315,30 @@ extension FinwaitProcess {
     waitUntil(seconds) { ((try? self.jsonRecords()) ?? []).contains(where: predicate) }
   }
 }
+
+extension XCTestCase {
+  /// `<cgroup2 mount>/<top>-<pid>/<pod><uid with _>.slice/<scope>`, as the
+  /// kubelet's systemd driver names a pod and a runtime its container;
+  /// removed when the test ends (its processes have exited by then).
+  func makeCgroup(top: String, pod: String, uid: String, scope: String) throws -> String {
+    let mount = try XCTUnwrap(cgroup2Mount(), "no cgroup2 mount in /proc/self/mountinfo")
+    let top = mount + "/\(top)-\(getpid())"
+    let pod = top + "/\(pod)\(uid.replacingOccurrences(of: "-", with: "_")).slice"
+    let container = pod + "/" + scope
+    try FileManager.default.createDirectory(atPath: container, withIntermediateDirectories: true)
+    // Its processes were killed at the latest when the test's objects went: wait for them to leave.
+    addTeardownBlock { for dir in [container, pod, top] { waitUntil(5) { rmdir(dir) == 0 || errno == ENOENT } } }
+    return container
+  }
+
+  func cgroup2Mount() -> String? {
+    guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+    for line in text.split(separator: "\n") {
+      let halves = line.components(separatedBy: " - ")
+      guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
+      let fields = halves[0].split(separator: " ")
+      if fields.count > 4 { return String(fields[4]) }
+    }
+    return nil
+  }
+}
