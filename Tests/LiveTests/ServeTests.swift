@@ -287,6 +287,46 @@ final class ServeTests: XCTestCase {
     }
   }
 
+  /// Sockets already in FIN_WAIT2 when serve starts are in the gauge from
+  /// the first scrape after ready (attached: owner found through /proc;
+  /// orphan: no owner), and leave it when they end.
+  func testSocketsHeldBeforeStartAreCountedAtReady() throws {
+    let port = Live.port(66)
+    let namespace = try TestNamespace("serve-existing")
+    let attached = try DriverProcess("shutdown_wr", port: port + 1, holdMs: 20_000, in: namespace)
+    let orphan = try DriverProcess("close", port: port + 2, holdMs: 20_000, in: namespace)
+    let truths = [try attached.truth(), try orphan.truth()]
+    func held() -> Int {
+      let ss = Process()
+      ss.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+      ss.arguments = ["netns", "exec", namespace.name, "ss", "-Htn", "state", "fin-wait-2"]
+      let out = Pipe()
+      ss.standardOutput = out
+      guard (try? ss.run()) != nil else { return -1 }
+      let data = out.fileHandleForReading.readDataToEndOfFile()
+      ss.waitUntilExit()
+      return String(decoding: data, as: UTF8.self).split(separator: "\n").count
+    }
+    XCTAssertTrue(waitUntil(10) { held() == 2 }, "the two sockets did not reach FIN_WAIT2 before serve started")
+
+    let finwait = try FinwaitProcess(["serve", "--listen", "127.0.0.1:\(port)", "--stuck", "off",
+                                      "--netns", String(namespace.inode)])
+    let first = try http("http://127.0.0.1:\(port)/metrics").body
+    let series = "finwait_fin_wait2_sockets{state="
+    XCTAssertTrue(first.contains(series + #""attached",namespace="",pod="",container="",comm="fwdrive"} 1.0"#), first)
+    XCTAssertTrue(first.contains(series + #""orphaned",namespace="",pod="",container="",comm=""} 1.0"#), first)
+
+    for truth in truths { kill(pid_t(truth.ownerPid), SIGUSR1) }
+    try attached.finish()
+    try orphan.finish()
+    let ended = waitUntil(10) {
+      let body = (try? http("http://127.0.0.1:\(port)/metrics").body) ?? ""
+      return !body.contains(#"comm="fwdrive"} 1.0"#) && !body.contains(#"container="",comm=""} 1.0"#)
+    }
+    XCTAssertTrue(ended, (try? http("http://127.0.0.1:\(port)/metrics").body) ?? "")
+    XCTAssertEqual(try finwait.stop(SIGTERM), 0, finwait.stderr.text)
+  }
+
   // MARK: - Endpoints
 
   func testHealthAndReadinessEndpoints() throws {
