@@ -67,5 +67,12 @@ int fw_diag_socket(int netns_fd)
 
 int fw_open_in_netns(int netns_fd, const char *path)
 {
+	int fd;
+
+	/* Our own namespace (-1) needs no thread: setns(-1) would fail. */
+	if (netns_fd < 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		return fd < 0 ? -errno : fd;
+	}
 	return run_in_namespace(netns_fd, path);
 }

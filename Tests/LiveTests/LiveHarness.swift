@@ -342,3 +342,10 @@ extension XCTestCase {
     return nil
   }
 }
+
+/// CLOCK_MONOTONIC in seconds: what the tests measure elapsed time with.
+func monotonicSeconds() -> Double {
+  var ts = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &ts)
+  return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

@@ -124,6 +124,7 @@ final class ReconciliationTests: XCTestCase {
     }
     let a = try attached.truth()
     let o = try orphan.truth()
+    let orphanedBy = monotonicSeconds()  // the orphan's close() follows its truth line
     usleep(300_000)
 
     let snapshot = try FinwaitProcess(["snapshot", "--json", "--port", String(attachedPort)], waitForAttach: false)
@@ -141,6 +142,16 @@ final class ReconciliationTests: XCTestCase {
     let line = try XCTUnwrap(text.stdout.lines.first { $0.contains(":\(o.clientPort) > ") }, text.stdout.text)
     XCTAssertTrue(line.contains("orphan") && line.contains("EXISTING (timewait until "), line)
     XCTAssertTrue(text.stdout.lines.last?.contains("0 attached, 1 orphaned in timewait") == true, text.stdout.text)
+
+    // The orphan's dwell is a real lower bound: its namespace's fin timeout
+    // minus what its timewait timer has left (this namespace's too).
+    let json = try FinwaitProcess(["snapshot", "--json", "--port", String(orphanPort)], waitForAttach: false)
+    XCTAssertEqual(try json.waitForExit(), 0, json.stderr.text)
+    let elapsed = monotonicSeconds() - orphanedBy
+    let r2 = try XCTUnwrap(try json.jsonRecords().first { $0["sport"] as? Int == o.clientPort }, json.stdout.text)
+    XCTAssertEqual(r2["dwell_lower_bound"] as? Bool, true)
+    XCTAssertGreaterThanOrEqual(ms(r2["dwell_ns"]), 200, "\(r2)")
+    XCTAssertLessThanOrEqual(Double(ms(r2["dwell_ns"])), elapsed * 1000 + 100, "\(r2)")
   }
 
   func testSameFourTupleInTwoNamespacesIsTwoConnections() throws {

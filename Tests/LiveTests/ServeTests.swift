@@ -482,12 +482,6 @@ private func enclosingBounds(_ shortest: Double, _ longest: Double, in bounds: [
   (bounds.last { $0 < shortest } ?? 0, bounds.first { $0 >= longest } ?? .infinity)
 }
 
-private func monotonicSeconds() -> Double {
-  var ts = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &ts)
-  return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
 private func kernelRelease() -> String {
   ((try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? "")
     .trimmingCharacters(in: .whitespacesAndNewlines)
