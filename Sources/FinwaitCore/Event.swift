@@ -8,7 +8,7 @@ public struct Owner: Sendable, Hashable {
   public var cgroupID: UInt64
   /// Inline bytes, not a String: owners, and the events and records that
   /// carry them, then copy as plain memory, without reference counting.
-  private var name: TaskName
+  private(set) var name: TaskName
 
   /// The task name (at most 15 bytes in the kernel).
   public var comm: String {

@@ -253,7 +253,7 @@ public struct OwnerKey: Sendable, Hashable {
   public var cgroupID: UInt64
 
   public init(_ owner: Owner?) {
-    name = owner.map { TaskName($0.comm) } ?? TaskName("")
+    name = owner?.name ?? TaskName("")
     cgroupID = owner?.cgroupID ?? 0
   }
 
@@ -261,12 +261,6 @@ public struct OwnerKey: Sendable, Hashable {
   public init(kernel key: fw_hist_key) {
     name = TaskName(kernel: key.comm)
     cgroupID = key.cgroup_id
-  }
-
-  /// A kernel map entry's comm and cgroup (its owner may be unknown: empty).
-  public init(kernel event: fw_event) {
-    name = TaskName(kernel: event.comm)
-    cgroupID = event.cgroup_id
   }
 
   public var comm: String { name.string }

@@ -188,50 +188,35 @@ public final class ServeMode: TracingMode {
     }
   }
 
+  /// A socket in FIN_WAIT2 now, and the connection the stuck line names.
   private struct Holding {
     var held: HeldSocket
-    var digest: UInt64
-    var pid: UInt32
-    var comm: String
-    var path: Path
-    var endpoints: Endpoints
+    var connection: Connection
   }
 
   /// The sockets in FIN_WAIT2 now: full sockets from the kernel map,
   /// orphans in timewait and sockets found at start from the tracker.
   private func count(now: UInt64) {
     var holdings: [Holding] = []
-    loop.source.forEachTracked { raw in
-      // Entries carry no kind until a record is made of them.
-      var copy = raw
-      copy.kind = UInt8(FW_KIND_IN_FLIGHT.rawValue)
-      guard let since = raw.finWait2At, let event = try? Event(decoding: copy) else { return }
+    func hold(_ connection: Connection, peer: Peer?, state: HeldState, since: UInt64) {
+      let workload = connection.owner.flatMap { loop.workloads?.workload(of: $0) }
+      let peerWaits = peer.map { $0.closeWaitSince != nil && $0.closedAt == nil } ?? false
+      holdings.append(Holding(
+        held: HeldSocket(state: state, since: since, owner: labels(OwnerKey(connection.owner), workload: workload),
+                         peerInCloseWait: peerWaits),
+        connection: connection))
+    }
+    for raw in loop.source.inFlight() {
+      guard let event = try? Event(decoding: raw), let since = event.finWait2At else { continue }
       let orphaned = raw.flags & UInt8(FW_FLAG_ORPHAN_AT_ENTRY | FW_FLAG_CLOSED) != 0
-      let key = OwnerKey(kernel: raw)
-      let workload = raw.cgroup_id != 0 ? loop.workloads?.workload(ofCgroup: raw.cgroup_id) : nil
-      holdings.append(
-        Holding(
-          held: HeldSocket(
-            state: orphaned ? .orphaned : .attached, since: since, owner: labels(key, workload: workload),
-            peerInCloseWait: raw.ts_peer_close_wait_ns != 0),
-          digest: event.connection.endpoints.digest(in: raw.netns), pid: raw.tgid, comm: key.comm,
-          path: event.connection.path, endpoints: event.connection.endpoints))
+      hold(event.connection, peer: event.peer, state: orphaned ? .orphaned : .attached, since: since)
     }
-    func add(_ record: Record, state: HeldState) {
-      var record = record
-      loop.workloads?.attribute(&record)
-      let owner = record.connection.owner
-      let peerWaits = record.peer.map { $0.closeWaitSince != nil && $0.closedAt == nil } ?? false
-      holdings.append(
-        Holding(
-          held: HeldSocket(
-            state: state, since: record.dwellSince, owner: labels(OwnerKey(owner), workload: record.workload),
-            peerInCloseWait: peerWaits),
-          digest: record.connection.endpoints.digest(in: record.connection.netns), pid: owner?.pid ?? 0,
-          comm: owner?.comm ?? "", path: record.connection.path, endpoints: record.connection.endpoints))
+    loop.tracker.orphans?.forEachFollowed { record, _ in
+      hold(record.connection, peer: record.peer, state: .orphaned, since: record.dwellSince)
     }
-    loop.tracker.orphans?.forEachFollowed { record, _ in add(record, state: .orphaned) }
-    loop.tracker.forEachListedAtStart { add($0, state: .attached) }
+    loop.tracker.forEachListedAtStart {
+      hold($0.connection, peer: $0.peer, state: .attached, since: $0.dwellSince)
+    }
 
     let census = Census(
       holdings.lazy.map(\.held), now: now, stuckAfter: options.stuckAfter, maxOwners: options.maxOwners)
@@ -268,14 +253,15 @@ public final class ServeMode: TracingMode {
     guard let stuckAfter = options.stuckAfter else { return }
     var stillStuck = Set<StuckIdentity>()
     for h in holdings where h.held.state == .attached && now - min(now, h.held.since) >= stuckAfter {
-      let id = StuckIdentity(digest: h.digest, since: h.held.since)
+      let c = h.connection
+      let id = StuckIdentity(digest: c.endpoints.digest(in: c.netns), since: h.held.since)
       stillStuck.insert(id)
       guard !logged.contains(id) else { continue }
       let owner = h.held.owner
       var metadata: Logger.Metadata = [
-        "event": "stuck", "pid": "\(h.pid)", "comm": "\(h.comm)", "path": "\(h.path.rawValue)",
-        "state": "\(h.held.state.rawValue)", "local": "\(h.endpoints.local):\(h.endpoints.localPort)",
-        "remote": "\(h.endpoints.remote):\(h.endpoints.remotePort)",
+        "event": "stuck", "pid": "\(c.owner?.pid ?? 0)", "comm": "\(c.owner?.comm ?? "")", "path": "\(c.path.rawValue)",
+        "state": "\(h.held.state.rawValue)", "local": "\(c.endpoints.local):\(c.endpoints.localPort)",
+        "remote": "\(c.endpoints.remote):\(c.endpoints.remotePort)",
         "dwell_seconds": "\(Double(now - min(now, h.held.since)) / 1e9)",
         "peer_close_wait": "\(h.held.peerInCloseWait)",
       ]

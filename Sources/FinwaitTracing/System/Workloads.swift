@@ -58,7 +58,8 @@ public final class Workloads {
     if let peer = record.peer?.owner { record.peerWorkload = workload(of: peer) }
   }
 
-  private func workload(of owner: Owner) -> Workload? {
+  /// By cgroup id when the kernel gave one, else by process.
+  func workload(of owner: Owner) -> Workload? {
     owner.cgroupID != 0 ? workload(ofCgroup: owner.cgroupID) : workload(ofProcess: owner.pid)
   }
 
