@@ -121,7 +121,8 @@ public enum SockDiagMessages {
     func u32(_ at: Int) -> UInt32 { m.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian }
     var socket = DiagSocket(
       state: state, endpoints: Endpoints(local: local, localPort: port(4), remote: remote, remotePort: port(6)),
-      inode: u32(68), uid: u32(64), timer: m[2], expiresMilliseconds: u32(52))
+      inode: u32(68), uid: u32(64), timer: m[2], expiresMilliseconds: u32(52), timerRetransmits: m[3],
+      receiveQueue: u32(56), sendQueue: u32(60))
     var offset = diagMessageLength
     while offset + 4 <= m.count {
       let length = Int(m.loadUnaligned(fromByteOffset: offset, as: UInt16.self).littleEndian)
@@ -129,6 +130,7 @@ public enum SockDiagMessages {
       guard length >= 4, offset + length <= m.count else { throw .truncated(offset: base + offset) }
       if type == attributeInfo, length - 4 >= tcpInfoLastAckReceived + 4 {
         socket.lastAckReceivedMilliseconds = u32(offset + 4 + tcpInfoLastAckReceived)
+        socket.tcp = TCPInfo(UnsafeRawBufferPointer(rebasing: m[(offset + 4)..<(offset + length)]))
       }
       offset += (length + 3) & ~3
     }

@@ -8,7 +8,8 @@ struct Finwait: ParsableCommand {
     commandName: "finwait",
     abstract: "Trace TCP connections through FIN_WAIT2: dwell, owner, code path and end.",
     version: Build.version,
-    subcommands: [TraceCommand.self, HistCommand.self, TopCommand.self, SnapshotCommand.self, ServeCommand.self],
+    subcommands: [TraceCommand.self, HistCommand.self, TopCommand.self, SnapshotCommand.self, ServeCommand.self,
+                  DoctorCommand.self],
     defaultSubcommand: TraceCommand.self
   )
 

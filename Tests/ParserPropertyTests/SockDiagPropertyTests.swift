@@ -15,8 +15,28 @@ private struct WireSocket: Sendable {
   var expires: UInt32
   var uid: UInt32
   var inode: UInt32
+  var retransmits: UInt8
+  var receiveQueue: UInt32
+  var sendQueue: UInt32
   /// INET_DIAG_INFO payload length (tcp_info), and its tcpi_last_ack_recv.
   var info: (length: Int, lastAck: UInt32)?
+  /// The rest of tcp_info, for lengths that hold it.
+  var tcp: TCPInfo
+
+  /// tcp_info as a kernel with a struct of `length` bytes sends it.
+  var tcpInfo: (bytes: [UInt8], parsed: TCPInfo?)? {
+    guard let info else { return nil }
+    guard info.length >= TCPInfo.minimumLength else {
+      var bytes = [UInt8](repeating: 0xa5, count: info.length)
+      if info.length >= 60 { bytes.replaceSubrange(56..<60, with: littleEndian(info.lastAck)) }
+      return (bytes, nil)
+    }
+    var full = tcp
+    full.lastAckReceivedMilliseconds = info.lastAck
+    var parsed = full
+    if info.length < 136 { parsed.bytesReceived = nil }
+    return (full.encoded(length: info.length), parsed)
+  }
   /// Other attributes the parser must step over.
   var others: [(type: UInt16, payload: [UInt8])]
 
@@ -29,20 +49,19 @@ private struct WireSocket: Sendable {
     return DiagSocket(
       state: state, endpoints: Endpoints(local: local, localPort: sport, remote: remote, remotePort: dport),
       inode: inode, uid: uid, timer: timer, expiresMilliseconds: expires,
-      lastAckReceivedMilliseconds: info.flatMap { $0.length >= 60 ? $0.lastAck : nil })
+      lastAckReceivedMilliseconds: info.flatMap { $0.length >= 60 ? $0.lastAck : nil }, timerRetransmits: retransmits,
+      receiveQueue: receiveQueue, sendQueue: sendQueue, tcp: tcpInfo?.parsed)
   }
 
   /// The inet_diag_msg and its attributes (the netlink payload).
   var payload: [UInt8] {
-    var m = [family, state, timer, 0]
+    var m = [family, state, timer, retransmits]
     m += bigEndian(sport) + bigEndian(dport) + source + destination
     m += littleEndian(UInt32(0)) + littleEndian(UInt32(0xdead)) + littleEndian(UInt32(0xbeef))  // if, cookie
-    m += littleEndian(expires) + littleEndian(UInt32(0)) + littleEndian(UInt32(0)) + littleEndian(uid) + littleEndian(inode)
+    m += littleEndian(expires) + littleEndian(receiveQueue) + littleEndian(sendQueue) + littleEndian(uid) + littleEndian(inode)
     var attributes = others.map { (type: $0.type, payload: $0.payload) }
-    if let info {
-      var tcpInfo = [UInt8](repeating: 0xa5, count: info.length)
-      if info.length >= 60 { tcpInfo.replaceSubrange(56..<60, with: littleEndian(info.lastAck)) }
-      attributes.insert((2, tcpInfo), at: attributes.isEmpty ? 0 : (Int(info.lastAck) % (attributes.count + 1)))
+    if let info, let tcpInfo {
+      attributes.insert((2, tcpInfo.bytes), at: attributes.isEmpty ? 0 : (Int(info.lastAck) % (attributes.count + 1)))
     }
     for a in attributes {
       m += littleEndian(UInt16(4 + a.payload.count)) + littleEndian(a.type) + a.payload
@@ -86,8 +105,15 @@ private func randomSocket(_ rng: inout any SeededRandomNumberGenerator) -> WireS
     : Bool.random(using: &rng) ? 2 : 10
   let state: UInt8 = Int.random(in: 0..<10, using: &rng) == 0 ? UInt8.random(in: 0...255, using: &rng)
     : UInt8.random(in: 1...12, using: &rng)
-  let infoLength = [Int.random(in: 0...59, using: &rng), 60, Int.random(in: 61...260, using: &rng)]
-    .randomElement(using: &rng) ?? 60
+  let infoLength = [Int.random(in: 0...59, using: &rng), 60, Int.random(in: 61...260, using: &rng),
+                    TCPInfo.minimumLength, 136, 232].randomElement(using: &rng) ?? 60
+  func u32() -> UInt32 { UInt32.random(in: 0...UInt32.max, using: &rng) }
+  func u8() -> UInt8 { UInt8.random(in: 0...255, using: &rng) }
+  let tcp = TCPInfo(
+    options: TCPInfo.Options(rawValue: u8()), sendWindowScale: u8() & 0x0f, receiveWindowScale: u8() & 0x0f,
+    retransmits: u8(), probes: u8(), backoff: u8(), rtoMicroseconds: u32(), lastDataSentMilliseconds: u32(),
+    lastDataReceivedMilliseconds: u32(), lastAckReceivedMilliseconds: 0, rttMicroseconds: u32(),
+    totalRetransmits: u32(), bytesReceived: UInt64.random(in: 0...UInt64.max, using: &rng))
   let others = (0..<Int.random(in: 0...3, using: &rng)).map { _ -> (type: UInt16, payload: [UInt8]) in
     (type: [UInt16(1), 3, 4, 5, 8, 9, 11, 0x7fff].randomElement(using: &rng) ?? 1, payload: bytes(Int.random(in: 0...37, using: &rng)))
   }
@@ -96,8 +122,9 @@ private func randomSocket(_ rng: inout any SeededRandomNumberGenerator) -> WireS
     sport: UInt16.random(in: 0...UInt16.max, using: &rng), dport: UInt16.random(in: 0...UInt16.max, using: &rng),
     source: bytes(16), destination: bytes(16), expires: UInt32.random(in: 0...UInt32.max, using: &rng),
     uid: UInt32.random(in: 0...UInt32.max, using: &rng), inode: UInt32.random(in: 0...UInt32.max, using: &rng),
+    retransmits: u8(), receiveQueue: u32(), sendQueue: u32(),
     info: Bool.random(using: &rng) ? (infoLength, UInt32.random(in: 0...UInt32.max, using: &rng)) : nil,
-    others: others)
+    tcp: tcp, others: others)
 }
 
 /// 0 to 8 sockets with no-op messages and ACKs between them, usually ending

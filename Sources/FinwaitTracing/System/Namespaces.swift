@@ -63,16 +63,29 @@ public final class Namespaces {
 
   /// The namespace's net.ipv4.tcp_fin_timeout, in nanoseconds.
   public func finTimeout(of netns: UInt32) -> UInt64? {
-    let fd = withNamespace(netns) { fw_open_in_netns($0, "/proc/sys/net/ipv4/tcp_fin_timeout") } ?? -1
+    // At most Int32.max seconds: the product fits in UInt64.
+    sysctl(.finTimeout, of: netns).flatMap(ProcText.finTimeoutSeconds(fromSysctl:)).map { UInt64($0) * 1_000_000_000 }
+  }
+
+  /// The namespace's TCP sysctls the doctor weighs.
+  public func tcpSysctls(of netns: UInt32) -> TCPSysctls {
+    TCPSysctls { sysctl($0, of: netns) }
+  }
+
+  /// The text of /proc/sys/net/ipv4/`name` as `netns` sees it (net sysctls
+  /// are per namespace: the file must be opened from inside it).
+  public func sysctl(_ name: TCPSysctls.Name, of netns: UInt32) -> String? {
+    let fd = withNamespace(netns) { fw_open_in_netns($0, "/proc/sys/net/ipv4/" + name.rawValue) } ?? -1
     guard fd >= 0 else { return nil }
     let file = FileDescriptor(rawValue: fd)
     defer { try? file.close() }
     var buffer = [UInt8](repeating: 0, count: 32)
     let n = (try? buffer.withUnsafeMutableBytes { try file.read(into: $0) }) ?? 0
-    let text = String(decoding: buffer[0..<n], as: UTF8.self)
-    // At most Int32.max seconds: the product fits in UInt64.
-    return ProcText.finTimeoutSeconds(fromSysctl: text).map { UInt64($0) * 1_000_000_000 }
+    return String(decoding: buffer[0..<n], as: UTF8.self)
   }
+
+  /// The node's network namespace: PID 1's (finwait itself may run in a pod's).
+  public var node: UInt32 { Self.inode(of: "/proc/1/ns/net") ?? own }
 }
 
 /// Names in a directory (without . and ..); empty if unreadable.
