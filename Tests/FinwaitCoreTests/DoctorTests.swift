@@ -1,0 +1,268 @@
+import XCTest
+@testable import FinwaitCore
+
+/// What the doctor's seam answers in tests: dictionaries instead of /proc,
+/// the BPF iterator and conntrack.
+private final class FakeLookups: DoctorLookups {
+  var owners: [UInt32: Owner] = [:]
+  var pods: [UInt32: OwnerLabels] = [:]
+  var settings: [Endpoints: SocketSettings] = [:]
+  var conntrack: [Endpoints: ConntrackMatch] = [:]
+  var programs: [UInt32: KnownProgram] = [:]
+  var conntrackAsked: [Endpoints] = []
+
+  func owner(ofInode inode: UInt32) -> Owner? { owners[inode] }
+  func labels(of owner: Owner) -> OwnerLabels { pods[owner.pid] ?? OwnerLabels(comm: owner.comm) }
+  func settings(netns: UInt32, endpoints: Endpoints) -> SocketSettings? { settings[endpoints] }
+  func conntrack(netns: UInt32, endpoints: Endpoints) -> ConntrackMatch? {
+    conntrackAsked.append(endpoints)
+    return conntrack[endpoints]
+  }
+  func program(of owner: Owner) -> KnownProgram? { programs[owner.pid] }
+}
+
+final class DoctorTests: XCTestCase {
+  let s: UInt64 = 1_000_000_000
+  let ms: UInt64 = 1_000_000
+  let sysctls = TCPSysctls(finTimeout: 60_000_000_000, keepaliveTime: 7_200_000_000_000,
+                           keepaliveInterval: 75_000_000_000, keepaliveProbes: 9)
+  private var lookups = FakeLookups()
+
+  override func setUp() {
+    lookups = FakeLookups()
+    lookups.owners = [11: owner(100, "client"), 22: owner(200, "server"), 33: owner(300, "proxy")]
+  }
+
+  func owner(_ pid: UInt32, _ comm: String) -> Owner { Owner(pid: pid, tid: pid, comm: comm, cgroupID: 0) }
+
+  func loopback(_ local: UInt16, _ remote: UInt16) -> Endpoints {
+    Endpoints(local: .v4(127, 0, 0, 1), localPort: local, remote: .v4(127, 0, 0, 1), remotePort: remote)
+  }
+
+  func remote(_ local: UInt16) -> Endpoints {
+    Endpoints(local: .v4(10, 0, 0, 1), localPort: local, remote: .v4(192, 0, 2, 7), remotePort: 443)
+  }
+
+  /// A full socket in FIN_WAIT2 whose last ACK (ours, acknowledged) came `ackAgo` ms ago.
+  func finWait2(_ e: Endpoints, inode: UInt32, ackAgo: UInt32 = 90_000, dataAgo: UInt32 = 95_000,
+                bytes: UInt64 = 512, timer: UInt8 = 0, expires: UInt32 = 0, probes: UInt8 = 0) -> DiagSocket {
+    DiagSocket(state: .finWait2, endpoints: e, inode: inode, timer: timer, expiresMilliseconds: expires,
+               lastAckReceivedMilliseconds: ackAgo, timerRetransmits: probes,
+               tcp: TCPInfo(options: [.sack, .timestamps], probes: probes, lastDataSentMilliseconds: 95_000,
+                            lastDataReceivedMilliseconds: dataAgo, lastAckReceivedMilliseconds: ackAgo,
+                            bytesReceived: bytes))
+  }
+
+  func diagnose(_ dumps: [(netns: UInt32, sockets: [DiagSocket])], sysctls extra: [UInt32: TCPSysctls] = [:],
+                filter: KernelConfig = KernelConfig()) -> Diagnosis {
+    var all: [UInt32: TCPSysctls] = [1: sysctls]
+    all.merge(extra) { $1 }
+    return Doctor.diagnose(DoctorInput(now: 10_000 * s, nodeNetns: 1, sysctls: all, dumps: dumps),
+                           lookups: lookups, filter: filter)
+  }
+
+  func testAttachedAfterShutdownWithASilentRemotePeerIsALeakWithNoDeadline() throws {
+    let d = diagnose([(1, [finWait2(remote(40000), inode: 11)])])
+    XCTAssertEqual(d.groups.count, 1)
+    let g = d.groups[0]
+    XCTAssertEqual(g.verdict, .attachedAfterShutdown)
+    XCTAssertEqual(g.severity, .leak)
+    XCTAssertEqual(g.culprit?.comm, "client")
+    let f = g.findings[0]
+    XCTAssertFalse(f.orphaned)
+    XCTAssertNil(f.deadline, "no timer applies to an attached FIN_WAIT2 socket")
+    XCTAssertNil(f.peer)
+    XCTAssertFalse(f.keepaliveArmed)
+    XCTAssertEqual(f.dwellAtLeast, 90 * s)
+    let why = DoctorFormat(clock: WallClock(offset: 0)).why(g, first: f, diagnosis: d)
+    XCTAssertTrue(why.contains("tcp_fin_timeout (1m00s) does not apply"), why)
+    XCTAssertTrue(why.contains("keepalive is off"), why)
+  }
+
+  func testKeepaliveTimerGivesAnUpperBoundAndUnansweredProbesMeanThePeerIsGone() throws {
+    // Keepalive armed, idle: next probe in 30 s, then 9 probes 75 s apart (the sysctls).
+    var d = diagnose([(1, [finWait2(remote(40000), inode: 11, timer: 2, expires: 30_000)])])
+    XCTAssertEqual(d.groups[0].verdict, .attachedAfterShutdown)
+    XCTAssertEqual(d.groups[0].findings[0].deadline,
+                   Finding.Deadline(after: 30 * s + 9 * 75 * s, cause: .keepalive, atMost: true))
+    XCTAssertTrue(d.groups[0].findings[0].keepaliveArmed)
+
+    // Three probes out, the socket's own TCP_KEEPINTVL 5 s and TCP_KEEPCNT 4.
+    lookups.settings[remote(40000)] = SocketSettings(
+      endpoints: remote(40000), state: .finWait2, inode: 11, keepalive: true, keepaliveIdle: 10 * s,
+      keepaliveInterval: 5 * s, keepaliveProbes: 4, probesOut: 3)
+    d = diagnose([(1, [finWait2(remote(40000), inode: 11, timer: 2, expires: 2_000, probes: 3)])])
+    XCTAssertEqual(d.groups[0].verdict, .peerUnresponsive)
+    XCTAssertEqual(d.groups[0].severity, .bounded)
+    XCTAssertEqual(d.groups[0].findings[0].deadline, Finding.Deadline(after: 2 * s + 1 * 5 * s, cause: .keepalive, atMost: true))
+  }
+
+  func testPeerStillSendingIsAHealthyHalfCloseEvenWithItsCloseWaitLocal() {
+    let ours = finWait2(loopback(40000, 8080), inode: 11, ackAgo: 5, dataAgo: 5, bytes: 1_000_000)
+    let peer = DiagSocket(state: .closeWait, endpoints: loopback(8080, 40000), inode: 22, lastAckReceivedMilliseconds: 5,
+                          tcp: TCPInfo(lastDataSentMilliseconds: 5))
+    let d = diagnose([(1, [ours, peer])])
+    XCTAssertEqual(d.groups.map(\.verdict), [.halfClose], "the peer's CLOSE_WAIT is part of the same half-close")
+    XCTAssertEqual(d.groups[0].severity, .healthy)
+    XCTAssertEqual(d.closeWait, 1)
+  }
+
+  func testNeverReceivedDataIsNotAHalfCloseHoweverYoung() {
+    let d = diagnose([(1, [finWait2(remote(40000), inode: 11, ackAgo: 5, dataAgo: 5, bytes: 0)])])
+    XCTAssertEqual(d.groups[0].verdict, .attachedAfterShutdown)
+  }
+
+  func testLocalPeerInCloseWaitIsBlamedWhereverItLives() throws {
+    let ours = finWait2(Endpoints(local: .v4(10, 1, 0, 1), localPort: 40000, remote: .v4(10, 1, 0, 2), remotePort: 8080),
+                        inode: 11)
+    let peer = DiagSocket(state: .closeWait, endpoints: ours.endpoints.reversed, inode: 22,
+                          lastAckReceivedMilliseconds: 89_000)
+    let d = diagnose([(1, [ours]), (2, [peer])])
+    XCTAssertEqual(d.groups.count, 1, "the peer's CLOSE_WAIT is not a second group")
+    let g = d.groups[0]
+    XCTAssertEqual(g.verdict, .peerCloseWait)
+    XCTAssertEqual(g.culprit?.comm, "server", "the program that never closed is the culprit")
+    let p = try XCTUnwrap(g.findings[0].peer)
+    XCTAssertEqual(p.netns, 2)
+    XCTAssertFalse(p.viaNAT)
+    XCTAssertEqual(p.closeWaitAtLeast, 89 * s)
+  }
+
+  func testLoopbackPeerIsOnlySoughtInTheSameNamespace() {
+    let ours = finWait2(loopback(40000, 8080), inode: 11)
+    let elsewhere = DiagSocket(state: .closeWait, endpoints: loopback(8080, 40000), inode: 22)
+    let d = diagnose([(1, [ours]), (2, [elsewhere])])
+    XCTAssertEqual(Set(d.groups.map(\.verdict)), [.attachedAfterShutdown, .closeWait])
+  }
+
+  func testPeerBehindADNATIsFoundThroughConntrackAndItsExpiryWarned() throws {
+    // Client 10.244.0.5:40000 -> service 10.96.0.10:80, DNAT to backend 10.244.1.7:8080.
+    let client = Endpoints(local: .v4(10, 244, 0, 5), localPort: 40000, remote: .v4(10, 96, 0, 10), remotePort: 80)
+    let backend = Endpoints(local: .v4(10, 244, 1, 7), localPort: 8080, remote: .v4(10, 244, 0, 5), remotePort: 40000)
+    let entry = ConntrackEntry(
+      original: client, reply: Endpoints(local: backend.local, localPort: 8080, remote: client.local, remotePort: 40000),
+      state: .closeWait, timeoutSeconds: 40, status: 1 << 5)
+    lookups.conntrack[client] = ConntrackMatch(netns: 1, entry: entry)
+    let d = diagnose([(1, [finWait2(client, inode: 11)]), (2, [DiagSocket(state: .closeWait, endpoints: backend, inode: 22)])])
+    XCTAssertEqual(d.groups.count, 1)
+    let f = d.groups[0].findings[0]
+    XCTAssertEqual(d.groups[0].verdict, .peerCloseWait)
+    XCTAssertEqual(d.groups[0].culprit?.comm, "server")
+    XCTAssertEqual(f.peer?.viaNAT, true)
+    XCTAssertEqual(f.peer?.netns, 2)
+    XCTAssertTrue(f.conntrackExpiresFirst, "attached: no deadline, the 40 s entry goes first")
+    let text = DoctorFormat(clock: WallClock(offset: 0)).text(d).joined(separator: "\n")
+    XCTAssertTrue(text.contains("nf_conntrack_tcp_timeout_close_wait"), text)
+    XCTAssertTrue(text.contains("through NAT"), text)
+  }
+
+  func testConntrackIsNotAskedForLoopbackAndNATlessEntriesDoNotWarn() {
+    let e = remote(40000)
+    lookups.conntrack[e] = ConntrackMatch(netns: 1, entry: ConntrackEntry(original: e, reply: e.reversed, timeoutSeconds: 1))
+    let d = diagnose([(1, [finWait2(loopback(40001, 8080), inode: 11), finWait2(e, inode: 33)])])
+    XCTAssertEqual(lookups.conntrackAsked, [e])
+    XCTAssertFalse(d.groups.flatMap(\.findings).contains(where: \.conntrackExpiresFirst))
+  }
+
+  func testOrphanInTimewaitEndsByItsNamespacesFinTimeoutOrALongerLinger2() throws {
+    let inTimewait = DiagSocket(state: .finWait2, endpoints: remote(40000), timer: 3, expiresMilliseconds: 12_000)
+    var d = diagnose([(7, [inTimewait])], sysctls: [7: TCPSysctls(finTimeout: 20 * s)])
+    var f = d.groups[0].findings[0]
+    XCTAssertEqual(d.groups[0].verdict, .orphaned)
+    XCTAssertNil(d.groups[0].culprit)
+    XCTAssertEqual(f.deadline, Finding.Deadline(after: 12 * s, cause: .finTimeout, atMost: false))
+    XCTAssertEqual(f.dwellAtLeast, 8 * s, "its namespace's 20 s minus the 12 s left")
+    let why = DoctorFormat(clock: WallClock(offset: 0)).why(d.groups[0], first: f, diagnosis: d)
+    XCTAssertTrue(why.contains("the node's is 1m00s"), why)
+
+    let longer = DiagSocket(state: .finWait2, endpoints: remote(40000), timer: 3, expiresMilliseconds: 50_000)
+    d = diagnose([(7, [longer])], sysctls: [7: TCPSysctls(finTimeout: 20 * s)])
+    XCTAssertEqual(d.groups[0].findings[0].deadline?.cause, .linger2, "more time left than the sysctl gives")
+
+    // TCP_LINGER2 of 90 s: a full orphan with a keepalive timer for 30 s, then 30 s in timewait.
+    lookups.settings[remote(40001)] = SocketSettings(endpoints: remote(40001), state: .finWait2,
+                                                     linger2: .nanoseconds(90 * s))
+    let full = DiagSocket(state: .finWait2, endpoints: remote(40001), timer: 2, expiresMilliseconds: 25_000)
+    d = diagnose([(1, [full])])
+    f = d.groups[0].findings[0]
+    XCTAssertEqual(f.deadline, Finding.Deadline(after: 25 * s + 30 * s, cause: .linger2, atMost: false))
+  }
+
+  func testCloseWaitWithARemotePeerBlamesItsOwnerUnlessItIsStillSending() {
+    let leak = DiagSocket(state: .closeWait, endpoints: remote(8080), inode: 33, lastAckReceivedMilliseconds: 600_000,
+                          tcp: TCPInfo(lastDataSentMilliseconds: 600_000))
+    let sending = DiagSocket(state: .closeWait, endpoints: remote(8081), inode: 33, lastAckReceivedMilliseconds: 10,
+                             tcp: TCPInfo(lastDataSentMilliseconds: 10))
+    let d = diagnose([(1, [leak, sending])])
+    XCTAssertEqual(d.groups.map(\.verdict), [.closeWait, .halfClose])
+    XCTAssertEqual(d.groups[0].culprit?.comm, "proxy")
+    XCTAssertEqual(d.groups[0].findings[0].dwellAtLeast, 600 * s)
+  }
+
+  func testGroupsByCulpritPodFirstMostUrgentBiggestOldest() {
+    lookups.owners[44] = owner(400, "client")
+    lookups.pods[100] = OwnerLabels(namespace: "shop", pod: "web-1", container: "app", comm: "client")
+    lookups.pods[400] = OwnerLabels(namespace: "shop", pod: "web-1", container: "app", comm: "client")
+    let d = diagnose([(1, [
+      finWait2(remote(40000), inode: 11, ackAgo: 10_000),
+      finWait2(remote(40001), inode: 44, ackAgo: 20_000),
+      finWait2(remote(40002), inode: 33, ackAgo: 900_000),
+      DiagSocket(state: .finWait2, endpoints: remote(40003), timer: 3, expiresMilliseconds: 1_000),
+      finWait2(remote(40004), inode: 33, ackAgo: 5, dataAgo: 5),
+    ])])
+    XCTAssertEqual(d.groups.map(\.verdict), [.attachedAfterShutdown, .attachedAfterShutdown, .orphaned, .halfClose])
+    XCTAssertEqual(d.groups[0].findings.count, 2, "two processes of one pod are one culprit")
+    XCTAssertEqual(d.groups[0].findings.map(\.dwellAtLeast), [20 * s, 10 * s], "oldest first")
+    XCTAssertEqual(d.groups[1].culprit?.comm, "proxy")
+    XCTAssertEqual(d.finWait2, 5)
+  }
+
+  func testFiltersKeepConnectionsWhereEitherEndMatches() {
+    let ours = finWait2(loopback(40000, 8080), inode: 11)
+    let peer = DiagSocket(state: .closeWait, endpoints: loopback(8080, 40000), inode: 22)
+    var filter = KernelConfig()
+    filter.comm = "server"
+    XCTAssertEqual(diagnose([(1, [ours, peer])], filter: filter).groups.map(\.verdict), [.peerCloseWait])
+    filter.comm = "nobody"
+    XCTAssertEqual(diagnose([(1, [ours, peer])], filter: filter).groups.count, 0)
+    filter = KernelConfig()
+    filter.port = 9999
+    XCTAssertEqual(diagnose([(1, [ours, peer])], filter: filter).groups.count, 0)
+  }
+
+  func testSysctlsAreReadFromTheirFilesAndUnreadableOnesStayUnknown() {
+    let files: [TCPSysctls.Name: String] = [.finTimeout: "30\n", .keepaliveTime: "600\n", .keepaliveProbes: "5"]
+    XCTAssertEqual(TCPSysctls { files[$0] },
+                   TCPSysctls(finTimeout: 30 * s, keepaliveTime: 600 * s, keepaliveInterval: nil, keepaliveProbes: 5))
+    XCTAssertEqual(TCPSysctls { _ in "garbage" }, TCPSysctls())
+  }
+
+  func testJSONIsOneObjectWithEveryGroupAndConnection() throws {
+    let ours = finWait2(loopback(40000, 8080), inode: 11)
+    let peer = DiagSocket(state: .closeWait, endpoints: loopback(8080, 40000), inode: 22, lastAckReceivedMilliseconds: 3)
+    let d = diagnose([(1, [ours, peer]), (2, [finWait2(remote(40001), inode: 33)])])
+    let line = DoctorFormat(clock: WallClock(offset: 0)).json(d)
+    XCTAssertFalse(line.contains("\n"))
+    XCTAssertTrue(line.hasPrefix(#"{"type":"doctor","time":"#), line)
+    XCTAssertTrue(line.contains(#""verdict":"peer_close_wait","severity":"leak","count":1"#), line)
+    XCTAssertTrue(line.contains(#""culprit":{"pid":200,"comm":"server"}"#), line)
+    XCTAssertTrue(line.contains(#""peer":{"netns":1,"saddr":"127.0.0.1","sport":8080"#), line)
+    XCTAssertTrue(line.contains(#""wscale":null"#), line)
+    XCTAssertTrue(line.contains(#""sysctls":{"1":{"tcp_fin_timeout_ns":60000000000"#), line)
+  }
+
+  func testTextFitsOneScreenAndSaysWhenThereIsNothing() {
+    let format = DoctorFormat(clock: WallClock(offset: 0))
+    let empty = format.text(diagnose([(1, [])]))
+    XCTAssertEqual(empty.count, 2)
+    XCTAssertTrue(empty[1].hasPrefix("Nothing to diagnose"))
+    var many: [DiagSocket] = []
+    for i in 0..<40 {
+      lookups.owners[UInt32(1000 + i)] = owner(UInt32(1000 + i), "app\(i)")
+      many.append(finWait2(remote(UInt16(41000 + i)), inode: UInt32(1000 + i)))
+    }
+    let lines = format.text(diagnose([(1, many)]))
+    XCTAssertLessThanOrEqual(lines.count, 2 + 8 * 9 + 2, "8 groups of at most 9 lines, then a pointer")
+    XCTAssertTrue(lines.last!.hasPrefix("32 more groups"), lines.last!)
+  }
+}
