@@ -1,3 +1,4 @@
+import FinwaitTestSupport
 import XCTest
 @testable import FinwaitCore
 
@@ -264,5 +265,38 @@ final class DoctorTests: XCTestCase {
     let lines = format.text(diagnose([(1, many)]))
     XCTAssertLessThanOrEqual(lines.count, 2 + 8 * 9 + 2, "8 groups of at most 9 lines, then a pointer")
     XCTAssertTrue(lines.last!.hasPrefix("32 more groups"), lines.last!)
+  }
+
+  /// Every verdict, every optional object filled and empty, against docs/doctor.schema.json.
+  func testJSONOfEveryVerdictMatchesTheSchema() throws {
+    let client = Endpoints(local: .v4(10, 244, 0, 5), localPort: 40000, remote: .v4(10, 96, 0, 10), remotePort: 80)
+    let backend = Endpoints(local: .v4(10, 244, 1, 7), localPort: 8080, remote: .v4(10, 244, 0, 5), remotePort: 40000)
+    lookups.conntrack[client] = ConntrackMatch(netns: 1, entry: ConntrackEntry(
+      original: client, reply: backend, state: .closeWait, timeoutSeconds: 40, status: 1 << 5))
+    lookups.settings[remote(40001)] = SocketSettings(
+      endpoints: remote(40001), state: .finWait2, inode: 11, keepalive: true, keepaliveIdle: 10 * s,
+      keepaliveInterval: 5 * s, keepaliveProbes: 4, probesOut: 3)
+    lookups.settings[remote(40002)] = SocketSettings(endpoints: remote(40002), state: .finWait2, linger2: .nanoseconds(90 * s))
+    lookups.settings[remote(40003)] = SocketSettings(endpoints: remote(40003), state: .finWait2, linger2: .off)
+    lookups.pods[100] = OwnerLabels(namespace: "shop", pod: "web-1", container: "app", comm: "client")
+    let ipv6 = Endpoints(local: .v6(high: 0xfd00 << 48, low: 1), localPort: 40005,
+                         remote: .v6(high: 0xfd00 << 48, low: 2), remotePort: 443)
+    let d = diagnose([
+      (1, [finWait2(client, inode: 11),
+           finWait2(remote(40001), inode: 11, timer: 2, expires: 2_000, probes: 3),
+           DiagSocket(state: .finWait2, endpoints: remote(40002), timer: 2, expiresMilliseconds: 25_000),
+           finWait2(remote(40003), inode: 33),
+           finWait2(remote(40004), inode: 33, ackAgo: 5, dataAgo: 5),
+           DiagSocket(state: .finWait2, endpoints: ipv6, timer: 3, expiresMilliseconds: 9_000),
+           DiagSocket(state: .closeWait, endpoints: remote(8080), inode: 22)]),
+      (2, [DiagSocket(state: .closeWait, endpoints: backend, inode: 22, lastAckReceivedMilliseconds: 7)]),
+    ])
+    XCTAssertEqual(Set(d.groups.map(\.verdict)), Set(Doctor.Verdict.allCases))
+    let line = DoctorFormat(clock: WallClock(offset: 1_764_000_000 * Int64(s))).json(d)
+    let check = try schemaCheck([line], schema: "doctor.schema.json")
+    XCTAssertEqual(check.status, 0, check.report)
+    // The schema is closed: a key it does not know fails.
+    let drifted = line.replacingOccurrences(of: #""keepalive_armed":"#, with: #""keepalive_on":"#)
+    XCTAssertNotEqual(try schemaCheck([drifted], schema: "doctor.schema.json").status, 0)
   }
 }

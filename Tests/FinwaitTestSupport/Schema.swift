@@ -4,13 +4,15 @@ import Foundation
 /// Tests/schema/validate.py (python3-jsonschema): its exit status and report.
 /// FINWAIT_SCHEMA_CHECK=0 (the Linux 6.1 run under emulation) skips the check:
 /// the format does not depend on the kernel.
-public func schemaCheck(_ lines: [String]) throws -> (status: Int32, report: String) {
+/// `schema`: a path under docs/ (default: finwait.schema.json, the trace's lines).
+public func schemaCheck(_ lines: [String], schema: String? = nil) throws -> (status: Int32, report: String) {
   if ProcessInfo.processInfo.environment["FINWAIT_SCHEMA_CHECK"] == "0" { return (0, "not checked (FINWAIT_SCHEMA_CHECK=0)") }
   let root = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
   let process = Process()
   process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
   process.arguments = [root.appendingPathComponent("Tests/schema/validate.py").path]
+    + (schema.map { ["--schema", root.appendingPathComponent("docs/" + $0).path] } ?? [])
   let input = Pipe()
   let output = Pipe()
   process.standardInput = input
