@@ -15,7 +15,7 @@ struct DoctorCommand: ParsableCommand {
 
       EXAMPLES:
         finwait doctor                      # once, every namespace
-        finwait doctor --comm nginx         # what nginx holds or leaves its peers holding
+        finwait doctor --comm nginx         # nginx's sockets and its peers'
         finwait doctor --watch 10s --json   # one JSON object every 10 s
       """
   )
