@@ -21,7 +21,8 @@ public struct DoctorFormat: Sendable {
     lines.append("finwait doctor: \(d.finWait2) in FIN_WAIT2, \(d.closeWait) in CLOSE_WAIT, "
       + "\(d.namespaces) network namespace\(d.namespaces == 1 ? "" : "s"); node: \(sysctlText(node))")
     if d.groups.isEmpty {
-      lines.append("Nothing to diagnose: no connection is in FIN_WAIT2 or CLOSE_WAIT.")
+      lines.append(d.finWait2 + d.closeWait == 0 ? "Nothing to diagnose: no connection is in FIN_WAIT2 or CLOSE_WAIT."
+                   : "Nothing to diagnose: none of them matches the filters.")
       return lines
     }
     let counts = Dictionary(grouping: d.groups, by: \.severity).mapValues(\.count)

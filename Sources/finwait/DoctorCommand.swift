@@ -46,8 +46,7 @@ struct DoctorCommand: ParsableCommand {
       options.json = json
       options.verbose = verbose
       options.watch = watch
-      options.podLogs = podLogs
-      try DoctorSession(options).run()
+      try DoctorSession(options, environment: .system(podLogs: podLogs, watching: watch != nil)).run()
     }
   }
 }

@@ -4,109 +4,166 @@ import Glibc
 import CFinwaitSystem
 import FinwaitCore
 
+/// What the doctor's I/O gives besides sockets: owners, pods, socket
+/// settings, conntrack, programs; refreshed before each run, with warnings
+/// for what it could not read (each said once).
+public protocol DoctorSources: DoctorLookups {
+  func refresh()
+  /// Warnings raised since the last call.
+  func takeWarnings() -> [String]
+}
+
+/// The doctor's seams: the node in production (`DoctorEnvironment.system`),
+/// scripted parts in tests.
+public struct DoctorEnvironment {
+  public var sockets: any SocketTable
+  /// The node's network namespace (PID 1's).
+  public var nodeNetns: UInt32
+  public var sysctls: (UInt32) -> TCPSysctls
+  public var sources: any DoctorSources
+  public var stdout: any LineSink
+  public var stderr: any LineSink
+  public var clock: () -> UInt64
+  public var wallClock: WallClock
+  /// Waits this many nanoseconds; false when a signal asked to stop meanwhile.
+  public var sleep: (UInt64) -> Bool
+  public var stopRequested: () -> Bool
+
+  public init(sockets: any SocketTable, nodeNetns: UInt32, sysctls: @escaping (UInt32) -> TCPSysctls,
+              sources: any DoctorSources, stdout: any LineSink, stderr: any LineSink,
+              clock: @escaping () -> UInt64, wallClock: WallClock, sleep: @escaping (UInt64) -> Bool,
+              stopRequested: @escaping () -> Bool) {
+    self.sockets = sockets
+    self.nodeNetns = nodeNetns
+    self.sysctls = sysctls
+    self.sources = sources
+    self.stdout = stdout
+    self.stderr = stderr
+    self.clock = clock
+    self.wallClock = wallClock
+    self.sleep = sleep
+    self.stopRequested = stopRequested
+  }
+
+  /// This node: sock_diag, /proc, cgroups, sysctls, conntrack, the socket iterator.
+  public static func system(podLogs: String, watching: Bool) -> DoctorEnvironment {
+    let namespaces = Namespaces()
+    if watching { fw_install_stop_handlers() }
+    return DoctorEnvironment(
+      sockets: SockDiag(namespaces: namespaces), nodeNetns: namespaces.node, sysctls: namespaces.tcpSysctls(of:),
+      sources: SystemDoctorSources(namespaces: namespaces, podLogs: podLogs),
+      stdout: LineOutput.standardOutput, stderr: LineOutput.standardError, clock: monotonicNow,
+      wallClock: WallClock.now(), sleep: sleepUnlessStopped, stopRequested: { fw_stop_requested() != 0 })
+  }
+}
+
 /// `finwait doctor`: reads every namespace's FIN_WAIT2 and CLOSE_WAIT sockets
-/// with what decides their fate (tcp_info, sysctls, the sockets' own
-/// settings, conntrack, owners), hands them to `Doctor.diagnose`, and prints
+/// and what decides their fate, hands them to `Doctor.diagnose`, and prints
 /// the verdicts once, or every `watch` until a signal.
 public struct DoctorSession {
   public struct Options {
     public var filter = KernelConfig()
     public var json = false
     public var verbose = false
-    /// Re-run every this many nanoseconds until SIGINT/SIGTERM; nil: once.
+    /// Run again every this many nanoseconds until stopped; nil: once.
     public var watch: UInt64?
-    public var podLogs = PodNames.defaultDirectory
 
     public init() {}
   }
 
   let options: Options
+  let env: DoctorEnvironment
 
-  public init(_ options: Options) {
+  public init(_ options: Options, environment: DoctorEnvironment) {
     self.options = options
+    self.env = environment
   }
 
   public func run() throws(FinwaitError) {
-    let namespaces = Namespaces()
-    let sockets = SockDiag(namespaces: namespaces)
-    try sockets.forEach(netns: sockets.ownNamespace, states: 0) { _ in }  // sock_diag usable at all
-    let err = LineOutput.standardError
-    for warning in Preflight.warnings(for: options.filter, namespaces: namespaces.all()) {
-      try err.write("finwait: warning: \(warning)")
+    // sock_diag usable at all (an empty state mask costs a round trip, not a dump).
+    try env.sockets.forEach(netns: env.sockets.ownNamespace, states: 0) { _ in }
+    for warning in Preflight.warnings(for: options.filter, namespaces: env.sockets.namespaces()) {
+      try env.stderr.write("finwait: warning: \(warning)")
     }
-    let lookups = SystemDoctorLookups(namespaces: namespaces, podLogs: options.podLogs)
-    for warning in lookups.warnings { try err.write("finwait: warning: \(warning)") }
-    try err.flush()
-    let out = LineOutput.standardOutput
-    var format = DoctorFormat(clock: WallClock.now())
+    var format = DoctorFormat(clock: env.wallClock)
     if options.verbose {
       format.examples = .max
       format.maxGroups = .max
     }
-    if options.watch != nil { fw_install_stop_handlers() }
     var first = true
-    repeat {
-      if !first {
-        guard let watch = options.watch, sleepUnlessStopped(watch) else { break }
+    while true {
+      let started = env.clock()
+      let (input, unreadable) = read()
+      env.sources.refresh()
+      let diagnosis = Doctor.diagnose(input, lookups: env.sources, filter: options.filter)
+      var warnings = env.sources.takeWarnings()
+      if !unreadable.isEmpty {
+        warnings.append("\(unreadable.count) network namespace\(unreadable.count == 1 ? "" : "s") could not be read "
+          + "(entering one needs CAP_SYS_ADMIN): \(unreadable.map(String.init).joined(separator: ", "))")
       }
-      let started = monotonicNow()
-      let input = read(sockets: sockets, namespaces: namespaces)
-      lookups.refresh()
-      let diagnosis = Doctor.diagnose(input, lookups: lookups, filter: options.filter)
+      for warning in warnings { try env.stderr.write("finwait: warning: \(warning)") }
+      try env.stderr.flush()
       if options.json {
-        try out.write(format.json(diagnosis))
+        try env.stdout.write(format.json(diagnosis))
       } else {
-        if !first { try out.write("") }
-        for line in format.text(diagnosis) { try out.write(line) }
+        if !first { try env.stdout.write("") }
+        for line in format.text(diagnosis) { try env.stdout.write(line) }
       }
-      try out.flush()
+      try env.stdout.flush()
       if options.verbose {
-        try err.write("finwait: read \(input.dumps.reduce(0) { $0 + $1.sockets.count }) sockets in "
-          + "\(input.dumps.count) namespaces and diagnosed them in \(formatDuration(nanoseconds: monotonicNow() - started))")
-        try err.flush()
+        try env.stderr.write("finwait: read \(input.dumps.reduce(0) { $0 + $1.sockets.count }) sockets in "
+          + "\(input.dumps.count) namespaces and diagnosed them in \(formatDuration(nanoseconds: env.clock() - started))")
+        try env.stderr.flush()
       }
       first = false
-    } while options.watch != nil && fw_stop_requested() == 0 && !out.readerGone
+      guard let watch = options.watch, !env.stdout.readerGone, !env.stopRequested(), env.sleep(watch) else { return }
+    }
   }
 
-  func read(sockets: SockDiag, namespaces: Namespaces) -> DoctorInput {
-    let targets = options.filter.netns.map { [$0] } ?? namespaces.all()
+  /// The sockets and sysctls of every namespace the filter allows; the
+  /// namespaces that could not be dumped.
+  func read() -> (DoctorInput, unreadable: [UInt32]) {
+    let targets = options.filter.netns.map { [$0] } ?? env.sockets.namespaces()
     let states = SockDiag.mask([.finWait2, .closeWait])
     var dumps: [(netns: UInt32, sockets: [DiagSocket])] = []
     var sysctls: [UInt32: TCPSysctls] = [:]
-    let node = namespaces.node
-    for netns in Set(targets + [node]) {
-      sysctls[netns] = namespaces.tcpSysctls(of: netns)
-    }
+    var unreadable: [UInt32] = []
     for netns in targets {
-      guard let dumped = try? sockets.dump(netns: netns, states: states) else { continue }
-      dumps.append((netns, dumped))
+      do {
+        dumps.append((netns, try env.sockets.dump(netns: netns, states: states)))
+        sysctls[netns] = env.sysctls(netns)
+      } catch {
+        unreadable.append(netns)
+      }
+      if netns != env.sockets.ownNamespace { env.sockets.release(netns) }
     }
-    return DoctorInput(now: monotonicNow(), nodeNetns: node, sysctls: sysctls, dumps: dumps)
-  }
-
-  /// false when a signal asked to stop meanwhile (nanosleep returns early on one).
-  func sleepUnlessStopped(_ ns: UInt64) -> Bool {
-    let until = monotonicNow() + ns
-    while fw_stop_requested() == 0 {
-      let now = monotonicNow()
-      guard now < until else { return true }
-      var left = timespec(tv_sec: Int((until - now) / 1_000_000_000), tv_nsec: Int((until - now) % 1_000_000_000))
-      nanosleep(&left, nil)
-    }
-    return false
+    if sysctls[env.nodeNetns] == nil { sysctls[env.nodeNetns] = env.sysctls(env.nodeNetns) }
+    return (DoctorInput(now: env.clock(), nodeNetns: env.nodeNetns, sysctls: sysctls, dumps: dumps), unreadable)
   }
 }
 
-/// The doctor's I/O: owners from /proc, pods from cgroups and the kubelet's
-/// log directories, socket settings, conntrack, program identity.
-final class SystemDoctorLookups: DoctorLookups {
+/// nanosleep returns early when a signal arrives (the stop handlers do not
+/// restart it); false when one asked to stop.
+func sleepUnlessStopped(_ ns: UInt64) -> Bool {
+  let until = monotonicNow() + ns
+  while fw_stop_requested() == 0 {
+    let now = monotonicNow()
+    guard now < until else { return true }
+    var left = timespec(tv_sec: Int((until - now) / 1_000_000_000), tv_nsec: Int((until - now) % 1_000_000_000))
+    nanosleep(&left, nil)
+  }
+  return false
+}
+
+/// The doctor's I/O on this node: owners from /proc, pods from cgroups and
+/// the kubelet's log directories, socket settings, conntrack, program identity.
+final class SystemDoctorSources: DoctorSources {
   private let namespaces: Namespaces
   private var owners = SocketOwners()
   private let workloads: Workloads?
   private let pods: PodNames
   private var programs: [UInt32: KnownProgram?] = [:]
-  private(set) var warnings: [String] = []
+  private var warnings: [String] = []
 
   init(namespaces: Namespaces, podLogs: String) {
     self.namespaces = namespaces
@@ -114,10 +171,14 @@ final class SystemDoctorLookups: DoctorLookups {
     pods = PodNames(directory: podLogs)
   }
 
-  /// Before each diagnosis: owners change between runs.
   func refresh() {
     owners = SocketOwners.scan()
     programs.removeAll(keepingCapacity: true)
+  }
+
+  func takeWarnings() -> [String] {
+    defer { warnings.removeAll() }
+    return warnings
   }
 
   func owner(ofInode inode: UInt32) -> Owner? { owners.owner(ofInode: inode) }
