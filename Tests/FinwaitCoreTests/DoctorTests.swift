@@ -299,4 +299,16 @@ final class DoctorTests: XCTestCase {
     let drifted = line.replacingOccurrences(of: #""keepalive_armed":"#, with: #""keepalive_on":"#)
     XCTAssertNotEqual(try schemaCheck([drifted], schema: "doctor.schema.json").status, 0)
   }
+
+  func testMissingCapabilitiesEachTurnOneReadOffWithOneReason() {
+    let root: UInt64 = (1 << 41) - 1
+    XCTAssertEqual(Capability.doctorMissing(effective: root), [])
+    XCTAssertEqual(Capability.doctorMissing(effective: 0), [.sysAdmin, .sysPtrace, .netAdmin, .bpf])
+    XCTAssertEqual(Capability.doctorMissing(effective: Capability.bpf.bit | Capability.perfmon.bit),
+                   [.sysAdmin, .sysPtrace, .netAdmin])
+    XCTAssertEqual(Capability.doctorMissing(effective: Capability.sysAdmin.bit), [.sysPtrace, .netAdmin],
+                   "CAP_SYS_ADMIN loads tracing programs too")
+    XCTAssertEqual(Capability.doctorMissing(effective: Capability.bpf.bit), [.sysAdmin, .sysPtrace, .netAdmin, .perfmon])
+    for c in Capability.doctorMissing(effective: 0) + [.perfmon] { XCTAssertNotNil(c.doctorWithoutIt, c.name) }
+  }
 }
