@@ -18,6 +18,7 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib
 BIN := .build/release/finwait
 DRIVER := .build/finwait-test/fwdrive
 STACK_DRIVER := .build/finwait-test/fwstack
+DOCTOR_DRIVER := .build/finwait-test/fwdoctor
 ARGS ?=
 
 KERNEL_TEST_PACKAGES := qemu-system-x86 busybox-static kmod cpio
@@ -73,6 +74,10 @@ $(DRIVER): Tests/driver/fwdrive.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -o $@ $<
 
+$(DOCTOR_DRIVER): Tests/driver/fwdoctor.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -o $@ $<
+
 # Symbols and frame pointers: what a program needs for --stack to name it.
 $(STACK_DRIVER): Tests/driver/fwstack.c | deps
 	@mkdir -p $(dir $@)
@@ -82,10 +87,11 @@ $(STACK_DRIVER): Tests/driver/fwstack.c | deps
 # FINWAIT_REQUIRE_LIVE=1 turns a skipped live test into a failure (CI).
 # XCTest runs first, then Swift Testing (the property-based parser tests).
 # Results: $(XCTEST_XUNIT) and $(SWIFT_TESTING_XUNIT).
-test: build $(DRIVER) $(STACK_DRIVER) $(CHURN)
+test: build $(DRIVER) $(STACK_DRIVER) $(DOCTOR_DRIVER) $(CHURN)
 	@mkdir -p $(TEST_RESULTS) && rm -f $(XCTEST_XUNIT) $(SWIFTPM_XUNIT) $(SWIFT_TESTING_XUNIT)
 	FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) FINWAIT_CHURN=$(abspath $(CHURN)) \
 		FINWAIT_STACK_DRIVER=$(abspath $(STACK_DRIVER)) FINWAIT_XUNIT=$(abspath $(XCTEST_XUNIT)) \
+		FINWAIT_DOCTOR_DRIVER=$(abspath $(DOCTOR_DRIVER)) \
 		$(SWIFT) test --enable-xctest --enable-swift-testing \
 		--xunit-output $(SWIFTPM_XUNIT)
 
