@@ -57,15 +57,3 @@ public struct SocketSettings: Sendable, Equatable {
     self.probesOut = probesOut
   }
 }
-
-public enum KnownProgram: String, Sendable, CaseIterable {
-  case nginx, haproxy, envoy, kubeProxy = "kube-proxy", go
-  public enum Situation: String, Sendable { case holdsFinWait2 = "fin_wait2", holdsCloseWait = "close_wait" }
-  public struct Advice: Sendable, Equatable {
-    public var settings: [String]
-    public var text: String
-    public var reference: String
-  }
-  public static func identify(comm: String, isGoBinary: Bool) -> KnownProgram? { nil }
-  public func advice(for situation: Situation) -> Advice? { nil }
-}
