@@ -14,6 +14,9 @@ APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config gcc make ipr
 VMLINUX := bpf/vmlinux/$(ARCH)/vmlinux.h
 BPF_OBJ := .build/bpf/finwait.bpf.o
 SKEL := Sources/CFinwaitBPF/finwait.skel.h
+# `finwait doctor`'s iter/tcp program: its own object, so the doctor loads no tracer maps.
+SOCK_OBJ := .build/bpf/sockets.bpf.o
+SOCK_SKEL := Sources/CFinwaitBPF/finwait_sockets.skel.h
 RELEASE_FLAGS := -c release -Xswiftc -static-stdlib
 BIN := .build/release/finwait
 DRIVER := .build/finwait-test/fwdrive
@@ -28,6 +31,7 @@ KERNEL_PACKAGE ?= ^linux-image-6\.1\.0-[0-9]+-amd64$$
 CHURN := .build/bench/churn
 HOLD := .build/bench/hold
 FLOOR := .build/bench/floor
+SOCKITER := .build/bench/sockiter
 SOAK_SECONDS ?= 600
 SOAK_STUCK ?=
 
@@ -64,7 +68,16 @@ $(BPF_OBJ): bpf/finwait.bpf.c $(wildcard bpf/*.h) $(VMLINUX) | deps
 $(SKEL): $(BPF_OBJ)
 	$(BPFTOOL) gen skeleton $< name finwait_bpf > $@.tmp && mv $@.tmp $@
 
-build: $(SKEL)
+$(SOCK_OBJ): bpf/sockets.bpf.c bpf/finwait.h $(VMLINUX) | deps
+	@mkdir -p $(dir $@)
+	$(CLANG) -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(ARCH) \
+		-Ibpf -I$(dir $(VMLINUX)) -c bpf/sockets.bpf.c -o $@.full
+	$(BPFTOOL) gen object $@ $@.full
+
+$(SOCK_SKEL): $(SOCK_OBJ)
+	$(BPFTOOL) gen skeleton $< name finwait_sockets_bpf > $@.tmp && mv $@.tmp $@
+
+build: $(SKEL) $(SOCK_SKEL)
 	$(SWIFT) build $(RELEASE_FLAGS)
 
 run: build
@@ -122,6 +135,12 @@ test-kernel: build $(DRIVER) $(STACK_DRIVER)
 		$(abspath $(shell $(SWIFT) build --show-bin-path)/finwaitPackageTests.xctest) \
 		$(KERNEL_TESTS)
 
+# `finwait doctor`'s socket settings reader, timed: sudo .build/bench/sockiter [-r RUNS] [NETNS_PATH]
+$(SOCKITER): bench/sockiter.c Sources/CFinwaitBPF/sockets.c $(SOCK_SKEL) | deps
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -ISources/CFinwaitBPF/include -ISources/CFinwaitBPF -o $@ bench/sockiter.c \
+		Sources/CFinwaitBPF/sockets.c -lbpf -lpthread
+
 $(CHURN): bench/churn.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -pthread -o $@ $<
@@ -147,7 +166,7 @@ soak: build $(CHURN)
 
 # Consumer throughput: a synthetic record stream through decode, track and
 # summary on one CPU, with package-benchmark in its own package (no root).
-bench-replay: $(SKEL)
+bench-replay: $(SKEL) $(SOCK_SKEL)
 	SWIFT=$(SWIFT) bench/replay.sh
 
 install: build
@@ -158,7 +177,7 @@ install: build
 	grep -q '^ExecStart=$(PREFIX)/bin/finwait serve ' $(DESTDIR)$(SYSTEMD_UNIT_DIR)/finwait.service
 
 clean:
-	rm -rf .build $(SKEL)
+	rm -rf .build $(SKEL) $(SOCK_SKEL)
 
 # Regenerate the vendored CO-RE header from this machine's kernel. Not part
 # of the build: the vendored one makes builds independent of the build host.

@@ -230,4 +230,40 @@ struct fw_counters {
 	__u64 stack_lost;      /* `--stack`: a closer's stack not kept (its stack-map bucket held another) */
 };
 
+/*
+ * `finwait doctor`: one socket's own keepalive and FIN_WAIT2 settings, which
+ * sock_diag does not report, written by the iter/tcp program of
+ * bpf/sockets.bpf.c (its own small object: the doctor does not load the
+ * tracer's maps). One fixed-size record per full socket in a chosen state.
+ * Times are nanoseconds, converted from jiffies with the kernel's CONFIG_HZ.
+ */
+struct fw_sock_settings {
+	__u64 cookie;             /* SO_COOKIE / inet_diag cookie; 0: not available (< 5.12) */
+	__u64 inode;              /* the socket's inode; 0 for orphans */
+	__u64 keepalive_time_ns;  /* TCP_KEEPIDLE; 0: the namespace's tcp_keepalive_time */
+	__u64 keepalive_intvl_ns; /* TCP_KEEPINTVL; 0: the namespace's tcp_keepalive_intvl */
+	__s64 linger2_ns;         /* TCP_LINGER2; 0: tcp_fin_timeout; -1: no FIN_WAIT2 for orphans */
+	__u32 user_timeout_ms;    /* TCP_USER_TIMEOUT; 0: none */
+	__u32 netns;              /* network namespace inode number */
+	__u8 saddr[16];           /* IPv4 in the first 4 bytes, network order */
+	__u8 daddr[16];
+	__u16 sport;              /* host order */
+	__u16 dport;              /* host order */
+	__u16 family;             /* AF_INET or AF_INET6 */
+	__u8 state;               /* TCP state, as sock_diag numbers it */
+	__u8 keepalive;           /* SO_KEEPALIVE is on */
+	__u8 keepalive_probes;    /* TCP_KEEPCNT; 0: the namespace's tcp_keepalive_probes */
+	__u8 probes_out;          /* keepalive or zero-window probes sent and unanswered */
+	__u8 __pad[6];
+};
+
+_Static_assert(sizeof(struct fw_sock_settings) == 96, "fw_sock_settings layout changed: update both sides");
+
+/* Configuration of the iterator, set in its read-only data before load. */
+struct fw_sockets_config {
+	__u32 states; /* bit (1 << state) for each TCP state to report */
+	__u8 cookie;  /* call bpf_get_socket_cookie (iterators may since Linux 5.12) */
+	__u8 __pad[3];
+};
+
 #endif /* __FINWAIT_H */

@@ -190,7 +190,13 @@ public struct DiagnosisGroup: Sendable, Equatable {
   /// otherwise; nil for orphans (no process holds them).
   public var culprit: Owner?
   public var labels: OwnerLabels?
+  /// The culprit, when it is a program whose own settings govern this (not for healthy groups).
   public var program: KnownProgram?
+
+  /// Which side of the half-close the culprit holds.
+  public var situation: KnownProgram.Situation {
+    verdict == .peerCloseWait || verdict == .closeWait ? .holdsCloseWait : .holdsFinWait2
+  }
   public var findings: [Finding]
 
   public var severity: Doctor.Severity { verdict.severity }
@@ -412,7 +418,8 @@ extension Doctor {
       if groups[key] == nil {
         order.append(key)
         groups[key] = DiagnosisGroup(verdict: f.verdict, culprit: blamed, labels: labels,
-                                     program: blamed.flatMap(lookups.program(of:)), findings: [])
+                                     program: f.verdict.severity == .healthy ? nil : blamed.flatMap(lookups.program(of:)),
+                                     findings: [])
       }
       groups[key]?.findings.append(f)
     }

@@ -52,8 +52,7 @@ public struct DoctorFormat: Sendable {
     }
     lines.append("   why: " + why(g, first: first, diagnosis: d))
     lines.append("   fix: " + fix(g, name: g.culprit?.comm ?? "the program"))
-    if let program = g.program, let advice = program.advice(for: g.verdict == .peerCloseWait || g.verdict == .closeWait
-                                                              ? .holdsCloseWait : .holdsFinWait2) {
+    if let program = g.program, let advice = program.advice(for: g.situation) {
       lines.append("   \(program.rawValue): \(advice.text) (\(advice.reference))")
     }
     if g.findings.contains(where: \.conntrackExpiresFirst), let f = g.findings.first(where: \.conntrackExpiresFirst),
@@ -305,8 +304,7 @@ public struct DoctorFormat: Sendable {
     if let program = g.program {
       o.append(ascii: "{")
       o.json("name", string: program.rawValue)
-      if let advice = program.advice(for: g.verdict == .peerCloseWait || g.verdict == .closeWait
-                                       ? .holdsCloseWait : .holdsFinWait2) {
+      if let advice = program.advice(for: g.situation) {
         o.json("advice", string: advice.text)
         o.json("reference", string: advice.reference)
       }

@@ -31,29 +31,3 @@ public struct ConntrackEntry: Sendable, Equatable {
     return nil
   }
 }
-
-public struct SocketSettings: Sendable, Equatable {
-  public enum Linger2: Sendable, Equatable { case `default`, off, nanoseconds(UInt64) }
-  public var endpoints: Endpoints
-  public var state: DiagSocket.State
-  public var inode: UInt32
-  public var keepalive: Bool
-  public var keepaliveIdle: UInt64?
-  public var keepaliveInterval: UInt64?
-  public var keepaliveProbes: UInt8?
-  public var linger2: Linger2
-  public var userTimeoutMilliseconds: UInt32
-  public var probesOut: UInt8
-  public init(endpoints: Endpoints, state: DiagSocket.State, inode: UInt32 = 0, keepalive: Bool = false, keepaliveIdle: UInt64? = nil, keepaliveInterval: UInt64? = nil, keepaliveProbes: UInt8? = nil, linger2: Linger2 = .default, userTimeoutMilliseconds: UInt32 = 0, probesOut: UInt8 = 0) {
-    self.endpoints = endpoints
-    self.state = state
-    self.inode = inode
-    self.keepalive = keepalive
-    self.keepaliveIdle = keepaliveIdle
-    self.keepaliveInterval = keepaliveInterval
-    self.keepaliveProbes = keepaliveProbes
-    self.linger2 = linger2
-    self.userTimeoutMilliseconds = userTimeoutMilliseconds
-    self.probesOut = probesOut
-  }
-}

@@ -105,26 +105,28 @@ public enum KnownProgram: String, Sendable, CaseIterable {
   }
 }
 
-/// Which side of a half-close the program is stuck on.
-public enum Situation: String, Sendable {
-  /// It sent its FIN (shutdown or close) and waits for the peer's.
-  case holdsFinWait2 = "fin_wait2"
-  /// It received the peer's FIN and has not closed.
-  case holdsCloseWait = "close_wait"
-}
+extension KnownProgram {
+  /// Which side of a half-close the program is stuck on.
+  public enum Situation: String, Sendable {
+    /// It sent its FIN (shutdown or close) and waits for the peer's.
+    case holdsFinWait2 = "fin_wait2"
+    /// It received the peer's FIN and has not closed.
+    case holdsCloseWait = "close_wait"
+  }
 
-/// A program's own setting for a situation, as docs/programs.md cites it.
-public struct Advice: Sendable, Equatable {
-  /// The settings' names as the program's documentation spells them.
-  public var settings: [String]
-  /// One sentence a person can act on, naming the settings and defaults.
-  public var text: String
-  /// The section of docs/programs.md that cites them.
-  public var reference: String
+  /// A program's own setting for a situation, as docs/programs.md cites it.
+  public struct Advice: Sendable, Equatable {
+    /// The settings' names as the program's documentation spells them.
+    public var settings: [String]
+    /// One sentence a person can act on, naming the settings and defaults.
+    public var text: String
+    /// The section of docs/programs.md that cites them.
+    public var reference: String
 
-  public init(settings: [String], text: String, reference: String) {
-    self.settings = settings
-    self.text = text
-    self.reference = reference
+    public init(settings: [String], text: String, reference: String) {
+      self.settings = settings
+      self.text = text
+      self.reference = reference
+    }
   }
 }

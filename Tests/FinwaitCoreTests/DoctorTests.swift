@@ -311,4 +311,19 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(Capability.doctorMissing(effective: Capability.bpf.bit), [.sysAdmin, .sysPtrace, .netAdmin, .perfmon])
     for c in Capability.doctorMissing(effective: 0) + [.perfmon] { XCTAssertNotNil(c.doctorWithoutIt, c.name) }
   }
+
+  func testAKnownProgramAddsItsOwnSettingForTheSideItHolds() throws {
+    lookups.programs = [200: .haproxy, 100: .nginx, 300: .envoy]
+    let ours = finWait2(loopback(40000, 8080), inode: 11)
+    let peer = DiagSocket(state: .closeWait, endpoints: loopback(8080, 40000), inode: 22)
+    let half = finWait2(remote(40001), inode: 33, ackAgo: 5, dataAgo: 5)
+    let d = diagnose([(1, [ours, peer, half])])
+    XCTAssertEqual(d.groups.map(\.verdict), [.peerCloseWait, .halfClose])
+    XCTAssertEqual(d.groups[0].program, .haproxy, "the culprit is the peer in CLOSE_WAIT, not the client")
+    XCTAssertNil(d.groups[1].program, "nothing to change in a healthy half-close")
+    let text = DoctorFormat(clock: WallClock(offset: 0)).text(d).joined(separator: "\n")
+    let advice = try XCTUnwrap(KnownProgram.haproxy.advice(for: .holdsCloseWait))
+    XCTAssertTrue(text.contains("   haproxy: \(advice.text) (docs/programs.md#haproxy)"), text)
+    XCTAssertTrue(DoctorFormat(clock: WallClock(offset: 0)).json(d).contains(#""program":{"name":"haproxy","advice":"#))
+  }
 }

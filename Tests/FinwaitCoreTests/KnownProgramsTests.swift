@@ -36,7 +36,7 @@ final class KnownProgramsTests: XCTestCase {
 
   func testEveryProgramHasAdviceForBothSituationsNamingItsSettings() throws {
     for program in KnownProgram.allCases {
-      for situation in [Situation.holdsFinWait2, .holdsCloseWait] {
+      for situation in [KnownProgram.Situation.holdsFinWait2, .holdsCloseWait] {
         let advice = try XCTUnwrap(program.advice(for: situation), "\(program) \(situation)")
         XCTAssertEqual(advice.reference, "docs/programs.md#\(program.rawValue)")
         XCTAssertFalse(advice.settings.isEmpty)
@@ -54,7 +54,7 @@ final class KnownProgramsTests: XCTestCase {
     let sections = Self.sections(of: try String(contentsOf: url, encoding: .utf8))
     XCTAssertEqual(Set(KnownProgram.allCases.map(\.rawValue)).subtracting(sections.keys), [])
     for program in KnownProgram.allCases {
-      for situation in [Situation.holdsFinWait2, .holdsCloseWait] {
+      for situation in [KnownProgram.Situation.holdsFinWait2, .holdsCloseWait] {
         guard let advice = program.advice(for: situation) else { continue }
         let parts = advice.reference.split(separator: "#", maxSplits: 1).map(String.init)
         XCTAssertEqual(parts.first, "docs/programs.md")

@@ -60,6 +60,30 @@ void fw_tracer_detach(struct fw_tracer *tracer);
 /* Detaches and frees everything; safe with NULL. */
 void fw_tracer_stop(struct fw_tracer *tracer);
 
+/*
+ * `finwait doctor`: each socket's own settings (struct fw_sock_settings),
+ * read with the iter/tcp program of bpf/sockets.bpf.c, its own object.
+ */
+struct fw_sockets;
+
+/* Called once per socket; return non-zero to stop the read. */
+typedef int (*fw_settings_fn)(void *ctx, const struct fw_sock_settings *settings);
+
+/* Opens, loads (states: bit 1 << state for each TCP state to report) and
+ * attaches the iterator. Returns 0, or -errno with *failed set. */
+int fw_sockets_open(__u32 states, struct fw_sockets **out, enum fw_stage *failed);
+/* The kernel's CONFIG_HZ the times were converted with; 0 if libbpf found no
+ * kernel config (then every time in the records is 0, not a setting). */
+int fw_sockets_hz(const struct fw_sockets *s);
+/* Whether records carry the socket cookie (Linux 5.12+). */
+int fw_sockets_have_cookie(const struct fw_sockets *s);
+/* Walks the TCP sockets of the network namespace netns_fd refers to (-1:
+ * our own) and calls fn with each record. Returns the number of records or
+ * -errno. */
+int fw_sockets_read(struct fw_sockets *s, int netns_fd, fw_settings_fn fn, void *ctx);
+/* Detaches and frees; safe with NULL. */
+void fw_sockets_close(struct fw_sockets *s);
+
 /* libbpf's own messages go to stderr only when verbose. */
 void fw_set_libbpf_verbose(int verbose);
 /* libbpf's text for an error it returned (its own 4000+ codes included). */

@@ -194,7 +194,7 @@ final class SystemDoctorSources: DoctorSources {
 
   func program(of owner: Owner) -> KnownProgram? {
     if let known = programs[owner.pid] { return known }
-    let found = KnownProgram.identify(comm: owner.comm, isGoBinary: false)
+    let found = KnownProgram.identify(comm: owner.comm, isGoBinary: ProgramIdentity.isGoBinary(pid: owner.pid))
     programs[owner.pid] = found
     return found
   }
