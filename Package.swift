@@ -86,6 +86,6 @@ let package = Package(
         .product(name: "PropertyBased", package: "swift-property-based"),
       ]
     ),
-    .testTarget(name: "LiveTests", dependencies: ["FinwaitCore", "CFinwaitEvent", "FinwaitTestSupport"]),
+    .testTarget(name: "LiveTests", dependencies: ["FinwaitCore", "FinwaitTracing", "CFinwaitEvent", "FinwaitTestSupport"]),
   ]
 )
