@@ -11,18 +11,19 @@
 
 struct job {
 	int netns_fd;
-	const char *path; /* NULL: open a sock_diag socket */
+	const char *path; /* NULL: open a netlink socket of protocol */
+	int protocol;
 	int result;
 };
 
-static int open_diag_socket(void)
+static int open_netlink_socket(int protocol)
 {
 	struct timeval timeout = { .tv_sec = 2 };
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
 
 	if (fd < 0)
 		return -errno;
-	/* A dump that stalls must not stall the tracer. */
+	/* A reply that stalls must not stall the tracer. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
 	return fd;
 }
@@ -40,14 +41,16 @@ static void *in_namespace(void *arg)
 		if (job->result < 0)
 			job->result = -errno;
 	} else {
-		job->result = open_diag_socket();
+		job->result = open_netlink_socket(job->protocol);
 	}
 	return NULL;
 }
 
-static int run_in_namespace(int netns_fd, const char *path)
+static int run_in_namespace(int netns_fd, const char *path, int protocol)
 {
-	struct job job = { .netns_fd = netns_fd, .path = path, .result = -EINVAL };
+	struct job job = {
+		.netns_fd = netns_fd, .path = path, .protocol = protocol, .result = -EINVAL,
+	};
 	pthread_t thread;
 	int err;
 
@@ -58,11 +61,16 @@ static int run_in_namespace(int netns_fd, const char *path)
 	return job.result;
 }
 
-int fw_diag_socket(int netns_fd)
+int fw_netlink_socket(int netns_fd, int protocol)
 {
 	if (netns_fd < 0)
-		return open_diag_socket();
-	return run_in_namespace(netns_fd, NULL);
+		return open_netlink_socket(protocol);
+	return run_in_namespace(netns_fd, NULL, protocol);
+}
+
+int fw_diag_socket(int netns_fd)
+{
+	return fw_netlink_socket(netns_fd, NETLINK_SOCK_DIAG);
 }
 
 int fw_open_in_netns(int netns_fd, const char *path)
@@ -74,5 +82,5 @@ int fw_open_in_netns(int netns_fd, const char *path)
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		return fd < 0 ? -errno : fd;
 	}
-	return run_in_namespace(netns_fd, path);
+	return run_in_namespace(netns_fd, path, 0);
 }

@@ -1,12 +1,18 @@
-/* A NETLINK_SOCK_DIAG socket inside another network namespace. */
+/* Netlink sockets (sock_diag, ctnetlink) inside another network namespace. */
 #ifndef FINWAIT_DIAG_H
 #define FINWAIT_DIAG_H
 
-/* Returns a netlink sock_diag socket bound to the network namespace of
+#include <linux/netlink.h> /* NETLINK_SOCK_DIAG, NETLINK_NETFILTER */
+
+/* Returns a netlink socket of protocol (NETLINK_SOCK_DIAG, NETLINK_NETFILTER,
+ * ...) with a 2 s receive timeout, bound to the network namespace of
  * netns_fd (an open /proc/PID/ns/net or /run/netns/NAME), or of the caller
  * when netns_fd < 0; -errno on failure. The socket keeps its namespace, so it
  * can be used from any thread. setns() happens on a short-lived thread of its
  * own: the process's threads stay in their namespace. */
+int fw_netlink_socket(int netns_fd, int protocol);
+
+/* fw_netlink_socket(netns_fd, NETLINK_SOCK_DIAG). */
 int fw_diag_socket(int netns_fd);
 
 /* Opens path read-only from inside the network namespace of netns_fd (for

@@ -156,7 +156,8 @@ func sleepUnlessStopped(_ ns: UInt64) -> Bool {
 }
 
 /// The doctor's I/O on this node: owners from /proc, pods from cgroups and
-/// the kubelet's log directories, socket settings, conntrack, program identity.
+/// the kubelet's log directories, socket settings (a BPF iterator), conntrack,
+/// program identity. A part that cannot work is turned off with one warning.
 final class SystemDoctorSources: DoctorSources {
   private let namespaces: Namespaces
   private var owners = SocketOwners()
@@ -164,16 +165,27 @@ final class SystemDoctorSources: DoctorSources {
   private let pods: PodNames
   private var programs: [UInt32: KnownProgram?] = [:]
   private var warnings: [String] = []
+  /// Loaded at first use; nil once it failed (said once).
+  private var settingsReader: SocketSettingsReader?
+  private var settingsOff = false
+  private var settingsByNetns: [UInt32: [Endpoints: SocketSettings]] = [:]
+  private var conntrackOff = false
 
   init(namespaces: Namespaces, podLogs: String) {
     self.namespaces = namespaces
     workloads = Workloads()
     pods = PodNames(directory: podLogs)
+    for capability in Capability.doctorMissing(effective: Preflight.effectiveCapabilities() ?? 0) {
+      warnings.append("without \(capability.name), finwait \(capability.doctorWithoutIt ?? "")")
+      if capability == .netAdmin { conntrackOff = true }
+      if capability == .bpf || capability == .perfmon { settingsOff = true }
+    }
   }
 
   func refresh() {
     owners = SocketOwners.scan()
     programs.removeAll(keepingCapacity: true)
+    settingsByNetns.removeAll(keepingCapacity: true)
   }
 
   func takeWarnings() -> [String] {
@@ -188,9 +200,31 @@ final class SystemDoctorSources: DoctorSources {
     return OwnerLabels(comm: owner.comm, workload: workload, pod: workload?.pod.flatMap(pods.pod))
   }
 
-  func settings(netns: UInt32, endpoints: Endpoints) -> SocketSettings? { nil }
+  /// One iterator read per namespace and run, on first need.
+  func settings(netns: UInt32, endpoints: Endpoints) -> SocketSettings? {
+    if let known = settingsByNetns[netns] { return known[endpoints] }
+    guard !settingsOff else { return nil }
+    do throws(FinwaitError) {
+      if settingsReader == nil { settingsReader = try SocketSettingsReader(namespaces: namespaces) }
+      let read = try settingsReader!.settings(netns: netns)
+      settingsByNetns[netns] = read
+      return read[endpoints]
+    } catch {
+      settingsByNetns[netns] = [:]
+      if settingsReader == nil {
+        settingsOff = true
+        warnings.append("sockets' own keepalive and TCP_LINGER2 settings are not read: \(error.message)")
+      } else {
+        warnings.append("sockets' own settings in network namespace \(netns) are not read: \(error.message)")
+      }
+      return nil
+    }
+  }
 
-  func conntrack(netns: UInt32, endpoints: Endpoints) -> ConntrackMatch? { nil }
+  func conntrack(netns: UInt32, endpoints: Endpoints) -> ConntrackMatch? {
+    guard !conntrackOff else { return nil }
+    return nil
+  }
 
   func program(of owner: Owner) -> KnownProgram? {
     if let known = programs[owner.pid] { return known }
