@@ -170,9 +170,15 @@ final class SystemDoctorSources: DoctorSources {
   private var settingsOff = false
   private var settingsByNetns: [UInt32: [Endpoints: SocketSettings]] = [:]
   private var conntrackOff = false
+  private let conntrackTable: ConntrackTable
+  /// Namespaces whose conntrack cannot be read (said once each).
+  private var conntrackUnreadable: Set<UInt32> = []
+  private let nodeNetns: UInt32
 
   init(namespaces: Namespaces, podLogs: String) {
     self.namespaces = namespaces
+    conntrackTable = ConntrackTable(namespaces: namespaces)
+    nodeNetns = namespaces.node
     workloads = Workloads()
     pods = PodNames(directory: podLogs)
     for capability in Capability.doctorMissing(effective: Preflight.effectiveCapabilities() ?? 0) {
@@ -221,9 +227,30 @@ final class SystemDoctorSources: DoctorSources {
     }
   }
 
+  /// The socket's namespace first; a pod's connection to a service IP is
+  /// translated in the node's namespace, so that one next when the first
+  /// entry shows no NAT.
   func conntrack(netns: UInt32, endpoints: Endpoints) -> ConntrackMatch? {
     guard !conntrackOff else { return nil }
-    return nil
+    var plain: ConntrackMatch?
+    for ns in netns == nodeNetns ? [netns] : [netns, nodeNetns] where !conntrackUnreadable.contains(ns) {
+      do throws(FinwaitError) {
+        guard let entry = try conntrackTable.lookup(netns: ns, endpoints) else { continue }
+        let match = ConntrackMatch(netns: ns, entry: entry)
+        if match.isNAT { return match }
+        plain = plain ?? match
+      } catch {
+        conntrackUnreadable.insert(ns)
+        conntrackTable.release(ns)
+        if case .notPermitted? = try? conntrackTable.availability(netns: ns) {
+          conntrackOff = true
+          warnings.append("without CAP_NET_ADMIN, finwait \(Capability.netAdmin.doctorWithoutIt ?? "")")
+          return nil
+        }
+        warnings.append("\(error.message): peers behind a NAT there are not found")
+      }
+    }
+    return plain
   }
 
   func program(of owner: Owner) -> KnownProgram? {
