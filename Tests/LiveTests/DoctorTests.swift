@@ -86,6 +86,7 @@ final class DoctorTests: XCTestCase {
     XCTAssertGreaterThanOrEqual(tcp["bytes_received"] as? Int ?? 0, 64, "\(tcp)")
     XCTAssertLessThan(tcp["last_data_recv_ms"] as? Int ?? .max, 1_000, "\(tcp)")
     XCTAssertTrue((g["why"] as? String ?? "").contains("not a leak"), "\(g)")
+    assertSettings(c, keepalive: false, linger2: nil)
   }
 
   func testOrphanWithTCPLinger2AboveAMinuteEndsWhenLinger2Says() throws {
@@ -111,6 +112,7 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(deadline["at_most"] as? Bool, false)
     // 90 - 60 s on the keepalive timer armed at the FIN's ACK, then 90 - 60 s in timewait.
     assertNanoseconds(deadline["after_ns"], within: (60 - (t3 - t0) - tick)...(60 + tick), "deadline.after_ns")
+    assertSettings(c, keepalive: false, linger2: 90)
   }
 
   func testOrphanInANamespaceWithItsOwnFinTimeout() throws {
@@ -140,6 +142,7 @@ final class DoctorTests: XCTestCase {
     let fin = Double(finTimeout)
     assertNanoseconds(deadline["after_ns"], within: (fin - (t3 - t0) - tick)...(fin + tick), "deadline.after_ns")
     assertNanoseconds(c["dwell_ns"], within: 0...(t3 - t0 + tick), "dwell_ns")
+    XCTAssertTrue(c["settings"] is NSNull, "a timewait socket keeps no socket options: \(c)")
 
     let text = try doctor(args).stdout.split(separator: "\n").map(String.init)
     XCTAssertTrue(text.contains { $0.hasPrefix("1. BOUNDED orphaned: 1 connection, oldest >=") }, "\(text)")
@@ -162,8 +165,16 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(try onlyConnection(before)["keepalive_armed"] as? Bool, true)
 
     try pair.takeServerDown()
-    // The next probe (at most 1 s later) goes unanswered.
-    let report = try pollDoctor(args, within: 15) { groups($0).first?["verdict"] as? String == "peer_unresponsive" }
+    // The next probe (at most 1 s later) goes unanswered. The verdict may come
+    // from the socket iterator's count, read after sock_diag's dump (which the
+    // deadline uses): wait until the dump shows the unanswered probe too.
+    func dumpedProbes(_ report: [String: Any]) -> Int {
+      let connection = (groups(report).first?["connections"] as? [[String: Any]])?.first
+      return (connection?["tcp"] as? [String: Any])?["probes"] as? Int ?? 0
+    }
+    let report = try pollDoctor(args, within: 15) {
+      groups($0).first?["verdict"] as? String == "peer_unresponsive" && dumpedProbes($0) >= 1
+    }
     let g = try onlyGroup(report)
     XCTAssertEqual(g["verdict"] as? String, "peer_unresponsive")
     XCTAssertEqual(g["severity"] as? String, "bounded")
@@ -171,10 +182,9 @@ final class DoctorTests: XCTestCase {
     let c = try onlyConnection(g)
     XCTAssertEqual(c["orphaned"] as? Bool, false)
     XCTAssertEqual(c["keepalive_armed"] as? Bool, true)
-    let tcp = try XCTUnwrap(c["tcp"] as? [String: Any], "\(c)")
-    let probes = try XCTUnwrap(tcp["probes"] as? Int, "\(tcp)")
-    XCTAssertGreaterThanOrEqual(probes, 1)
-    XCTAssertLessThan(probes, 30)
+    let probes = dumpedProbes(report)
+    XCTAssertLessThan(probes, 30, "\(c)")
+    XCTAssertGreaterThanOrEqual((c["settings"] as? [String: Any])?["probes_out"] as? Int ?? 0, 1, "\(c)")
     let deadline = try XCTUnwrap(c["deadline"] as? [String: Any], "\(c)")
     XCTAssertEqual(deadline["cause"] as? String, "keepalive")
     XCTAssertEqual(deadline["at_most"] as? Bool, true)
@@ -229,10 +239,11 @@ final class DoctorTests: XCTestCase {
         }
       }
       """])
+    let t0 = monotonicSeconds()
     let driver = try keep(DoctorScenario("shutdown", port: port, pair: pair, connect: (service, 80)))
     let ready = try driver.ready()
     // The client's socket names the service (port 80), not the test's port: filter by its pid.
-    let report = try doctorJSON(["--pid", String(ready.clientPid)])
+    let (report, _, t3) = try timed { try doctorJSON(["--pid", String(ready.clientPid)]) }
     let g = try onlyGroup(report)
     let c = try onlyConnection(g)
     assertEndpoints(c, saddr: VethPair.clientAddress, sport: ready.clientPort, daddr: service, dport: 80)
@@ -251,6 +262,15 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(ct["orig_dport"] as? Int, 80)
     XCTAssertEqual(ct["reply_saddr"] as? String, VethPair.serverAddress)
     XCTAssertEqual(ct["reply_sport"] as? Int, port)
+    XCTAssertEqual(ct["reply_daddr"] as? String, VethPair.clientAddress)
+    XCTAssertEqual(ct["reply_dport"] as? Int, ready.clientPort)
+    // Our FIN and its ACK seen: conntrack's CLOSE_WAIT, whose timeout (60 s
+    // in a new namespace) restarted then. Nothing else ends this socket, so
+    // the entry goes first: the FIN the backend may still send would be dropped.
+    XCTAssertEqual(ct["state"] as? String, "CLOSE_WAIT")
+    let timeout = try XCTUnwrap(ct["timeout_s"] as? Int, "\(ct)")
+    XCTAssertTrue((60 - Int((t3 - t0).rounded(.up)) - 1)...60 ~= timeout, "timeout_s \(timeout) after \(t3 - t0) s")
+    XCTAssertEqual(ct["expires_first"] as? Bool, true)
   }
 
   // MARK: Text
@@ -283,10 +303,11 @@ final class DoctorTests: XCTestCase {
     XCTAssertTrue(lines[5].hasPrefix("   why: shut down and still open in \(ready.clientComm):"), lines[5])
     XCTAssertTrue(lines[5].hasSuffix("keepalive is off: nothing in the kernel will ever end it."), lines[5])
     XCTAssertTrue(lines[6].hasPrefix("   fix: close() the socket after shutdown()"), lines[6])
-    let connection = "   - \(VethPair.clientAddress):\(ready.clientPort) -> \(VethPair.serverAddress):\(port) FIN_WAIT2 >="
+    let connection = "   - \(VethPair.clientAddress):\(ready.clientPort) -> \(VethPair.serverAddress):\(port)"
+      + " FIN_WAIT2 >="
     XCTAssertTrue(lines[7].hasPrefix(connection), "\(lines[7]) does not start with \(connection)")
-    XCTAssertTrue(lines[7].hasSuffix(" held by \(ready.clientComm) (pid \(ready.clientPid)) netns \(pair.client.inode)"),
-                  lines[7])
+    let holder = " held by \(ready.clientComm) (pid \(ready.clientPid)) netns \(pair.client.inode)"
+    XCTAssertTrue(lines[7].hasSuffix(holder), "\(lines[7]) does not end with \(holder)")
     XCTAssertTrue(lines.contains("     peer: not on this node"), run.stdout)
     XCTAssertTrue(lines.contains { $0.hasPrefix("     timers: ") && $0.hasSuffix("no deadline") }, run.stdout)
   }
