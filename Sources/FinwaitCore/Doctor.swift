@@ -181,6 +181,10 @@ public struct Finding: Sendable, Equatable {
   public var verdict: Doctor.Verdict
   /// Keepalive is armed (the socket's SO_KEEPALIVE, or a keepalive timer seen).
   public var keepaliveArmed: Bool
+  /// How an attached FIN_WAIT2 socket got there: shutdown(SHUT_WR) or
+  /// shutdown(SHUT_RDWR), told apart by its receive side (no FIN came in);
+  /// nil when its settings are unread, for orphans and for CLOSE_WAIT.
+  public var path: Path?
 }
 
 /// Connections with one verdict and one culprit.
@@ -316,7 +320,8 @@ extension Doctor {
       netns: netns, socket: s, owner: owner, labels: owner.map(lookups.labels(of:)), orphaned: orphaned,
       dwellAtLeast: dwell, peer: peer, deadline: deadline, settings: settings, conntrack: conntrack,
       conntrackExpiresFirst: expiresFirst(conntrack, deadline: deadline), verdict: verdict,
-      keepaliveArmed: keepaliveArmed)
+      keepaliveArmed: keepaliveArmed,
+      path: orphaned ? nil : settings.map { $0.shutdown.contains(.receive) ? .shutdownReadWrite : .shutdownWrite })
   }
 
   static func diagnoseCloseWait(_ s: DiagSocket, netns: UInt32, input: DoctorInput,
@@ -333,7 +338,7 @@ extension Doctor {
       netns: netns, socket: s, owner: owner, labels: owner.map(lookups.labels(of:)), orphaned: s.inode == 0,
       dwellAtLeast: UInt64(s.lastAckReceivedMilliseconds ?? 0) * 1_000_000, peer: nil, deadline: deadline,
       settings: settings, conntrack: conntrack, conntrackExpiresFirst: expiresFirst(conntrack, deadline: deadline),
-      verdict: sending ? .halfClose : .closeWait, keepaliveArmed: keepaliveArmed)
+      verdict: sending ? .halfClose : .closeWait, keepaliveArmed: keepaliveArmed, path: nil)
   }
 
   /// An orphan's end: a timewait socket's timer, or for a fin timeout above

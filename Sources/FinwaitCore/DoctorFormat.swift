@@ -72,6 +72,7 @@ public struct DoctorFormat: Sendable {
     var head = "   - \(address(e.local, e.localPort)) -> \(address(e.remote, e.remotePort))"
       + " \(f.socket.state == .closeWait ? "CLOSE_WAIT" : "FIN_WAIT2") >=\(duration(f.dwellAtLeast))"
     if f.orphaned { head += " orphaned" } else if let o = f.owner { head += " held by \(o.comm) (pid \(o.pid))" }
+    if let path = f.path { head += " after \(Self.call(path))" }
     head += " netns \(f.netns)"
     var lines = [head]
     if let p = f.peer {
@@ -100,7 +101,8 @@ public struct DoctorFormat: Sendable {
       let keepalive = f.keepaliveArmed
         ? "keepalive is armed: the kernel resets it only if the peer stops answering"
         : "keepalive is off: nothing in the kernel will ever end it"
-      return "shut down and still open in \(name): an attached FIN_WAIT2 socket has no kernel timer, \(finText) "
+      let how = f.path.map { " (\(Self.call($0)))" } ?? ""
+      return "shut down\(how) and still open in \(name): an attached FIN_WAIT2 socket has no kernel timer, \(finText) "
         + "does not apply; it stays until the peer sends FIN or RST or \(name) calls close(); \(keepalive)."
     case .closeWait:
       return "the peer (not on this node) sent its FIN and \(name) has not closed the socket; CLOSE_WAIT has no kernel timer."
@@ -245,6 +247,10 @@ public struct DoctorFormat: Sendable {
 
   func duration(_ ns: UInt64) -> String { formatDuration(nanoseconds: ns) }
 
+  static func call(_ path: Path) -> String {
+    path == .shutdownReadWrite ? "shutdown(SHUT_RDWR)" : path == .shutdownWrite ? "shutdown(SHUT_WR)" : path.rawValue
+  }
+
   func address(_ a: IPAddress, _ port: UInt16) -> String {
     var line = LineBuffer(capacity: 48)
     line.append(a, port: port)
@@ -377,6 +383,7 @@ public struct DoctorFormat: Sendable {
       o.append("null")
     }
     o.json("keepalive_armed", bool: f.keepaliveArmed)
+    if let path = f.path { o.json("path", string: path.rawValue) } else { o.jsonNull("path") }
     o.jsonKey("tcp")
     if let t = f.socket.tcp {
       o.append(ascii: "{")
