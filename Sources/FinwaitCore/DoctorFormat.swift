@@ -261,8 +261,16 @@ public struct DoctorFormat: Sendable {
 
   /// One object per run (one line), keys documented in docs/doctor.md.
   public func json(_ d: Diagnosis) -> String {
+    var text = ""
+    json(d) { text += $0.text }
+    return text
+  }
+
+  /// The same object in pieces of about 64 KiB, each handed to `emit` (then
+  /// reused): a report of 10,000s of connections is never one buffer.
+  public func json(_ d: Diagnosis, emit: (borrowing LineBuffer) -> Void) {
     var seconds = SecondText(.utcDateTime)
-    var o = LineBuffer(capacity: 4096)
+    var o = LineBuffer(capacity: Self.chunk + 4096)
     o.append(ascii: "{")
     o.json("type", string: "doctor")
     o.json("time") { $0.append(rfc3339OfMonotonic: d.now, clock: clock, cache: &seconds) }
@@ -281,11 +289,13 @@ public struct DoctorFormat: Sendable {
     o.append(ascii: "[")
     for (i, g) in d.groups.enumerated() {
       if i > 0 { o.append(ascii: ",") }
-      writeGroup(g, diagnosis: d, to: &o)
+      writeGroup(g, diagnosis: d, to: &o, emit: emit)
     }
     o.append("]}")
-    return o.text
+    emit(o)
   }
+
+  static let chunk = 65_536
 
   func writeSysctls(_ s: TCPSysctls, to o: inout LineBuffer) {
     o.append(ascii: "{")
@@ -296,7 +306,10 @@ public struct DoctorFormat: Sendable {
     o.append(ascii: "}")
   }
 
-  func writeGroup(_ g: DiagnosisGroup, diagnosis d: Diagnosis, to o: inout LineBuffer) {
+  /// `emit` takes what is written so far between connections (each followed
+  /// by an explicit "," or "]", so no key depends on the byte before it).
+  func writeGroup(_ g: DiagnosisGroup, diagnosis d: Diagnosis, to o: inout LineBuffer,
+                  emit: (borrowing LineBuffer) -> Void) {
     o.append(ascii: "{")
     o.json("verdict", string: g.verdict.rawValue)
     o.json("severity", string: g.severity.rawValue)
@@ -323,6 +336,10 @@ public struct DoctorFormat: Sendable {
     for (i, f) in g.findings.enumerated() {
       if i > 0 { o.append(ascii: ",") }
       writeFinding(f, to: &o)
+      if o.count >= Self.chunk {
+        emit(o)
+        o.clear()
+      }
     }
     o.append("]}")
   }

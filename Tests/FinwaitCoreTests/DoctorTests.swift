@@ -1,4 +1,5 @@
 import FinwaitTestSupport
+import Foundation
 import XCTest
 @testable import FinwaitCore
 
@@ -329,5 +330,18 @@ final class DoctorTests: XCTestCase {
     let advice = try XCTUnwrap(KnownProgram.haproxy.advice(for: .holdsCloseWait))
     XCTAssertTrue(text.contains("   haproxy: \(advice.text) (docs/programs.md#haproxy)"), text)
     XCTAssertTrue(DoctorFormat(clock: WallClock(offset: 0)).json(d).contains(#""program":{"name":"haproxy","advice":"#))
+  }
+
+  func testBigJSONComesInPiecesThatMakeOneObject() throws {
+    let many = (0..<2_000).map { finWait2(remote(UInt16(20_000 + $0)), inode: 11) }
+    let d = diagnose([(1, many)])
+    var pieces: [String] = []
+    DoctorFormat(clock: WallClock(offset: 0)).json(d) { pieces.append($0.text) }
+    XCTAssertGreaterThan(pieces.count, 5, "about 64 KiB each")
+    XCTAssertTrue(pieces.dropLast().allSatisfy { $0.utf8.count >= DoctorFormat.chunk && $0.utf8.count < DoctorFormat.chunk + 2_048 })
+    let whole = pieces.joined()
+    let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(whole.utf8)) as? [String: Any])
+    let groups = try XCTUnwrap(object["groups"] as? [[String: Any]])
+    XCTAssertEqual((groups[0]["connections"] as? [Any])?.count, 2_000)
   }
 }
