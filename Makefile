@@ -10,7 +10,7 @@ CC ?= cc
 PREFIX ?= /usr/local
 
 APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config gcc make iproute2 tmux python3-jsonschema \
-	curl prometheus
+	curl prometheus nftables
 VMLINUX := bpf/vmlinux/$(ARCH)/vmlinux.h
 BPF_OBJ := .build/bpf/finwait.bpf.o
 SKEL := Sources/CFinwaitBPF/finwait.skel.h

@@ -78,9 +78,8 @@ int main(int argc, char **argv)
 	}
 	qsort(ms, runs, sizeof(*ms), by_value);
 	getrusage(RUSAGE_SELF, &ru);
-	printf("records=%d load_ms=%.1f read_ms min=%.2f median=%.2f max=%.2f runs=%d maxrss_kb=%ld hz=%d cookie=%d\n",
-	       n, load_ms, ms[0], ms[runs / 2], ms[runs - 1], runs, ru.ru_maxrss, fw_sockets_hz(s),
-	       fw_sockets_have_cookie(s));
+	printf("records=%d load_ms=%.1f read_ms min=%.2f median=%.2f max=%.2f runs=%d maxrss_kb=%ld cookie=%d\n",
+	       n, load_ms, ms[0], ms[runs / 2], ms[runs - 1], runs, ru.ru_maxrss, fw_sockets_have_cookie(s));
 	fw_sockets_close(s);
 	return 0;
 }

@@ -235,14 +235,14 @@ struct fw_counters {
  * sock_diag does not report, written by the iter/tcp program of
  * bpf/sockets.bpf.c (its own small object: the doctor does not load the
  * tracer's maps). One fixed-size record per full socket in a chosen state.
- * Times are nanoseconds, converted from jiffies with the kernel's CONFIG_HZ.
+ * Times are the kernel's jiffies; user space converts them (see netns_keepalive_time).
  */
 struct fw_sock_settings {
 	__u64 cookie;             /* SO_COOKIE / inet_diag cookie; 0: not available (< 5.12) */
 	__u64 inode;              /* the socket's inode; 0 for orphans */
-	__u64 keepalive_time_ns;  /* TCP_KEEPIDLE; 0: the namespace's tcp_keepalive_time */
-	__u64 keepalive_intvl_ns; /* TCP_KEEPINTVL; 0: the namespace's tcp_keepalive_intvl */
-	__s64 linger2_ns;         /* TCP_LINGER2; 0: tcp_fin_timeout; -1: no FIN_WAIT2 for orphans */
+	__u64 keepalive_time;     /* TCP_KEEPIDLE in jiffies; 0: the namespace's tcp_keepalive_time */
+	__u64 keepalive_intvl;    /* TCP_KEEPINTVL in jiffies; 0: the namespace's tcp_keepalive_intvl */
+	__s64 linger2;            /* TCP_LINGER2 in jiffies; 0: tcp_fin_timeout; negative: no FIN_WAIT2 for orphans */
 	__u32 user_timeout_ms;    /* TCP_USER_TIMEOUT; 0: none */
 	__u32 netns;              /* network namespace inode number */
 	__u8 saddr[16];           /* IPv4 in the first 4 bytes, network order */
@@ -254,7 +254,11 @@ struct fw_sock_settings {
 	__u8 keepalive;           /* SO_KEEPALIVE is on */
 	__u8 keepalive_probes;    /* TCP_KEEPCNT; 0: the namespace's tcp_keepalive_probes */
 	__u8 probes_out;          /* keepalive or zero-window probes sent and unanswered */
-	__u8 __pad[6];
+	__u8 shutdown;            /* sk_shutdown: 1 receive side (RCV_SHUTDOWN), 2 send side (SEND_SHUTDOWN) */
+	__u8 __pad;
+	/* The namespace's tcp_keepalive_time in jiffies: divided by the sysctl's
+	 * seconds it gives the kernel's HZ, with no kernel config file needed. */
+	__u32 netns_keepalive_time;
 };
 
 _Static_assert(sizeof(struct fw_sock_settings) == 96, "fw_sock_settings layout changed: update both sides");

@@ -16,24 +16,11 @@
 
 #define AF_INET 2
 #define AF_INET6 10
-#define NSEC_PER_SEC 1000000000ULL
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set by user space before load. */
 const volatile struct fw_sockets_config sockets_cfg = {};
-
-/* Weak: a kernel without /proc/config.gz or /boot/config-* still loads;
- * user space refuses to report times when it reads back 0. */
-extern int CONFIG_HZ __kconfig __weak;
-
-/* The kernel keeps these times in jiffies. */
-static __always_inline __u64 jiffies_to_ns(__u64 j)
-{
-	int hz = CONFIG_HZ;
-
-	return hz > 0 ? j * NSEC_PER_SEC / hz : 0;
-}
 
 static __always_inline bool sock_flag_set(struct sock *sk, int bit)
 {
@@ -66,22 +53,23 @@ static __always_inline void read_addresses(struct sock_common *skc, struct fw_so
 	}
 }
 
-/* tp is a BTF pointer (bpf_skc_to_tcp_sock): direct, CO-RE-relocated loads. */
+/* tp is a BTF pointer (bpf_skc_to_tcp_sock): direct, CO-RE-relocated loads.
+ * Times stay in jiffies: user space knows HZ from netns_keepalive_time, so
+ * no kernel config file (CONFIG_HZ) is needed to load. */
 static __always_inline void read_settings(struct tcp_sock *tp, struct fw_sock_settings *r)
 {
 	struct inet_connection_sock *icsk = &tp->inet_conn;
 	struct sock *sk = &icsk->icsk_inet.sk;
-	int linger2 = tp->linger2;
 
 	r->inode = sock_inode(sk);
 	r->keepalive = sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_KEEPOPEN));
-	r->keepalive_time_ns = jiffies_to_ns(tp->keepalive_time);
-	r->keepalive_intvl_ns = jiffies_to_ns(tp->keepalive_intvl);
+	r->keepalive_time = tp->keepalive_time;
+	r->keepalive_intvl = tp->keepalive_intvl;
 	r->keepalive_probes = tp->keepalive_probes;
-	/* Any negative value disables FIN_WAIT2 for orphans (tcp_close). */
-	r->linger2_ns = linger2 < 0 ? -1 : (__s64)jiffies_to_ns(linger2);
+	r->linger2 = tp->linger2;
 	r->user_timeout_ms = icsk->icsk_user_timeout;
 	r->probes_out = icsk->icsk_probes_out;
+	r->shutdown = sk->sk_shutdown;
 }
 
 SEC("iter/tcp")
@@ -110,6 +98,7 @@ int dump_settings(struct bpf_iter__tcp *ctx)
 	r.sport = skc->skc_num;
 	r.dport = bpf_ntohs(skc->skc_dport);
 	r.netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
+	r.netns_keepalive_time = BPF_CORE_READ(skc, skc_net.net, ipv4.sysctl_tcp_keepalive_time);
 	read_addresses(skc, &r);
 	read_settings(tp, &r);
 	if (sockets_cfg.cookie)

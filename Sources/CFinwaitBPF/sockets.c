@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/utsname.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include "finwait_bpf.h"
@@ -22,28 +21,11 @@ struct fw_sockets {
 	int cookie;
 };
 
-/* libbpf reads CONFIG_HZ from /boot/config-<release> or /proc/config.gz
- * and refuses to load without either, weak extern or not. Without them the
- * object still loads, with CONFIG_HZ 0: fw_sockets_hz() tells the caller. */
-static const char *kconfig_fallback(void)
-{
-	char path[128 + sizeof(((struct utsname *)0)->release)];
-	struct utsname u;
-
-	if (uname(&u) == 0) {
-		snprintf(path, sizeof(path), "/boot/config-%s", u.release);
-		if (access(path, R_OK) == 0)
-			return NULL;
-	}
-	return access("/proc/config.gz", R_OK) == 0 ? NULL : "CONFIG_HZ=0\n";
-}
-
 static int open_and_load(struct fw_sockets *s, __u32 states, int cookie, enum fw_stage *failed)
 {
-	struct bpf_object_open_opts opts = { .sz = sizeof(opts), .kconfig = kconfig_fallback() };
 	int err;
 
-	s->skel = finwait_sockets_bpf__open_opts(&opts);
+	s->skel = finwait_sockets_bpf__open();
 	if (!s->skel) {
 		*failed = FW_STAGE_OPEN;
 		return -errno;
@@ -91,11 +73,6 @@ int fw_sockets_open(__u32 states, struct fw_sockets **out, enum fw_stage *failed
 	}
 	*out = s;
 	return 0;
-}
-
-int fw_sockets_hz(const struct fw_sockets *s)
-{
-	return s->skel->kconfig->CONFIG_HZ;
 }
 
 int fw_sockets_have_cookie(const struct fw_sockets *s)

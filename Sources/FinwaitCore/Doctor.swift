@@ -181,6 +181,10 @@ public struct Finding: Sendable, Equatable {
   public var verdict: Doctor.Verdict
   /// Keepalive is armed (the socket's SO_KEEPALIVE, or a keepalive timer seen).
   public var keepaliveArmed: Bool
+  /// How an attached FIN_WAIT2 socket got there: shutdown(SHUT_WR) or
+  /// shutdown(SHUT_RDWR), told apart by its receive side (no FIN came in);
+  /// nil when its settings are unread, for orphans and for CLOSE_WAIT.
+  public var path: Path?
 }
 
 /// Connections with one verdict and one culprit.
@@ -227,7 +231,8 @@ extension Doctor {
     for dump in input.dumps {
       for s in dump.sockets where s.state == .closeWait { byEndpoints[s.endpoints, default: []].append((dump.netns, s)) }
     }
-    var findings: [Finding] = []
+    // Each finding goes straight to its group: 10,000s of them are never held twice.
+    var groups = Grouper()
     var peersOfFinWait2: Set<SocketKey> = []
     var finWait2 = 0, closeWait = 0
     for dump in input.dumps {
@@ -235,19 +240,19 @@ extension Doctor {
         finWait2 += 1
         let finding = diagnoseFinWait2(s, netns: dump.netns, input: input, closeWait: byEndpoints, lookups: lookups)
         if let peer = finding.peer { peersOfFinWait2.insert(SocketKey(netns: peer.netns, endpoints: peer.socket.endpoints)) }
-        findings.append(finding)
+        if matches(finding, filter) { groups.add(finding, lookups: lookups) }
       }
     }
     for dump in input.dumps {
       for s in dump.sockets where s.state == .closeWait {
         closeWait += 1
         guard !peersOfFinWait2.contains(SocketKey(netns: dump.netns, endpoints: s.endpoints)) else { continue }
-        findings.append(diagnoseCloseWait(s, netns: dump.netns, input: input, lookups: lookups))
+        let finding = diagnoseCloseWait(s, netns: dump.netns, input: input, lookups: lookups)
+        if matches(finding, filter) { groups.add(finding, lookups: lookups) }
       }
     }
-    findings = findings.filter { matches($0, filter) }
     return Diagnosis(
-      now: input.now, nodeNetns: input.nodeNetns, sysctls: input.sysctls, groups: group(findings, lookups: lookups),
+      now: input.now, nodeNetns: input.nodeNetns, sysctls: input.sysctls, groups: groups.sorted(),
       finWait2: finWait2, closeWait: closeWait, namespaces: input.dumps.count)
   }
 
@@ -316,7 +321,8 @@ extension Doctor {
       netns: netns, socket: s, owner: owner, labels: owner.map(lookups.labels(of:)), orphaned: orphaned,
       dwellAtLeast: dwell, peer: peer, deadline: deadline, settings: settings, conntrack: conntrack,
       conntrackExpiresFirst: expiresFirst(conntrack, deadline: deadline), verdict: verdict,
-      keepaliveArmed: keepaliveArmed)
+      keepaliveArmed: keepaliveArmed,
+      path: orphaned ? nil : settings.map { $0.shutdown.contains(.receive) ? .shutdownReadWrite : .shutdownWrite })
   }
 
   static func diagnoseCloseWait(_ s: DiagSocket, netns: UInt32, input: DoctorInput,
@@ -333,7 +339,7 @@ extension Doctor {
       netns: netns, socket: s, owner: owner, labels: owner.map(lookups.labels(of:)), orphaned: s.inode == 0,
       dwellAtLeast: UInt64(s.lastAckReceivedMilliseconds ?? 0) * 1_000_000, peer: nil, deadline: deadline,
       settings: settings, conntrack: conntrack, conntrackExpiresFirst: expiresFirst(conntrack, deadline: deadline),
-      verdict: sending ? .halfClose : .closeWait, keepaliveArmed: keepaliveArmed)
+      verdict: sending ? .halfClose : .closeWait, keepaliveArmed: keepaliveArmed, path: nil)
   }
 
   /// An orphan's end: a timewait socket's timer, or for a fin timeout above
@@ -394,41 +400,54 @@ extension Doctor {
   }
 
   /// Groups by verdict and culprit (the pod when there is one, else the
-  /// process); most urgent first, then the biggest, then the oldest.
-  struct GroupKey: Hashable {
-    var verdict: Verdict
-    var culprit: String
-  }
+  /// process; orphans by namespace); sorted most urgent first, then the
+  /// biggest, then the oldest.
+  struct Grouper {
+    enum Culprit: Hashable {
+      case pod(OwnerLabels)
+      case process(UInt32)
+      case namespace(UInt32)
+    }
 
-  static func group(_ findings: [Finding], lookups: some DoctorLookups) -> [DiagnosisGroup] {
-    var groups: [GroupKey: DiagnosisGroup] = [:]
-    var order: [GroupKey] = []
-    for f in findings {
+    struct Key: Hashable {
+      var verdict: Verdict
+      var culprit: Culprit
+    }
+
+    private var index: [Key: Int] = [:]
+    private var groups: [DiagnosisGroup] = []
+
+    mutating func add(_ f: Finding, lookups: some DoctorLookups) {
       let blamed = f.verdict == .peerCloseWait ? f.peer?.owner : f.owner
       let labels = f.verdict == .peerCloseWait ? f.peer?.labels : f.labels
-      let culprit: String
+      let culprit: Culprit
       if let labels, !labels.pod.isEmpty {
-        culprit = "pod \(labels.namespace)/\(labels.pod)/\(labels.container)"
+        culprit = .pod(OwnerLabels(namespace: labels.namespace, pod: labels.pod, container: labels.container))
       } else if let blamed {
-        culprit = "pid \(blamed.pid)"
+        culprit = .process(blamed.pid)
       } else {
-        culprit = "netns \(f.peer?.netns ?? f.netns)"
+        culprit = .namespace(f.peer?.netns ?? f.netns)
       }
-      let key = GroupKey(verdict: f.verdict, culprit: culprit)
-      if groups[key] == nil {
-        order.append(key)
-        groups[key] = DiagnosisGroup(verdict: f.verdict, culprit: blamed, labels: labels,
-                                     program: f.verdict.severity == .healthy ? nil : blamed.flatMap(lookups.program(of:)),
-                                     findings: [])
+      let key = Key(verdict: f.verdict, culprit: culprit)
+      if let i = index[key] {
+        groups[i].findings.append(f)
+        return
       }
-      groups[key]?.findings.append(f)
+      index[key] = groups.count
+      groups.append(DiagnosisGroup(
+        verdict: f.verdict, culprit: blamed, labels: labels,
+        program: f.verdict.severity == .healthy ? nil : blamed.flatMap(lookups.program(of:)), findings: [f]))
     }
-    var result = order.compactMap { groups[$0] }
-    for i in result.indices { result[i].findings.sort { $0.dwellAtLeast > $1.dwellAtLeast } }
-    result.sort {
-      ($0.severity, $0.verdict, -$0.findings.count, UInt64.max - $0.oldest)
-        < ($1.severity, $1.verdict, -$1.findings.count, UInt64.max - $1.oldest)
+
+    consuming func sorted() -> [DiagnosisGroup] {
+      var result = groups
+      groups = []
+      for i in result.indices { result[i].findings.sort { $0.dwellAtLeast > $1.dwellAtLeast } }
+      result.sort {
+        ($0.severity, $0.verdict, -$0.findings.count, UInt64.max - $0.oldest)
+          < ($1.severity, $1.verdict, -$1.findings.count, UInt64.max - $1.oldest)
+      }
+      return result
     }
-    return result
   }
 }

@@ -72,6 +72,7 @@ public struct DoctorFormat: Sendable {
     var head = "   - \(address(e.local, e.localPort)) -> \(address(e.remote, e.remotePort))"
       + " \(f.socket.state == .closeWait ? "CLOSE_WAIT" : "FIN_WAIT2") >=\(duration(f.dwellAtLeast))"
     if f.orphaned { head += " orphaned" } else if let o = f.owner { head += " held by \(o.comm) (pid \(o.pid))" }
+    if let path = f.path { head += " after \(Self.call(path))" }
     head += " netns \(f.netns)"
     var lines = [head]
     if let p = f.peer {
@@ -100,7 +101,8 @@ public struct DoctorFormat: Sendable {
       let keepalive = f.keepaliveArmed
         ? "keepalive is armed: the kernel resets it only if the peer stops answering"
         : "keepalive is off: nothing in the kernel will ever end it"
-      return "shut down and still open in \(name): an attached FIN_WAIT2 socket has no kernel timer, \(finText) "
+      let how = f.path.map { " (\(Self.call($0)))" } ?? ""
+      return "shut down\(how) and still open in \(name): an attached FIN_WAIT2 socket has no kernel timer, \(finText) "
         + "does not apply; it stays until the peer sends FIN or RST or \(name) calls close(); \(keepalive)."
     case .closeWait:
       return "the peer (not on this node) sent its FIN and \(name) has not closed the socket; CLOSE_WAIT has no kernel timer."
@@ -245,6 +247,10 @@ public struct DoctorFormat: Sendable {
 
   func duration(_ ns: UInt64) -> String { formatDuration(nanoseconds: ns) }
 
+  static func call(_ path: Path) -> String {
+    path == .shutdownReadWrite ? "shutdown(SHUT_RDWR)" : path == .shutdownWrite ? "shutdown(SHUT_WR)" : path.rawValue
+  }
+
   func address(_ a: IPAddress, _ port: UInt16) -> String {
     var line = LineBuffer(capacity: 48)
     line.append(a, port: port)
@@ -255,8 +261,16 @@ public struct DoctorFormat: Sendable {
 
   /// One object per run (one line), keys documented in docs/doctor.md.
   public func json(_ d: Diagnosis) -> String {
+    var text = ""
+    json(d) { text += $0.text }
+    return text
+  }
+
+  /// The same object in pieces of about 64 KiB, each handed to `emit` (then
+  /// reused): a report of 10,000s of connections is never one buffer.
+  public func json(_ d: Diagnosis, emit: (borrowing LineBuffer) -> Void) {
     var seconds = SecondText(.utcDateTime)
-    var o = LineBuffer(capacity: 4096)
+    var o = LineBuffer(capacity: Self.chunk + 4096)
     o.append(ascii: "{")
     o.json("type", string: "doctor")
     o.json("time") { $0.append(rfc3339OfMonotonic: d.now, clock: clock, cache: &seconds) }
@@ -275,11 +289,13 @@ public struct DoctorFormat: Sendable {
     o.append(ascii: "[")
     for (i, g) in d.groups.enumerated() {
       if i > 0 { o.append(ascii: ",") }
-      writeGroup(g, diagnosis: d, to: &o)
+      writeGroup(g, diagnosis: d, to: &o, emit: emit)
     }
     o.append("]}")
-    return o.text
+    emit(o)
   }
+
+  static let chunk = 65_536
 
   func writeSysctls(_ s: TCPSysctls, to o: inout LineBuffer) {
     o.append(ascii: "{")
@@ -290,7 +306,10 @@ public struct DoctorFormat: Sendable {
     o.append(ascii: "}")
   }
 
-  func writeGroup(_ g: DiagnosisGroup, diagnosis d: Diagnosis, to o: inout LineBuffer) {
+  /// `emit` takes what is written so far between connections (each followed
+  /// by an explicit "," or "]", so no key depends on the byte before it).
+  func writeGroup(_ g: DiagnosisGroup, diagnosis d: Diagnosis, to o: inout LineBuffer,
+                  emit: (borrowing LineBuffer) -> Void) {
     o.append(ascii: "{")
     o.json("verdict", string: g.verdict.rawValue)
     o.json("severity", string: g.severity.rawValue)
@@ -317,6 +336,10 @@ public struct DoctorFormat: Sendable {
     for (i, f) in g.findings.enumerated() {
       if i > 0 { o.append(ascii: ",") }
       writeFinding(f, to: &o)
+      if o.count >= Self.chunk {
+        emit(o)
+        o.clear()
+      }
     }
     o.append("]}")
   }
@@ -377,6 +400,7 @@ public struct DoctorFormat: Sendable {
       o.append("null")
     }
     o.json("keepalive_armed", bool: f.keepaliveArmed)
+    if let path = f.path { o.json("path", string: path.rawValue) } else { o.jsonNull("path") }
     o.jsonKey("tcp")
     if let t = f.socket.tcp {
       o.append(ascii: "{")

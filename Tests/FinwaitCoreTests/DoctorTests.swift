@@ -1,4 +1,5 @@
 import FinwaitTestSupport
+import Foundation
 import XCTest
 @testable import FinwaitCore
 
@@ -75,6 +76,7 @@ final class DoctorTests: XCTestCase {
     XCTAssertNil(f.peer)
     XCTAssertFalse(f.keepaliveArmed)
     XCTAssertEqual(f.dwellAtLeast, 90 * s)
+    XCTAssertNil(f.path, "settings unread: how it was shut down is not known")
     let why = DoctorFormat(clock: WallClock(offset: 0)).why(g, first: f, diagnosis: d)
     XCTAssertTrue(why.contains("tcp_fin_timeout (1m00s) does not apply"), why)
     XCTAssertTrue(why.contains("keepalive is off"), why)
@@ -95,6 +97,7 @@ final class DoctorTests: XCTestCase {
     d = diagnose([(1, [finWait2(remote(40000), inode: 11, timer: 2, expires: 2_000, probes: 3)])])
     XCTAssertEqual(d.groups[0].verdict, .peerUnresponsive)
     XCTAssertEqual(d.groups[0].severity, .bounded)
+    XCTAssertEqual(d.groups[0].findings[0].path, .shutdownWrite, "no receive shutdown: SHUT_WR")
     XCTAssertEqual(d.groups[0].findings[0].deadline, Finding.Deadline(after: 2 * s + 1 * 5 * s, cause: .keepalive, atMost: true))
   }
 
@@ -277,6 +280,7 @@ final class DoctorTests: XCTestCase {
       endpoints: remote(40001), state: .finWait2, inode: 11, keepalive: true, keepaliveIdle: 10 * s,
       keepaliveInterval: 5 * s, keepaliveProbes: 4, probesOut: 3)
     lookups.settings[remote(40002)] = SocketSettings(endpoints: remote(40002), state: .finWait2, linger2: .nanoseconds(90 * s))
+    lookups.settings[client] = SocketSettings(endpoints: client, state: .finWait2, inode: 11, shutdown: [.send, .receive])
     lookups.settings[remote(40003)] = SocketSettings(endpoints: remote(40003), state: .finWait2, linger2: .off)
     lookups.pods[100] = OwnerLabels(namespace: "shop", pod: "web-1", container: "app", comm: "client")
     let ipv6 = Endpoints(local: .v6(high: 0xfd00 << 48, low: 1), localPort: 40005,
@@ -293,6 +297,7 @@ final class DoctorTests: XCTestCase {
     ])
     XCTAssertEqual(Set(d.groups.map(\.verdict)), Set(Doctor.Verdict.allCases))
     let line = DoctorFormat(clock: WallClock(offset: 1_764_000_000 * Int64(s))).json(d)
+    XCTAssertTrue(line.contains(#""path":"shutdown_rdwr""#), line)
     let check = try schemaCheck([line], schema: "doctor.schema.json")
     XCTAssertEqual(check.status, 0, check.report)
     // The schema is closed: a key it does not know fails.
@@ -325,5 +330,18 @@ final class DoctorTests: XCTestCase {
     let advice = try XCTUnwrap(KnownProgram.haproxy.advice(for: .holdsCloseWait))
     XCTAssertTrue(text.contains("   haproxy: \(advice.text) (docs/programs.md#haproxy)"), text)
     XCTAssertTrue(DoctorFormat(clock: WallClock(offset: 0)).json(d).contains(#""program":{"name":"haproxy","advice":"#))
+  }
+
+  func testBigJSONComesInPiecesThatMakeOneObject() throws {
+    let many = (0..<2_000).map { finWait2(remote(UInt16(20_000 + $0)), inode: 11) }
+    let d = diagnose([(1, many)])
+    var pieces: [String] = []
+    DoctorFormat(clock: WallClock(offset: 0)).json(d) { pieces.append($0.text) }
+    XCTAssertGreaterThan(pieces.count, 5, "about 64 KiB each")
+    XCTAssertTrue(pieces.dropLast().allSatisfy { $0.utf8.count >= DoctorFormat.chunk && $0.utf8.count < DoctorFormat.chunk + 2_048 })
+    let whole = pieces.joined()
+    let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(whole.utf8)) as? [String: Any])
+    let groups = try XCTUnwrap(object["groups"] as? [[String: Any]])
+    XCTAssertEqual((groups[0]["connections"] as? [Any])?.count, 2_000)
   }
 }

@@ -85,10 +85,13 @@ private struct End {
     keepaliveInterval: UInt64? = nil, keepaliveProbes: UInt8? = nil, linger2: SocketSettings.Linger2 = .default,
     userTimeoutMilliseconds: UInt32 = 0
   ) -> SocketSettings {
-    SocketSettings(
+    // A client shut down for writing; a server in CLOSE_WAIT had the peer's FIN (tcp_fin sets RCV_SHUTDOWN).
+    let shutdown: SocketSettings.Shutdown = state == .finWait2 ? .send : .receive
+    return SocketSettings(
       endpoints: endpoints, state: state, inode: inode, cookie: cookies ? cookie : nil, netns: netns,
       keepalive: keepalive, keepaliveIdle: keepaliveIdle, keepaliveInterval: keepaliveInterval,
-      keepaliveProbes: keepaliveProbes, linger2: linger2, userTimeoutMilliseconds: userTimeoutMilliseconds)
+      keepaliveProbes: keepaliveProbes, linger2: linger2, userTimeoutMilliseconds: userTimeoutMilliseconds,
+      shutdown: shutdown)
   }
 }
 

@@ -7,7 +7,8 @@ import Testing
 /// with a valid family and state, sometimes any length.
 private struct RawSettings: Sendable, CustomStringConvertible {
   var bytes: [UInt8]
-  var description: String { "\(bytes)" }
+  var hz: UInt64
+  var description: String { "\(bytes) at \(hz) Hz" }
 }
 
 private let inputs = Generator { rng -> RawSettings in
@@ -18,13 +19,16 @@ private let inputs = Generator { rng -> RawSettings in
   if Int.random(in: 0..<8, using: &rng) != 0 { r.family = Bool.random(using: &rng) ? 2 : 10 }
   if Int.random(in: 0..<8, using: &rng) != 0 { r.state = UInt8.random(in: 1...12, using: &rng) }
   // The "not set" zeros and linger2's -1 are the values that matter most.
-  if Bool.random(using: &rng) { r.keepalive_time_ns = 0 }
-  if Bool.random(using: &rng) { r.keepalive_intvl_ns = 0 }
+  if Bool.random(using: &rng) { r.keepalive_time = 0 }
+  if Bool.random(using: &rng) { r.keepalive_intvl = 0 }
+  // Kernel-sized values (int jiffies) as often as random 64-bit ones.
+  if Bool.random(using: &rng) { r.keepalive_time = UInt64.random(in: 0...UInt64(Int32.max), using: &rng) }
+  if Bool.random(using: &rng) { r.linger2 = Int64.random(in: 0...Int64(Int32.max), using: &rng) }
   if Bool.random(using: &rng) { r.keepalive_probes = 0 }
   if Bool.random(using: &rng) { r.cookie = 0 }
   switch Int.random(in: 0..<4, using: &rng) {
-  case 0: r.linger2_ns = 0
-  case 1: r.linger2_ns = -1
+  case 0: r.linger2 = 0
+  case 1: r.linger2 = -1
   default: break
   }
   var bytes = withUnsafeBytes(of: r) { Array($0) }
@@ -32,7 +36,7 @@ private let inputs = Generator { rng -> RawSettings in
     bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &rng)))
     if Bool.random(using: &rng) { bytes += [UInt8.random(in: 0...255, using: &rng)] }
   }
-  return RawSettings(bytes: bytes)
+  return RawSettings(bytes: bytes, hz: [100, 250, 300, 1000].randomElement(using: &rng) ?? 250)
 }
 
 @Suite struct SocketSettingsPropertyTests {
@@ -40,7 +44,7 @@ private let inputs = Generator { rng -> RawSettings in
     await propertyCheck(count: 3_000, input: inputs) { input in
       let decoded: Result<SocketSettings, SocketSettings.DecodeError>
       do {
-        decoded = .success(try input.bytes.withUnsafeBytes { try SocketSettings(record: $0) })
+        decoded = .success(try input.bytes.withUnsafeBytes { try SocketSettings(record: $0, hz: input.hz) })
       } catch let error as SocketSettings.DecodeError {
         decoded = .failure(error)
       } catch {
@@ -75,13 +79,24 @@ private let inputs = Generator { rng -> RawSettings in
       #expect(s.state.rawValue == raw.state && s.inode == raw.inode && s.netns == raw.netns)
       #expect(s.cookie == (raw.cookie == 0 ? nil : raw.cookie))
       #expect(s.keepalive == (raw.keepalive != 0))
-      #expect(s.keepaliveIdle == (raw.keepalive_time_ns == 0 ? nil : raw.keepalive_time_ns))
-      #expect(s.keepaliveInterval == (raw.keepalive_intvl_ns == 0 ? nil : raw.keepalive_intvl_ns))
+      // Jiffies to ns exactly, saturating where a garbage value would overflow.
+      func ns(_ jiffies: UInt64) -> UInt64? {
+        guard jiffies != 0 else { return nil }
+        let (product, overflow) = jiffies.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : product / input.hz
+      }
+      #expect(s.keepaliveIdle == ns(raw.keepalive_time))
+      #expect(s.keepaliveInterval == ns(raw.keepalive_intvl))
+      if raw.keepalive_time != 0, raw.keepalive_time <= UInt64(Int32.max) {
+        // Kernel-sized: exact, and back to the same jiffies.
+        #expect(s.keepaliveIdle.map { ($0 * input.hz + 999_999_999) / 1_000_000_000 } == raw.keepalive_time)
+      }
       #expect(s.keepaliveProbes == (raw.keepalive_probes == 0 ? nil : raw.keepalive_probes))
       let linger2: SocketSettings.Linger2 =
-        raw.linger2_ns < 0 ? .off : raw.linger2_ns == 0 ? .default : .nanoseconds(UInt64(raw.linger2_ns))
+        raw.linger2 < 0 ? .off : raw.linger2 == 0 ? .default : .nanoseconds(ns(UInt64(raw.linger2)) ?? 0)
       #expect(s.linger2 == linger2)
       #expect(s.userTimeoutMilliseconds == raw.user_timeout_ms && s.probesOut == raw.probes_out)
+      #expect(s.shutdown.rawValue == raw.shutdown & 3)
     }
   }
 }

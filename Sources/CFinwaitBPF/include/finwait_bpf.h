@@ -72,9 +72,6 @@ typedef int (*fw_settings_fn)(void *ctx, const struct fw_sock_settings *settings
 /* Opens, loads (states: bit 1 << state for each TCP state to report) and
  * attaches the iterator. Returns 0, or -errno with *failed set. */
 int fw_sockets_open(__u32 states, struct fw_sockets **out, enum fw_stage *failed);
-/* The kernel's CONFIG_HZ the times were converted with; 0 if libbpf found no
- * kernel config (then every time in the records is 0, not a setting). */
-int fw_sockets_hz(const struct fw_sockets *s);
 /* Whether records carry the socket cookie (Linux 5.12+). */
 int fw_sockets_have_cookie(const struct fw_sockets *s);
 /* Walks the TCP sockets of the network namespace netns_fd refers to (-1:

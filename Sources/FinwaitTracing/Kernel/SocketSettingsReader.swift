@@ -12,6 +12,8 @@ import SystemPackage
 public final class SocketSettingsReader {
   private let handle: OpaquePointer
   private let namespaces: Namespaces
+  /// The kernel's jiffies per second, learnt from the first record.
+  private var hz: UInt64?
 
   /// The states read: what the doctor diagnoses.
   public static let states: [DiagSocket.State] = [.finWait2, .closeWait]
@@ -23,14 +25,6 @@ public final class SocketSettingsReader {
     var failed = FW_STAGE_NONE
     let rc = fw_sockets_open(mask, &out, &failed)
     guard rc == 0, let out else { throw Self.error(-rc, at: failed) }
-    // Times are converted with the kernel's HZ: without it they would read
-    // as "not set", which is worse than no answer.
-    guard fw_sockets_hz(out) > 0 else {
-      fw_sockets_close(out)
-      throw .diag(
-        "socket settings: the kernel's CONFIG_HZ is unknown (no /proc/config.gz or /boot/config-\(Self.release())), "
-          + "so keepalive and TCP_LINGER2 times cannot be converted")
-    }
     handle = out
     self.namespaces = namespaces
   }
@@ -62,10 +56,21 @@ public final class SocketSettingsReader {
     }
     var result: [Endpoints: SocketSettings] = [:]
     result.reserveCapacity(collector.records.count)
+    if hz == nil, let first = collector.records.first {
+      // Times are jiffies. HZ is the namespace's tcp_keepalive_time in
+      // jiffies over the sysctl's seconds: exact, and no kernel config file needed.
+      let seconds = namespaces.tcpSysctls(of: netns).keepaliveTime.map { $0 / 1_000_000_000 } ?? 0
+      guard let derived = SocketSettings.hz(keepaliveTimeJiffies: first.netns_keepalive_time, keepaliveTimeSeconds: seconds)
+      else {
+        throw .diag("socket settings: the kernel's HZ cannot be told (tcp_keepalive_time is \(first.netns_keepalive_time) "
+                    + "jiffies and \(seconds) s in network namespace \(netns)), so times cannot be converted")
+      }
+      hz = derived
+    }
     for raw in collector.records {
       let settings: SocketSettings
       do {
-        settings = try SocketSettings(decoding: raw)
+        settings = try SocketSettings(decoding: raw, hz: hz ?? 0)
       } catch {
         throw .diag("socket settings: a record of the TCP socket iterator is malformed (\(error))")
       }
@@ -92,11 +97,5 @@ public final class SocketSettingsReader {
       return .bpfDetail(stage: stageName, detail: Tracer.libbpfMessage(code))
     }
     return .bpf(stage: stageName, errno: errno)
-  }
-
-  private static func release() -> String {
-    var name = utsname()
-    guard uname(&name) == 0 else { return "RELEASE" }
-    return withUnsafeBytes(of: name.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
   }
 }

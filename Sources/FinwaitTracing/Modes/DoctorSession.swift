@@ -104,7 +104,13 @@ public struct DoctorSession {
       for warning in warnings { try env.stderr.write("finwait: warning: \(warning)") }
       try env.stderr.flush()
       if options.json {
-        try env.stdout.write(format.json(diagnosis))
+        var failure: FinwaitError?
+        format.json(diagnosis) { piece in
+          guard failure == nil else { return }
+          do throws(FinwaitError) { try env.stdout.writeRaw(piece.text) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        try env.stdout.write("")
       } else {
         if !first { try env.stdout.write("") }
         for line in format.text(diagnosis) { try env.stdout.write(line) }
