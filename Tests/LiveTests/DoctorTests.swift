@@ -46,6 +46,7 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(c["orphaned"] as? Bool, false)
     XCTAssertEqual(c["timewait"] as? Bool, false)
     assertOwner(c["owner"], pid: ready.clientPid, comm: ready.clientComm)
+    XCTAssertEqual(c["path"] as? String, "shutdown_wr", "from the socket's sk_shutdown: \(c)")
     XCTAssertTrue(c["peer"] is NSNull, "the peer's namespace was not read: \(c)")
     XCTAssertTrue(c["deadline"] is NSNull, "no kernel timer ends an attached FIN_WAIT2 socket: \(c)")
     XCTAssertEqual(c["keepalive_armed"] as? Bool, false)
@@ -107,6 +108,7 @@ final class DoctorTests: XCTestCase {
     // Above 60 s the orphan stays a full socket with a keepalive timer (tcp_rcv_state_process).
     XCTAssertEqual(c["timewait"] as? Bool, false)
     XCTAssertTrue(c["owner"] is NSNull, "\(c)")
+    XCTAssertTrue(c["path"] is NSNull, "only attached sockets have a path: \(c)")
     let deadline = try XCTUnwrap(c["deadline"] as? [String: Any], "\(c)")
     XCTAssertEqual(deadline["cause"] as? String, "linger2")
     XCTAssertEqual(deadline["at_most"] as? Bool, false)
@@ -300,13 +302,15 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(lines[2], "")
     XCTAssertTrue(lines[3].hasPrefix("1. LEAK attached_after_shutdown: 1 connection, oldest >="), lines[3])
     XCTAssertEqual(lines[4], "   culprit: \(ready.clientComm) (pid \(ready.clientPid))")
-    XCTAssertTrue(lines[5].hasPrefix("   why: shut down and still open in \(ready.clientComm):"), lines[5])
+    XCTAssertTrue(lines[5].hasPrefix("   why: shut down (shutdown(SHUT_WR)) and still open in \(ready.clientComm):"),
+                  lines[5])
     XCTAssertTrue(lines[5].hasSuffix("keepalive is off: nothing in the kernel will ever end it."), lines[5])
     XCTAssertTrue(lines[6].hasPrefix("   fix: close() the socket after shutdown()"), lines[6])
     let connection = "   - \(VethPair.clientAddress):\(ready.clientPort) -> \(VethPair.serverAddress):\(port)"
       + " FIN_WAIT2 >="
     XCTAssertTrue(lines[7].hasPrefix(connection), "\(lines[7]) does not start with \(connection)")
-    let holder = " held by \(ready.clientComm) (pid \(ready.clientPid)) netns \(pair.client.inode)"
+    let holder = " held by \(ready.clientComm) (pid \(ready.clientPid)) after shutdown(SHUT_WR)"
+      + " netns \(pair.client.inode)"
     XCTAssertTrue(lines[7].hasSuffix(holder), "\(lines[7]) does not end with \(holder)")
     XCTAssertTrue(lines.contains("     peer: not on this node"), run.stdout)
     XCTAssertTrue(lines.contains { $0.hasPrefix("     timers: ") && $0.hasSuffix("no deadline") }, run.stdout)
