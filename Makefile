@@ -46,7 +46,7 @@ SWIFTPM_XUNIT := $(TEST_RESULTS)/host.xml
 SWIFT_TESTING_XUNIT := $(TEST_RESULTS)/host-swift-testing.xml
 KERNEL_XUNIT := $(TEST_RESULTS)/kernel-6.1.xml
 
-.PHONY: all deps build run test test-kernel bench bench-replay soak install clean vmlinux
+.PHONY: all deps build run test test-kernel bench bench-replay bench-doctor soak install clean vmlinux
 
 all: build
 
@@ -158,6 +158,10 @@ $(FLOOR): bench/floor.c bench/floor.bpf.c $(VMLINUX) | deps
 
 bench: build $(CHURN) $(HOLD) $(FLOOR)
 	FINWAIT=$(BIN) CHURN=$(CHURN) HOLD=$(HOLD) FLOOR=$(FLOOR) bench/bench.sh
+
+# finwait doctor with CONNECTIONS held connections against ss (root).
+bench-doctor: build $(HOLD)
+	FINWAIT=$(BIN) HOLD=$(HOLD) bench/doctor.sh
 
 # finwait --json under churn for SOAK_SECONDS: flat RSS, no drops, every
 # connection accounted for exactly once (root). SOAK_STUCK=D passes --stuck D.
