@@ -312,7 +312,9 @@ extension Doctor {
       verdict = .peerCloseWait
     } else if orphaned {
       verdict = .orphaned
-    } else if keepaliveArmed, (settings?.probesOut ?? s.tcp?.probes ?? 0) > 0 {
+    } else if keepaliveArmed, probesUnanswered(s) >= 2 {
+      // An ACK resets the count: a second probe goes out only after a whole
+      // interval without an answer to the first. One probe out may just be in flight.
       verdict = .peerUnresponsive
     } else {
       verdict = .attachedAfterShutdown
@@ -366,16 +368,22 @@ extension Doctor {
                             atMost: false)
   }
 
+  /// Keepalive probes out, from the dump (the same reading as its timer).
+  static func probesUnanswered(_ s: DiagSocket) -> UInt8 {
+    s.timerKind == .keepalive ? s.timerRetransmits : s.tcp?.probes ?? 0
+  }
+
   /// When keepalive resets an attached socket whose peer stays silent: the
   /// timer fires at `expires`, then once per interval until the probes run
-  /// out (tcp_keepalive_timer). A live peer answers and puts it off.
+  /// out (tcp_keepalive_timer). A live peer answers and puts it off. Only
+  /// with the socket's own settings: it may override the sysctls.
   static func keepaliveDeadline(_ s: DiagSocket, sysctls: TCPSysctls, settings: SocketSettings?)
     -> Finding.Deadline? {
-    guard s.timerKind == .keepalive, settings?.keepalive ?? true else { return nil }
-    let interval = settings?.keepaliveInterval ?? sysctls.keepaliveInterval
-    let probes = settings?.keepaliveProbes.map(UInt32.init) ?? sysctls.keepaliveProbes
+    guard s.timerKind == .keepalive, let settings, settings.keepalive else { return nil }
+    let interval = settings.keepaliveInterval ?? sysctls.keepaliveInterval
+    let probes = settings.keepaliveProbes.map(UInt32.init) ?? sysctls.keepaliveProbes
     guard let interval, let probes else { return nil }
-    let sent = UInt32(s.timerRetransmits)
+    let sent = UInt32(probesUnanswered(s))
     let remaining = UInt64(probes > sent ? probes - sent : 0)
     return Finding.Deadline(after: UInt64(s.expiresMilliseconds) * 1_000_000 + remaining * interval,
                             cause: .keepalive, atMost: true)

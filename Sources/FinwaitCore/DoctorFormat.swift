@@ -58,7 +58,7 @@ public struct DoctorFormat: Sendable {
     if g.findings.contains(where: \.conntrackExpiresFirst), let f = g.findings.first(where: \.conntrackExpiresFirst),
        let ct = f.conntrack {
       let n = g.findings.filter(\.conntrackExpiresFirst).count
-      lines.append("   warning: \(n) NAT'd connection\(n == 1 ? "" : "s") outlive their conntrack entry (\(conntrackText(ct))): "
+      lines.append("   warning: \(n) NAT'd connection\(n == 1 ? " outlives its" : "s outlive their") conntrack entry (\(conntrackText(ct))): "
         + "a late FIN or RST is not translated back and is dropped; raise "
         + "net.netfilter.nf_conntrack_tcp_timeout_\(ct.entry.state.map(conntrackSysctl) ?? "close_wait") or close sooner.")
     }
@@ -107,8 +107,7 @@ public struct DoctorFormat: Sendable {
     case .closeWait:
       return "the peer (not on this node) sent its FIN and \(name) has not closed the socket; CLOSE_WAIT has no kernel timer."
     case .peerUnresponsive:
-      let probes = f.settings?.probesOut ?? f.socket.tcp?.probes ?? f.socket.timerRetransmits
-      return "keepalive probes go unanswered (\(probes) sent): the peer is gone or unreachable; "
+      return "keepalive probes go unanswered (\(Doctor.probesUnanswered(f.socket)) sent): the peer is gone or unreachable; "
         + (f.deadline.map { "the kernel resets it in at most \(duration($0.after))." } ?? "the kernel will reset it.")
     case .orphaned:
       var text = "closed by its program (orphaned); the kernel frees it"

@@ -83,12 +83,23 @@ final class DoctorTests: XCTestCase {
   }
 
   func testKeepaliveTimerGivesAnUpperBoundAndUnansweredProbesMeanThePeerIsGone() throws {
-    // Keepalive armed, idle: next probe in 30 s, then 9 probes 75 s apart (the sysctls).
+    // A keepalive timer, the socket's settings unread: they may override the sysctls, so no deadline.
     var d = diagnose([(1, [finWait2(remote(40000), inode: 11, timer: 2, expires: 30_000)])])
     XCTAssertEqual(d.groups[0].verdict, .attachedAfterShutdown)
+    XCTAssertNil(d.groups[0].findings[0].deadline)
+    XCTAssertTrue(d.groups[0].findings[0].keepaliveArmed)
+
+    // SO_KEEPALIVE with the namespace's values: next probe in 30 s, then 9 probes 75 s apart.
+    lookups.settings[remote(40000)] = SocketSettings(endpoints: remote(40000), state: .finWait2, inode: 11, keepalive: true)
+    d = diagnose([(1, [finWait2(remote(40000), inode: 11, timer: 2, expires: 30_000)])])
     XCTAssertEqual(d.groups[0].findings[0].deadline,
                    Finding.Deadline(after: 30 * s + 9 * 75 * s, cause: .keepalive, atMost: true))
-    XCTAssertTrue(d.groups[0].findings[0].keepaliveArmed)
+
+    // One probe out may be in flight to a live peer: not yet unresponsive.
+    d = diagnose([(1, [finWait2(remote(40000), inode: 11, timer: 2, expires: 70_000, probes: 1)])])
+    XCTAssertEqual(d.groups[0].verdict, .attachedAfterShutdown)
+    XCTAssertEqual(d.groups[0].findings[0].deadline,
+                   Finding.Deadline(after: 70 * s + 8 * 75 * s, cause: .keepalive, atMost: true))
 
     // Three probes out, the socket's own TCP_KEEPINTVL 5 s and TCP_KEEPCNT 4.
     lookups.settings[remote(40000)] = SocketSettings(
