@@ -118,20 +118,22 @@ KERNEL_TESTS := LiveTests.ScenarioTests,LiveTests.ReconciliationTests,LiveTests.
 	LiveTests.StackTests/testTextLinesAndTheSummaryShowTheCallSite,$\
 	LiveTests.StackTests/testHistByStackCountsOneCallSiteAcrossProcesses,$\
 	LiveTests.StackTests/testExitAndExecHaveNoStackButStillTheirPath,$\
-	LiveTests.ServeTests/testStuckSocketLogsOneLogfmtLine
+	LiveTests.ServeTests/testStuckSocketLogsOneLogfmtLine,$\
+	LiveTests.DoctorTests/testOrphanWithTCPLinger2AboveAMinuteEndsWhenLinger2Says,$\
+	LiveTests.DoctorTests/testLocalPeerInCloseWaitInAnotherNamespaceIsTheCulprit
 
 # The same binary and live scenario tests again, on Linux 6.1 booted under
 # QEMU (software emulation): proves the CO-RE object is not tied to the
 # kernel it was built on. Downloads the kernel package (about 70 MB) once.
 # Results: $(KERNEL_XUNIT), written by the guest into a read-write share.
-test-kernel: build $(DRIVER) $(STACK_DRIVER)
+test-kernel: build $(DRIVER) $(STACK_DRIVER) $(DOCTOR_DRIVER)
 	$(MAKE) deps EXTRA_PACKAGES="$(KERNEL_TEST_PACKAGES)"
 	$(SWIFT) build --build-tests
 	@mkdir -p $(TEST_RESULTS) && rm -f $(KERNEL_XUNIT)
 	Tests/kernels/boot-kernel.sh --share $(abspath $(TEST_RESULTS)) .build/kernels '$(KERNEL_PACKAGE)' \
 		env FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) FINWAIT_REQUIRE_LIVE=1 \
 		FINWAIT_STACK_DRIVER=$(abspath $(STACK_DRIVER)) FINWAIT_XUNIT=$(abspath $(KERNEL_XUNIT)) \
-		FINWAIT_SCHEMA_CHECK=0 \
+		FINWAIT_DOCTOR_DRIVER=$(abspath $(DOCTOR_DRIVER)) FINWAIT_SCHEMA_CHECK=0 \
 		$(abspath $(shell $(SWIFT) build --show-bin-path)/finwaitPackageTests.xctest) \
 		$(KERNEL_TESTS)
 

@@ -42,9 +42,10 @@ cp /bin/busybox initramfs/bin/busybox
 install -m 0755 "$here/init" initramfs/init
 printf '%q ' "$@" > initramfs/cmd
 [ -z "$share" ] || printf '%s\n' "$share" > initramfs/share
-# tcp_diag: sock_diag for TCP, which reconciliation and snapshots use; the
-# guest cannot autoload it (its modules are not under /lib/modules).
-for m in virtio_pci 9p 9pnet_virtio overlay tcp_diag; do
+# tcp_diag: sock_diag for TCP, which reconciliation and snapshots use; veth:
+# the doctor's tests join namespaces with veth pairs. The guest cannot
+# autoload them (its modules are not under /lib/modules).
+for m in virtio_pci 9p 9pnet_virtio overlay tcp_diag veth; do
   modprobe -d "kroot-$kver" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" { print $2 }'
 done | awk '!seen[$0]++' | while read -r f; do
   cp "$f" initramfs/mods/
