@@ -47,7 +47,9 @@ public struct DoctorFormat: Sendable {
     var lines = ["\(number). \(g.severity.rawValue.uppercased()) \(g.verdict.rawValue): \(count) \(noun)\(count == 1 ? "" : "s"), "
       + "oldest >=\(duration(g.oldest))"]
     let who = g.culprit.map { "\($0.comm) (pid \($0.pid))" }
-    if let who { lines.append("   culprit: \(who)\(labelsText(g.labels))") } else {
+    if let who {
+      lines.append("   \(g.severity == .healthy ? "owner" : "culprit"): \(who)\(labelsText(g.labels))")
+    } else {
       lines.append("   in network namespace \(g.netns)")
     }
     lines.append("   why: " + why(g, first: first, diagnosis: d))
