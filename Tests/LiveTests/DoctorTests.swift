@@ -276,6 +276,37 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(ct["expires_first"] as? Bool, true)
   }
 
+  // MARK: --watch
+
+  /// One JSON object per interval until SIGINT, then exit 0; the connection
+  /// ending between runs shows in the next one.
+  func testWatchReportsEveryIntervalAndStopsOnSIGINT() throws {
+    let port = Live.port(98)
+    let pair = try keep(VethPair("watch"))
+    let driver = try keep(DoctorScenario("shutdown", port: port, pair: pair))
+    _ = try driver.ready()
+    let bin = try XCTUnwrap(Live.finwait)
+    let watch = try SpawnedProcess(
+      [bin, "doctor", "--watch", "200ms", "--json", "--netns", String(pair.client.inode), "--port", String(port)])
+    defer { if watch.process.isRunning { kill(watch.process.processIdentifier, SIGKILL) } }
+    func reports() -> [[String: Any]] {
+      watch.stdout.text.split(separator: "\n").compactMap {
+        try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+      }
+    }
+    XCTAssertTrue(waitUntil(20) { reports().count >= 2 }, "two runs: \(watch.stdout.text) \(watch.stderr.text)")
+    XCTAssertEqual(reports().prefix(2).map { groups($0).first?["verdict"] as? String },
+                   ["attached_after_shutdown", "attached_after_shutdown"])
+    // The client goes away: its socket with it; a later run has nothing left.
+    driver.cleanUp()
+    XCTAssertTrue(waitUntil(20) { reports().last.map { groups($0).isEmpty } ?? false }, watch.stdout.text)
+    kill(watch.process.processIdentifier, SIGINT)
+    XCTAssertTrue(waitUntil(10) { !watch.process.isRunning }, "still running 10 s after SIGINT")
+    XCTAssertEqual(watch.process.terminationStatus, 0, watch.stderr.text)
+    XCTAssertEqual(watch.process.terminationReason, .exit)
+    for line in watch.stdout.text.split(separator: "\n") { try validate(String(line)) }
+  }
+
   // MARK: Text
 
   func testTextReportFirstLineAndGroupHeader() throws {
