@@ -166,6 +166,7 @@ public struct DoctorFormat: Sendable {
     parts.append(options.isEmpty ? "no options" : options.joined(separator: " "))
     parts.append("rtt \(duration(UInt64(t.rttMicroseconds) * 1_000))")
     parts.append("retrans \(t.retransmits)/\(t.totalRetransmits)")
+    if t.probes > 0 { parts.append("\(t.probes) probe\(t.probes == 1 ? "" : "s") unanswered") }
     parts.append("last data \(duration(UInt64(t.lastDataReceivedMilliseconds) * 1_000_000)) ago")
     parts.append("last ack \(duration(UInt64(t.lastAckReceivedMilliseconds) * 1_000_000)) ago")
     if let bytes = t.bytesReceived { parts.append("\(bytes) bytes in") }
