@@ -6,9 +6,6 @@
 public enum Doctor {
   /// Data from the peer this recently means it is still sending: the half-close is in use.
   public static let activeWindow: UInt64 = 10_000_000_000
-  /// TCP_TIMEWAIT_LEN: an orphan whose fin timeout is longer stays a full
-  /// socket for the difference, then a timewait socket (tcp_close, tcp_keepalive_timer).
-  public static let timewaitLength: UInt64 = 60_000_000_000
 
   /// Why a connection is in the state it is in.
   public enum Verdict: String, Sendable, CaseIterable, Comparable {
@@ -159,8 +156,9 @@ public struct Finding: Sendable, Equatable {
     /// Nanoseconds from now.
     public var after: UInt64
     public var cause: Cause
-    /// The deadline is an upper bound (an orphan in timewait, or a keepalive
-    /// reset that a reply to a probe would put off).
+    /// It ends by then at the latest (an orphan: the peer's FIN may end it
+    /// sooner). False for keepalive: the reset comes then only if the peer
+    /// stays silent, and an answer to a probe puts it off.
     public var atMost: Bool
   }
 
@@ -292,9 +290,7 @@ extension Doctor {
     }
     var dwell: UInt64 = 0
     if s.isTimewait {
-      if let fin = sysctls.finTimeout, fin > UInt64(s.expiresMilliseconds) * 1_000_000 {
-        dwell = fin - UInt64(s.expiresMilliseconds) * 1_000_000
-      }
+      dwell = Snapshot.timewaitOrphanDwell(left: UInt64(s.expiresMilliseconds) * 1_000_000, finTimeout: sysctls.finTimeout)
     } else if let lastAck = s.lastAckReceivedMilliseconds {
       dwell = UInt64(lastAck) * 1_000_000
     }
@@ -353,8 +349,8 @@ extension Doctor {
     if s.isTimewait {
       // Whether TCP_LINGER2 set it cannot be told from a timewait socket,
       // unless the time left exceeds what the namespace's fin timeout gives.
-      let longer = sysctls.finTimeout.map { left > $0 } ?? false
-      return Finding.Deadline(after: left, cause: longer ? .linger2 : .finTimeout, atMost: false)
+      let longer = sysctls.finTimeout.map { left > Snapshot.timewaitPhase(finTimeout: $0) } ?? false
+      return Finding.Deadline(after: left, cause: longer ? .linger2 : .finTimeout, atMost: true)
     }
     guard s.timerKind == .keepalive else { return nil }
     var cause = Finding.Deadline.Cause.finTimeout
@@ -364,8 +360,8 @@ extension Doctor {
       finTime = ns
     }
     guard let finTime else { return nil }
-    return Finding.Deadline(after: left + (finTime > timewaitLength ? finTime - timewaitLength : 0), cause: cause,
-                            atMost: false)
+    return Finding.Deadline(after: left + (finTime > Snapshot.timewaitLength ? finTime - Snapshot.timewaitLength : 0), cause: cause,
+                            atMost: true)
   }
 
   /// Keepalive probes out, from the dump (the same reading as its timer).
@@ -383,10 +379,21 @@ extension Doctor {
     let interval = settings.keepaliveInterval ?? sysctls.keepaliveInterval
     let probes = settings.keepaliveProbes.map(UInt32.init) ?? sysctls.keepaliveProbes
     guard let interval, let probes else { return nil }
-    let sent = UInt32(probesUnanswered(s))
-    let remaining = UInt64(probes > sent ? probes - sent : 0)
-    return Finding.Deadline(after: UInt64(s.expiresMilliseconds) * 1_000_000 + remaining * interval,
-                            cause: .keepalive, atMost: true)
+    let sent = UInt64(probesUnanswered(s))
+    let expires = UInt64(s.expiresMilliseconds) * 1_000_000
+    // The timer fires at `expires`, then every interval; at each firing it
+    // resets the connection if, with TCP_USER_TIMEOUT, that long passed since
+    // the peer was last heard and a probe is out, or else if the probes ran out.
+    let firings: UInt64
+    if settings.userTimeoutMilliseconds > 0 {
+      let heard = UInt64(min(s.tcp?.lastAckReceivedMilliseconds ?? 0, s.tcp?.lastDataReceivedMilliseconds ?? 0)) * 1_000_000
+      let timeout = UInt64(settings.userTimeoutMilliseconds) * 1_000_000
+      let untilTimeout = timeout > heard + expires ? (timeout - heard - expires + interval - 1) / interval : 0
+      firings = max(sent > 0 ? 0 : 1, untilTimeout)
+    } else {
+      firings = UInt64(probes) > sent ? UInt64(probes) - sent : 0
+    }
+    return Finding.Deadline(after: expires + firings * interval, cause: .keepalive, atMost: false)
   }
 
   /// A NAT'd connection whose conntrack entry ends before the connection can:

@@ -7,7 +7,7 @@ public struct DoctorFormat: Sendable {
   /// Groups shown in text before "N more groups".
   public var maxGroups: Int
 
-  public init(clock: WallClock, examples: Int = 2, maxGroups: Int = 8) {
+  public init(clock: WallClock, examples: Int = 1, maxGroups: Int = 5) {
     self.clock = clock
     self.examples = examples
     self.maxGroups = maxGroups
@@ -62,7 +62,8 @@ public struct DoctorFormat: Sendable {
       let n = g.findings.filter(\.conntrackExpiresFirst).count
       lines.append("   warning: \(n) NAT'd connection\(n == 1 ? " outlives its" : "s outlive their") conntrack entry (\(conntrackText(ct))): "
         + "a late FIN or RST is not translated back and is dropped; raise "
-        + "net.netfilter.nf_conntrack_tcp_timeout_\(ct.entry.state.map(conntrackSysctl) ?? "close_wait") or close sooner.")
+        + (ct.entry.state.flatMap(conntrackSysctl).map { "net.netfilter.nf_conntrack_tcp_timeout_\($0)" }
+           ?? "the entry's conntrack timeout") + " or close sooner.")
     }
     for f in g.findings.prefix(examples) { lines += findingText(f, verdict: g.verdict, now: d.now) }
     if count > examples { lines.append("   ... \(count - examples) more") }
@@ -84,7 +85,8 @@ public struct DoctorFormat: Sendable {
       if p.viaNAT, let ct = f.conntrack { peer += ", through NAT (\(conntrackText(ct)))" }
       lines.append(peer)
     } else if f.socket.state == .finWait2 && !f.orphaned {
-      lines.append("     peer: not on this node" + (f.conntrack?.isNAT == true ? " (\(conntrackText(f.conntrack!)))" : ""))
+      lines.append("     peer: no local socket in the namespaces read"
+        + (f.conntrack?.isNAT == true ? " (\(conntrackText(f.conntrack!)))" : ""))
     }
     if let tcp = f.socket.tcp { lines.append("     tcp: " + tcpText(tcp, socket: f.socket)) }
     lines.append("     timers: " + timersText(f))
@@ -100,17 +102,20 @@ public struct DoctorFormat: Sendable {
       return "the other end is on this node and in CLOSE_WAIT: \(name) received the FIN and has not closed its socket; "
         + "this side waits for the FIN only \(name)'s close() sends, and CLOSE_WAIT has no kernel timer."
     case .attachedAfterShutdown:
-      let keepalive = f.keepaliveArmed
-        ? "keepalive is armed: the kernel resets it only if the peer stops answering"
-        : "keepalive is off: nothing in the kernel will ever end it"
+      let armed = g.findings.filter(\.keepaliveArmed).count
+      let keepalive = armed == 0
+        ? "keepalive is off: nothing in the kernel will ever end it"
+        : "keepalive (on for \(armed) of \(g.findings.count)) ends it only if the peer stops answering"
       let how = f.path.map { " (\(Self.call($0)))" } ?? ""
       return "shut down\(how) and still open in \(name): an attached FIN_WAIT2 socket has no kernel timer, \(finText) "
         + "does not apply; it stays until the peer sends FIN or RST or \(name) calls close(); \(keepalive)."
     case .closeWait:
-      return "the peer (not on this node) sent its FIN and \(name) has not closed the socket; CLOSE_WAIT has no kernel timer."
+      return "the peer (no local socket in the namespaces read) sent its FIN and \(name) has not closed the socket; "
+        + "CLOSE_WAIT has no kernel timer."
     case .peerUnresponsive:
       return "keepalive probes go unanswered (\(Doctor.probesUnanswered(f.socket)) sent): the peer is gone or unreachable; "
-        + (f.deadline.map { "the kernel resets it in at most \(duration($0.after))." } ?? "the kernel will reset it.")
+        + (f.deadline.map { "if it stays silent, the kernel resets the connection in \(duration($0.after))." }
+           ?? "the kernel will reset the connection.")
     case .orphaned:
       var text = "closed by its program (orphaned); the kernel frees it"
       if let deadline = f.deadline {
@@ -201,7 +206,8 @@ public struct DoctorFormat: Sendable {
       parts.append("socket options unread")
     }
     if let d = f.deadline {
-      parts.append("ends in \(d.atMost ? "at most " : "")\(duration(d.after)) by \(d.cause.rawValue)")
+      parts.append(d.atMost ? "ends in at most \(duration(d.after)) by \(d.cause.rawValue)"
+                   : "reset in \(duration(d.after)) by keepalive if the peer stays silent")
     } else if f.verdict.severity == .leak {
       parts.append("no deadline")
     }
@@ -233,7 +239,8 @@ public struct DoctorFormat: Sendable {
     return text
   }
 
-  func conntrackSysctl(_ s: ConntrackTCPState) -> String {
+  /// The net.netfilter.nf_conntrack_tcp_timeout_* of an entry's state.
+  func conntrackSysctl(_ s: ConntrackTCPState) -> String? {
     switch s {
     case .finWait: "fin_wait"
     case .closeWait: "close_wait"
@@ -243,7 +250,7 @@ public struct DoctorFormat: Sendable {
     case .established: "established"
     case .synSent, .synSent2: "syn_sent"
     case .synRecv: "syn_recv"
-    case .none: "close_wait"
+    case .none: nil
     }
   }
 

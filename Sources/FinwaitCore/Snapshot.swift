@@ -41,7 +41,7 @@ public enum Snapshot {
         if s.isTimewait {
           let remaining = UInt64(s.expiresMilliseconds) * 1_000_000
           deadline = now + remaining
-          if let fin = dump.finTimeout, fin > remaining { lowerBound = fin - remaining }
+          lowerBound = timewaitOrphanDwell(left: remaining, finTimeout: dump.finTimeout)
         } else if let lastAck = s.lastAckReceivedMilliseconds {
           lowerBound = UInt64(lastAck) * 1_000_000
         }
@@ -59,6 +59,29 @@ public enum Snapshot {
       }
     }
     return records.sorted { $0.dwell.knownNanoseconds > $1.dwell.knownNanoseconds }
+  }
+}
+
+extension Snapshot {
+  /// TCP_TIMEWAIT_LEN: an orphan whose fin timeout is longer first stays a
+  /// full socket for the difference (tcp_close, tcp_rcv_state_process).
+  static let timewaitLength: UInt64 = 60_000_000_000
+
+  /// How long an orphan spends as a timewait socket in FIN_WAIT2: the fin
+  /// timeout, or above 60 s the fin timeout minus 60 s, after as long again as
+  /// a full socket (tcp_keepalive_timer).
+  public static func timewaitPhase(finTimeout fin: UInt64) -> UInt64 {
+    fin > timewaitLength ? fin - timewaitLength : fin
+  }
+
+  /// A timewait orphan's FIN_WAIT2 so far, at least, with `left` on its timer:
+  /// 0 when the fin timeout is unknown or cannot have set that timer (a
+  /// TCP_LINGER2 longer than it did). Assumes no shorter TCP_LINGER2.
+  public static func timewaitOrphanDwell(left: UInt64, finTimeout fin: UInt64?) -> UInt64 {
+    guard let fin else { return 0 }
+    let phase = timewaitPhase(finTimeout: fin)
+    guard left <= phase else { return 0 }
+    return (fin > timewaitLength ? fin - timewaitLength : 0) + (phase - left)
   }
 }
 

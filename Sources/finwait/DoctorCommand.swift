@@ -11,7 +11,7 @@ struct DoctorCommand: ParsableCommand {
       namespaces' tcp_fin_timeout and keepalive sysctls, each socket's own keepalive and \
       TCP_LINGER2 settings, conntrack entries (NAT) and the owning processes and pods; groups \
       the connections by verdict and culprit, most urgent first. Verdicts and JSON keys: \
-      docs/doctor.md.
+      docs/doctor.md. --pid and --comm keep a connection when either end's owner matches.
 
       EXAMPLES:
         finwait doctor                      # once, every namespace

@@ -93,13 +93,13 @@ final class DoctorTests: XCTestCase {
     lookups.settings[remote(40000)] = SocketSettings(endpoints: remote(40000), state: .finWait2, inode: 11, keepalive: true)
     d = diagnose([(1, [finWait2(remote(40000), inode: 11, timer: 2, expires: 30_000)])])
     XCTAssertEqual(d.groups[0].findings[0].deadline,
-                   Finding.Deadline(after: 30 * s + 9 * 75 * s, cause: .keepalive, atMost: true))
+                   Finding.Deadline(after: 30 * s + 9 * 75 * s, cause: .keepalive, atMost: false))
 
     // One probe out may be in flight to a live peer: not yet unresponsive.
     d = diagnose([(1, [finWait2(remote(40000), inode: 11, timer: 2, expires: 70_000, probes: 1)])])
     XCTAssertEqual(d.groups[0].verdict, .attachedAfterShutdown)
     XCTAssertEqual(d.groups[0].findings[0].deadline,
-                   Finding.Deadline(after: 70 * s + 8 * 75 * s, cause: .keepalive, atMost: true))
+                   Finding.Deadline(after: 70 * s + 8 * 75 * s, cause: .keepalive, atMost: false))
 
     // Three probes out, the socket's own TCP_KEEPINTVL 5 s and TCP_KEEPCNT 4.
     lookups.settings[remote(40000)] = SocketSettings(
@@ -109,7 +109,14 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(d.groups[0].verdict, .peerUnresponsive)
     XCTAssertEqual(d.groups[0].severity, .bounded)
     XCTAssertEqual(d.groups[0].findings[0].path, .shutdownWrite, "no receive shutdown: SHUT_WR")
-    XCTAssertEqual(d.groups[0].findings[0].deadline, Finding.Deadline(after: 2 * s + 1 * 5 * s, cause: .keepalive, atMost: true))
+    XCTAssertEqual(d.groups[0].findings[0].deadline, Finding.Deadline(after: 2 * s + 1 * 5 * s, cause: .keepalive, atMost: false))
+
+    // TCP_USER_TIMEOUT 60 s instead of the probe count: the peer last heard 40 s ago, a probe
+    // out, the timer fires in 2 s (42 s), then every 5 s: the first firing at >= 60 s is at 62 s.
+    lookups.settings[remote(40000)]?.userTimeoutMilliseconds = 60_000
+    d = diagnose([(1, [finWait2(remote(40000), inode: 11, ackAgo: 40_000, dataAgo: 45_000, timer: 2, expires: 2_000,
+                                probes: 3)])])
+    XCTAssertEqual(d.groups[0].findings[0].deadline, Finding.Deadline(after: 2 * s + 4 * 5 * s, cause: .keepalive, atMost: false))
   }
 
   func testPeerStillSendingIsAHealthyHalfCloseEvenWithItsCloseWaitLocal() {
@@ -185,7 +192,7 @@ final class DoctorTests: XCTestCase {
     var f = d.groups[0].findings[0]
     XCTAssertEqual(d.groups[0].verdict, .orphaned)
     XCTAssertNil(d.groups[0].culprit)
-    XCTAssertEqual(f.deadline, Finding.Deadline(after: 12 * s, cause: .finTimeout, atMost: false))
+    XCTAssertEqual(f.deadline, Finding.Deadline(after: 12 * s, cause: .finTimeout, atMost: true))
     XCTAssertEqual(f.dwellAtLeast, 8 * s, "its namespace's 20 s minus the 12 s left")
     let why = DoctorFormat(clock: WallClock(offset: 0)).why(d.groups[0], first: f, diagnosis: d)
     XCTAssertTrue(why.contains("the node's is 1m00s"), why)
@@ -200,7 +207,18 @@ final class DoctorTests: XCTestCase {
     let full = DiagSocket(state: .finWait2, endpoints: remote(40001), timer: 2, expiresMilliseconds: 25_000)
     d = diagnose([(1, [full])])
     f = d.groups[0].findings[0]
-    XCTAssertEqual(f.deadline, Finding.Deadline(after: 25 * s + 30 * s, cause: .linger2, atMost: false))
+    XCTAssertEqual(f.deadline, Finding.Deadline(after: 25 * s + 30 * s, cause: .linger2, atMost: true))
+
+    // A fin timeout of 90 s: 30 s as a full socket, then 30 s in timewait. 10 s left
+    // there means at least 30 + 20 s in FIN_WAIT2; 40 s left cannot come from it.
+    let late = DiagSocket(state: .finWait2, endpoints: remote(40002), timer: 3, expiresMilliseconds: 10_000)
+    let long = DiagSocket(state: .finWait2, endpoints: remote(40003), timer: 3, expiresMilliseconds: 40_000)
+    d = diagnose([(7, [late, long])], sysctls: [7: TCPSysctls(finTimeout: 90 * s)])
+    let byPort = Dictionary(uniqueKeysWithValues: d.groups.flatMap(\.findings).map { ($0.socket.endpoints.localPort, $0) })
+    XCTAssertEqual(byPort[40002]?.dwellAtLeast, 50 * s)
+    XCTAssertEqual(byPort[40002]?.deadline?.cause, .finTimeout)
+    XCTAssertEqual(byPort[40003]?.dwellAtLeast, 0)
+    XCTAssertEqual(byPort[40003]?.deadline?.cause, .linger2)
   }
 
   func testCloseWaitWithARemotePeerBlamesItsOwnerUnlessItIsStillSending() {
@@ -277,8 +295,8 @@ final class DoctorTests: XCTestCase {
       many.append(finWait2(remote(UInt16(41000 + i)), inode: UInt32(1000 + i)))
     }
     let lines = format.text(diagnose([(1, many)]))
-    XCTAssertLessThanOrEqual(lines.count, 2 + 8 * 9 + 2, "8 groups of at most 9 lines, then a pointer")
-    XCTAssertTrue(lines.last!.hasPrefix("32 more groups"), lines.last!)
+    XCTAssertLessThanOrEqual(lines.count, 2 + 5 * 10 + 2, "5 groups of at most 10 lines, then a pointer")
+    XCTAssertTrue(lines.last!.hasPrefix("35 more groups"), lines.last!)
   }
 
   /// Every verdict, every optional object filled and empty, against docs/doctor.schema.json.
