@@ -77,11 +77,8 @@ public enum ConntrackTCPState: UInt8, Sendable, CaseIterable {
 /// testable without a kernel; every length is checked before it is trusted.
 /// Numbers from linux/netfilter/nfnetlink.h and nfnetlink_conntrack.h.
 public enum ConntrackMessages {
-  static let headerLength = 16
   /// struct nfgenmsg
   static let nfgenLength = 4
-  static let messageError: UInt16 = 2
-  static let messageDone: UInt16 = 3
   static let flagRequest: UInt16 = 0x0001
   /// NFNL_SUBSYS_CTNETLINK, in the high byte of nlmsg_type.
   static let subsystemCtnetlink: UInt16 = 1
@@ -167,31 +164,29 @@ public enum ConntrackMessages {
   /// Parses one datagram answering `getRequest`: the entry, or nil when the
   /// kernel has none (ENOENT).
   public static func parse(_ data: UnsafeRawBufferPointer) throws(ParseError) -> ConntrackEntry? {
-    var offset = 0
-    while offset + headerLength <= data.count {
-      let length = Int(data.loadUnaligned(fromByteOffset: offset, as: UInt32.self).littleEndian)
-      let type = data.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self).littleEndian
-      guard length >= headerLength, offset + length <= data.count else { throw .truncated(offset: offset) }
-      let body = UnsafeRawBufferPointer(rebasing: data[(offset + headerLength)..<(offset + length)])
+    var answer: ConntrackEntry??
+    let cut = try NetlinkReply.forEachMessage(data) { (type, body, offset) throws(ParseError) -> NetlinkReply.Step in
       switch type {
-      case messageError:
-        guard body.count >= 4 else { throw .truncated(offset: offset) }
-        // The kernel sends a negative errno; wrapping negation keeps a
-        // garbage Int32.min from trapping. 0 is an ACK.
-        let errno = 0 &- Int32(littleEndian: body.loadUnaligned(as: Int32.self))
-        if errno == errnoNoEntry { return nil }
-        if errno != 0 { throw .kernel(errno: errno) }
-      case messageDone:
+      case NetlinkReply.messageError:
+        guard let errno = NetlinkReply.errno(ofError: body) else { throw .truncated(offset: offset) }
+        if errno == errnoNoEntry {
+          answer = .some(nil)
+          return .stop
+        }
+        if errno != 0 { throw .kernel(errno: errno) }  // 0: an ACK
+      case NetlinkReply.messageDone:
         throw .noAnswer
       case subsystemCtnetlink << 8 | messageNew, subsystemCtnetlink << 8 | messageGet:
         guard body.count >= nfgenLength else { throw .truncated(offset: offset) }
-        return try entry(body, at: offset + headerLength)
+        answer = try entry(body, at: offset + NetlinkReply.headerLength)
+        return .stop
       default:
         break
       }
-      offset += (length + 3) & ~3
+      return .next
     }
-    guard offset >= data.count else { throw .truncated(offset: offset) }
+    if let answer { return answer }
+    if let cut { throw .truncated(offset: cut) }
     throw .noAnswer
   }
 
@@ -226,7 +221,7 @@ public enum ConntrackMessages {
       default: break
       }
     }
-    guard let original, let reply, let status else { throw .malformed(offset: base - headerLength) }
+    guard let original, let reply, let status else { throw .malformed(offset: base - NetlinkReply.headerLength) }
     return ConntrackEntry(
       original: original, reply: reply, state: state, timeoutSeconds: timeoutSeconds, status: status, id: id, zone: zone)
   }

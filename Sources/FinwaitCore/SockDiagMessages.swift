@@ -2,9 +2,6 @@
 /// parsing the replies. Pure byte handling, so malformed input is testable
 /// without a kernel; every length is checked before it is trusted.
 public enum SockDiagMessages {
-  static let headerLength = 16
-  static let messageDone: UInt16 = 3
-  static let messageError: UInt16 = 2
   /// SOCK_DIAG_BY_FAMILY
   static let messageByFamily: UInt16 = 20
   static let diagMessageLength = 72
@@ -81,31 +78,23 @@ public enum SockDiagMessages {
   /// Parses one datagram of replies.
   public static func parse(_ data: UnsafeRawBufferPointer) throws(ParseError) -> Batch {
     var batch = Batch()
-    var offset = 0
-    while offset + headerLength <= data.count {
-      let length = Int(data.loadUnaligned(fromByteOffset: offset, as: UInt32.self).littleEndian)
-      let type = data.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self).littleEndian
-      guard length >= headerLength, offset + length <= data.count else { throw .truncated(offset: offset) }
-      let body = UnsafeRawBufferPointer(rebasing: data[(offset + headerLength)..<(offset + length)])
+    let cut = try NetlinkReply.forEachMessage(data) { (type, body, offset) throws(ParseError) -> NetlinkReply.Step in
       switch type {
-      case messageDone:
+      case NetlinkReply.messageDone:
         batch.done = true
-        return batch
-      case messageError:
-        guard body.count >= 4 else { throw .truncated(offset: offset) }
-        // The kernel sends a negative errno; wrapping negation keeps a
-        // garbage Int32.min from trapping.
-        let errno = 0 &- Int32(littleEndian: body.loadUnaligned(as: Int32.self))
+        return .stop
+      case NetlinkReply.messageError:
+        guard let errno = NetlinkReply.errno(ofError: body) else { throw .truncated(offset: offset) }
         if errno != 0 { throw .kernel(errno: errno) }
       case messageByFamily:
         guard body.count >= diagMessageLength else { throw .truncated(offset: offset) }
-        if let socket = try socket(body, at: offset + headerLength) { batch.sockets.append(socket) }
+        if let socket = try socket(body, at: offset + NetlinkReply.headerLength) { batch.sockets.append(socket) }
       default:
         break
       }
-      offset += (length + 3) & ~3
+      return .next
     }
-    guard offset >= data.count else { throw .truncated(offset: offset) }
+    if let cut { throw .truncated(offset: cut) }
     return batch
   }
 
