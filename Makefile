@@ -25,8 +25,16 @@ DOCTOR_DRIVER := .build/finwait-test/fwdoctor
 ARGS ?=
 
 KERNEL_TEST_PACKAGES := qemu-system-x86 busybox-static kmod cpio
-# The second kernel the live tests run on: the newest Debian 12 Linux 6.1.
-KERNEL_PACKAGE ?= ^linux-image-6\.1\.0-[0-9]+-amd64$$
+# The other kernels the live tests run on (`make test-kernel KERNEL=6.12`;
+# without KERNEL, each of KERNELS): the newest Debian package of each, 5.10
+# from Debian 11 (bullseye, through a private sources list), 6.1 and 6.12
+# from Debian 12.
+KERNELS := 5.10 6.1 6.12
+KERNEL ?= $(KERNELS)
+KERNEL_PACKAGE_5.10 := ^linux-image-5\.10\.0-[0-9]+-amd64$$
+KERNEL_SUITE_5.10 := bullseye
+KERNEL_PACKAGE_6.1 := ^linux-image-6\.1\.0-[0-9]+-amd64$$
+KERNEL_PACKAGE_6.12 := ^linux-image-6\.12\.[0-9]+\+deb12-amd64$$
 
 CHURN := .build/bench/churn
 HOLD := .build/bench/hold
@@ -44,7 +52,8 @@ TEST_RESULTS := .build/test-results
 XCTEST_XUNIT := $(TEST_RESULTS)/host-xctest.xml
 SWIFTPM_XUNIT := $(TEST_RESULTS)/host.xml
 SWIFT_TESTING_XUNIT := $(TEST_RESULTS)/host-swift-testing.xml
-KERNEL_XUNIT := $(TEST_RESULTS)/kernel-6.1.xml
+# $(call kernel_xunit,6.1): one file per kernel
+kernel_xunit = $(TEST_RESULTS)/kernel-$(1).xml
 
 .PHONY: all deps build run test test-kernel bench bench-replay bench-doctor soak install clean vmlinux
 
@@ -122,21 +131,28 @@ KERNEL_TESTS := LiveTests.ScenarioTests,LiveTests.ReconciliationTests,LiveTests.
 	LiveTests.DoctorTests/testOrphanWithTCPLinger2AboveAMinuteEndsWhenLinger2Says,$\
 	LiveTests.DoctorTests/testLocalPeerInCloseWaitInAnotherNamespaceIsTheCulprit
 
-# The same binary and live scenario tests again, on Linux 6.1 booted under
+# The same binary and live scenario tests again, on each KERNEL booted under
 # QEMU (software emulation): proves the CO-RE object is not tied to the
-# kernel it was built on. Downloads the kernel package (about 70 MB) once.
-# Results: $(KERNEL_XUNIT), written by the guest into a read-write share.
-test-kernel: build $(DRIVER) $(STACK_DRIVER) $(DOCTOR_DRIVER)
-	$(MAKE) deps EXTRA_PACKAGES="$(KERNEL_TEST_PACKAGES)"
-	$(SWIFT) build --build-tests
-	@mkdir -p $(TEST_RESULTS) && rm -f $(KERNEL_XUNIT)
-	Tests/kernels/boot-kernel.sh --share $(abspath $(TEST_RESULTS)) .build/kernels '$(KERNEL_PACKAGE)' \
+# kernel it was built on. Downloads each kernel package (about 70 MB) once.
+# Results: kernel-VERSION.xml, written by the guest into a read-write share.
+define kernel_run
+	@test -n '$(KERNEL_PACKAGE_$(1))' || { echo "make test-kernel: KERNEL=$(1) is none of $(KERNELS)" >&2; exit 2; }
+	@rm -f $(call kernel_xunit,$(1))
+	Tests/kernels/boot-kernel.sh --share $(abspath $(TEST_RESULTS)) $(if $(KERNEL_SUITE_$(1)),--suite $(KERNEL_SUITE_$(1))) \
+		.build/kernels '$(KERNEL_PACKAGE_$(1))' \
 		env FINWAIT_BIN=$(abspath $(BIN)) FINWAIT_DRIVER=$(abspath $(DRIVER)) FINWAIT_REQUIRE_LIVE=1 \
-		FINWAIT_STACK_DRIVER=$(abspath $(STACK_DRIVER)) FINWAIT_XUNIT=$(abspath $(KERNEL_XUNIT)) \
+		FINWAIT_STACK_DRIVER=$(abspath $(STACK_DRIVER)) FINWAIT_XUNIT=$(abspath $(call kernel_xunit,$(1))) \
 		FINWAIT_DOCTOR_DRIVER=$(abspath $(DOCTOR_DRIVER)) FINWAIT_SCHEMA_CHECK=0 \
 		$(abspath $(shell $(SWIFT) build --show-bin-path)/finwaitPackageTests.xctest) \
 		$(KERNEL_TESTS)
 
+endef
+
+test-kernel: build $(DRIVER) $(STACK_DRIVER) $(DOCTOR_DRIVER)
+	$(MAKE) deps EXTRA_PACKAGES="$(KERNEL_TEST_PACKAGES)"
+	$(SWIFT) build --build-tests
+	@mkdir -p $(TEST_RESULTS)
+	$(foreach k,$(KERNEL),$(call kernel_run,$(k)))
 # `finwait doctor`'s socket settings reader, timed: sudo .build/bench/sockiter [-r RUNS] [NETNS_PATH]
 $(SOCKITER): bench/sockiter.c Sources/CFinwaitBPF/sockets.c $(SOCK_SKEL) | deps
 	@mkdir -p $(dir $@)

@@ -3,10 +3,13 @@
 # under QEMU's software emulation (TCG: /dev/kvm here cannot boot a stock
 # kernel), with the host's root filesystem mounted read-only over 9p.
 #
-#   boot-kernel.sh [--share DIR] WORKDIR 'PACKAGE-REGEX' COMMAND...
+#   boot-kernel.sh [--share DIR] [--suite SUITE] WORKDIR 'PACKAGE-REGEX' COMMAND...
 #
 # The newest kernel package matching PACKAGE-REGEX is fetched with
-# `apt-get download` into WORKDIR (never installed). Prints the guest console
+# `apt-get download` into WORKDIR (never installed). --suite SUITE (e.g.
+# bullseye): from that suite of the system's Debian mirror, through a private
+# sources list and lists directory under WORKDIR; the system's apt
+# configuration is left alone. Prints the guest console
 # and exits with the command's exit code (125 if the guest never reported one).
 # --share DIR: the host directory DIR (created if missing) is also shared
 # read-write over 9p and mounted at the same path in the guest, for what the
@@ -14,23 +17,38 @@
 # writes is lost with its tmpfs.
 set -euo pipefail
 share=
-if [ "${1:-}" = --share ]; then
-  mkdir -p "$2"
-  share=$(cd "$2" && pwd)
-  shift 2
-fi
+suite=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --share) mkdir -p "$2"; share=$(cd "$2" && pwd); shift 2 ;;
+    --suite) suite=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
 work=$1 pattern=$2
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
 cd "$work"
 
-pkg=$(apt-cache search --names-only "$pattern" | awk '{print $1}' | sort -V | tail -1)
+apt_options=()
+if [ -n "$suite" ]; then
+  # The same mirror the system uses (deb822 or one-line format).
+  mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1)
+  [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 !~ /security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null)
+  [ -n "$mirror" ] || { echo "boot-kernel: no Debian mirror in the system's apt sources" >&2; exit 125; }
+  mkdir -p "apt-$suite/lists/partial" "apt-$suite/cache/archives/partial"
+  echo "deb $mirror $suite main" > "apt-$suite/sources.list"
+  apt_options=(-o "Dir::Etc::sourcelist=$PWD/apt-$suite/sources.list" -o Dir::Etc::sourceparts=/nonexistent
+               -o "Dir::State::Lists=$PWD/apt-$suite/lists" -o "Dir::Cache=$PWD/apt-$suite/cache")
+  apt-get "${apt_options[@]}" update -qq
+fi
+pkg=$(apt-cache "${apt_options[@]}" search --names-only "$pattern" | awk '{print $1}' | sort -V | tail -1)
 [ -n "$pkg" ] || { echo "boot-kernel: no package matches $pattern (apt-get update?)" >&2; exit 125; }
 kver=${pkg#linux-image-}
 if [ ! -d "kroot-$kver" ]; then
   rm -f "$pkg"_*.deb
-  apt-get download -q "$pkg" >/dev/null
+  apt-get "${apt_options[@]}" download -q "$pkg" >/dev/null
   dpkg -x "$pkg"_*.deb "kroot-$kver.tmp"
   depmod -b "kroot-$kver.tmp" "$kver"
   mv "kroot-$kver.tmp" "kroot-$kver"
