@@ -67,9 +67,14 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# -mcpu=v2: clang 21 defaults to v3, whose __sync_fetch_and_add is an atomic
+# fetch-add (Linux 5.12+); Linux 5.10 refuses it ("BPF_STX uses reserved
+# fields"). v2 keeps the plain atomic add every 5.8+ kernel takes.
+BPF_CFLAGS := -g -O2 -Wall -target bpf -mcpu=v2 -D__TARGET_ARCH_$(ARCH)
+
 $(BPF_OBJ): bpf/finwait.bpf.c $(wildcard bpf/*.h) $(VMLINUX) | deps
 	@mkdir -p $(dir $@)
-	$(CLANG) -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(ARCH) \
+	$(CLANG) $(BPF_CFLAGS) \
 		-Ibpf -I$(dir $(VMLINUX)) -c bpf/finwait.bpf.c -o $@.full
 	# Strip DWARF (keeps BTF for CO-RE): 700 KB object -> 75 KB embedded.
 	$(BPFTOOL) gen object $@ $@.full
@@ -79,7 +84,7 @@ $(SKEL): $(BPF_OBJ)
 
 $(SOCK_OBJ): bpf/sockets.bpf.c bpf/finwait.h $(VMLINUX) | deps
 	@mkdir -p $(dir $@)
-	$(CLANG) -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(ARCH) \
+	$(CLANG) $(BPF_CFLAGS) \
 		-Ibpf -I$(dir $(VMLINUX)) -c bpf/sockets.bpf.c -o $@.full
 	$(BPFTOOL) gen object $@ $@.full
 
