@@ -159,10 +159,10 @@ test-kernel: build $(DRIVER) $(STACK_DRIVER) $(DOCTOR_DRIVER)
 	@mkdir -p $(TEST_RESULTS)
 	$(foreach k,$(KERNEL),$(call kernel_run,$(k)))
 # `finwait doctor`'s socket settings reader, timed: sudo .build/bench/sockiter [-r RUNS] [NETNS_PATH]
-$(SOCKITER): bench/sockiter.c Sources/CFinwaitBPF/sockets.c $(SOCK_SKEL) | deps
+$(SOCKITER): bench/sockiter.c Sources/CFinwaitBPF/sockets.c Sources/CFinwaitDiag/diag_socket.c $(SOCK_SKEL) | deps
 	@mkdir -p $(dir $@)
-	$(CC) -O2 -Wall -ISources/CFinwaitBPF/include -ISources/CFinwaitBPF -o $@ bench/sockiter.c \
-		Sources/CFinwaitBPF/sockets.c -lbpf -lpthread
+	$(CC) -O2 -Wall -ISources/CFinwaitBPF/include -ISources/CFinwaitBPF -ISources/CFinwaitDiag/include -o $@ \
+		bench/sockiter.c Sources/CFinwaitBPF/sockets.c Sources/CFinwaitDiag/diag_socket.c -lbpf -lpthread
 
 $(CHURN): bench/churn.c | deps
 	@mkdir -p $(dir $@)

@@ -32,7 +32,7 @@ let package = Package(
     ),
     // The BPF object, embedded through the bpftool skeleton the Makefile
     // generates, and the libbpf lifecycle around it.
-    .target(name: "CFinwaitBPF", dependencies: ["CLibbpf", "CFinwaitEvent"]),
+    .target(name: "CFinwaitBPF", dependencies: ["CLibbpf", "CFinwaitEvent", "CFinwaitDiag"]),
     // Signals, stdio, the terminal, readiness notifications: no BPF here.
     .target(name: "CFinwaitSystem"),
     // sock_diag netlink sockets inside other network namespaces.

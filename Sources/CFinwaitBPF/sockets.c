@@ -4,8 +4,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +11,7 @@
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include "finwait_bpf.h"
+#include "finwait_diag.h"
 #include "finwait_sockets.skel.h"
 
 struct fw_sockets {
@@ -80,43 +79,17 @@ int fw_sockets_have_cookie(const struct fw_sockets *s)
 	return s->cookie;
 }
 
-struct iter_job {
-	int netns_fd;
-	int link_fd;
-	int result;
-};
-
 /* The iterator walks the network namespace of the task that creates it. */
-static void *create_in_namespace(void *arg)
+static int create_iter_job(void *ctx)
 {
-	struct iter_job *job = arg;
+	int fd = bpf_iter_create(*(int *)ctx);
 
-	if (setns(job->netns_fd, CLONE_NEWNET)) {
-		job->result = -errno;
-		return NULL;
-	}
-	job->result = bpf_iter_create(job->link_fd);
-	if (job->result < 0)
-		job->result = -errno;
-	return NULL;
+	return fd < 0 ? -errno : fd;
 }
 
 static int create_iter(int link_fd, int netns_fd)
 {
-	struct iter_job job = { .netns_fd = netns_fd, .link_fd = link_fd, .result = -EINVAL };
-	pthread_t thread;
-	int fd, err;
-
-	/* Our own namespace (-1) needs no thread. */
-	if (netns_fd < 0) {
-		fd = bpf_iter_create(link_fd);
-		return fd < 0 ? -errno : fd;
-	}
-	err = pthread_create(&thread, NULL, create_in_namespace, &job);
-	if (err)
-		return -err;
-	pthread_join(thread, NULL);
-	return job.result;
+	return fw_in_netns(netns_fd, create_iter_job, &link_fd);
 }
 
 #define RECORD_SIZE sizeof(struct fw_sock_settings)

@@ -9,13 +9,6 @@
 #include <linux/sock_diag.h>
 #include "finwait_diag.h"
 
-struct job {
-	int netns_fd;
-	const char *path; /* NULL: open a netlink socket of protocol */
-	int protocol;
-	int result;
-};
-
 static int open_netlink_socket(int protocol)
 {
 	struct timeval timeout = { .tv_sec = 2 };
@@ -28,32 +21,30 @@ static int open_netlink_socket(int protocol)
 	return fd;
 }
 
+struct job {
+	int netns_fd;
+	int (*fn)(void *ctx);
+	void *ctx;
+	int result;
+};
+
 static void *in_namespace(void *arg)
 {
 	struct job *job = arg;
 
-	if (setns(job->netns_fd, CLONE_NEWNET)) {
-		job->result = -errno;
-		return NULL;
-	}
-	if (job->path) {
-		job->result = open(job->path, O_RDONLY | O_CLOEXEC);
-		if (job->result < 0)
-			job->result = -errno;
-	} else {
-		job->result = open_netlink_socket(job->protocol);
-	}
+	job->result = setns(job->netns_fd, CLONE_NEWNET) ? -errno : job->fn(job->ctx);
 	return NULL;
 }
 
-static int run_in_namespace(int netns_fd, const char *path, int protocol)
+int fw_in_netns(int netns_fd, int (*fn)(void *ctx), void *ctx)
 {
-	struct job job = {
-		.netns_fd = netns_fd, .path = path, .protocol = protocol, .result = -EINVAL,
-	};
+	struct job job = { .netns_fd = netns_fd, .fn = fn, .ctx = ctx, .result = -EINVAL };
 	pthread_t thread;
 	int err;
 
+	/* Our own namespace (-1) needs no thread: setns(-1) would fail. */
+	if (netns_fd < 0)
+		return fn(ctx);
 	err = pthread_create(&thread, NULL, in_namespace, &job);
 	if (err)
 		return -err;
@@ -61,11 +52,21 @@ static int run_in_namespace(int netns_fd, const char *path, int protocol)
 	return job.result;
 }
 
+static int netlink_socket_job(void *ctx)
+{
+	return open_netlink_socket(*(int *)ctx);
+}
+
+static int open_job(void *ctx)
+{
+	int fd = open(ctx, O_RDONLY | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
 int fw_netlink_socket(int netns_fd, int protocol)
 {
-	if (netns_fd < 0)
-		return open_netlink_socket(protocol);
-	return run_in_namespace(netns_fd, NULL, protocol);
+	return fw_in_netns(netns_fd, netlink_socket_job, &protocol);
 }
 
 int fw_diag_socket(int netns_fd)
@@ -75,12 +76,5 @@ int fw_diag_socket(int netns_fd)
 
 int fw_open_in_netns(int netns_fd, const char *path)
 {
-	int fd;
-
-	/* Our own namespace (-1) needs no thread: setns(-1) would fail. */
-	if (netns_fd < 0) {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		return fd < 0 ? -errno : fd;
-	}
-	return run_in_namespace(netns_fd, path, 0);
+	return fw_in_netns(netns_fd, open_job, (void *)path);
 }
