@@ -3,16 +3,22 @@
 # then checks that
 #   - finwait's RSS stays flat after warm-up: every sample within 5% of the
 #     first one after warm-up;
-#   - nothing was lost: ringbuf_drops, map_full, lost ends and undecodable
-#     records are all 0;
+#   - nothing was lost: ringbuf_drops, map_full and undecodable records are
+#     all 0. The kernel may skip a program run when a softirq's state change
+#     interrupts the program on the same CPU (recursion_misses; 0-1 per
+#     million connections measured here). That is not a finwait defect but it
+#     must be counted and shown: finwait's summary must report at least the
+#     skipped runs the program's fdinfo showed, they must stay rare (at most 1
+#     per 10,000 connections), and each end they cost must come out as a
+#     record with end `lost` (lost_ends), never as a missing record;
 #   - every connection that entered FIN_WAIT2 is accounted for exactly once:
 #     churn logs, per ending and client port, how many connections completed;
 #     finwait's fin_wait2 records, counted per side (client or server) and
 #     client port, must match port by port (a missed record or a duplicate
 #     changes a count), no two records may name the same connection (side,
 #     client port, FIN_WAIT2 start), and nothing may be left pending or ended
-#     as tracer_exit, lost or anything but peer_fin (every churn connection
-#     ends with the peer's FIN);
+#     as tracer_exit or anything but peer_fin (every churn connection ends
+#     with the peer's FIN), except the `lost` ends of skipped runs above;
 #   - the path is right: per ending, finwait's count equals churn's, except
 #     for connections whose FIN_WAIT1 the kernel did not run the program for
 #     (unseen_start; measured about 1 in 15 million, with no counter of the
@@ -119,11 +125,17 @@ if ! echo "$summary" | grep -q '"type":"summary"'; then
   check "summary line" 0 "missing: $(echo "$summary" | head -c 200)"
   summary='{}'
 fi
-for key in ringbuf_drops map_full lost_ends undecodable existing; do
+for key in ringbuf_drops map_full undecodable existing; do
   v=$(num "$key")
   check "$key" "$([ "${v:-x}" = 0 ] && echo 1 || echo 0)" "${v:-missing}"
 done
-check "recursion_misses" "$([ "$misses" = 0 ] && echo 1 || echo 0)" "$misses (program runs the kernel skipped)"
+completed=$(sed -n 's/^connections=\([0-9]*\).*/\1/p' "$work/churn.out")
+shown=$(num recursion_misses)
+check "recursion_misses" "$([ "${shown:-x}" != x ] && [ "$shown" -ge "$misses" ] && [ $(( misses * 10000 )) -le "${completed:-0}" ] && echo 1 || echo 0)" \
+  "fdinfo $misses, finwait's summary ${shown:-missing} (program runs the kernel skipped; at most 1 per 10,000 of ${completed:-?} connections)"
+lost=$(num lost_ends)
+check "lost_ends" "$([ "${lost:-x}" != x ] && [ "$lost" -le "${shown:-0}" ] && echo 1 || echo 0)" \
+  "${lost:-missing} (each needs a skipped run to explain it: ${shown:-0})"
 ends=$(echo "$summary" | sed -n 's/.*"ends":{\([^}]*\)}.*/\1/p')
 echo "summary ends: $ends"
 
@@ -197,12 +209,11 @@ check "per side and port counts" "$([ "$mismatched" = 0 ] && echo 1 || echo 0)" 
   "$(by_side "$work/truth" | wc -l) (side, port) pairs compared, $mismatched differ$( [ "$mismatched" = 0 ] || echo ": $(head -5 "$work/mismatched" | tr '\n' ';')")"
 dups=$(rv duplicates); total=$(rv records)
 check "no duplicate connection" "$([ "$dups" = 0 ] && echo 1 || echo 0)" "$dups among $total fin_wait2 records"
-peer_fin=$(rv end_peer_fin)
-check "all ended by the peer's FIN" "$([ "${peer_fin:-0}" = "$total" ] && echo 1 || echo 0)" \
+peer_fin=$(rv end_peer_fin); end_lost=$(rv end_lost)
+check "all ended by the peer's FIN" "$([ $(( ${peer_fin:-0} + ${end_lost:-0} )) = "$total" ] && [ "${end_lost:-0}" = "${lost:-0}" ] && echo 1 || echo 0)" \
   "$(echo "$records_line" | tr ' ' '\n' | grep '^end_' | tr '\n' ' ')"
 other=$(rv other)
 check "no stuck/existing records" "$([ "$other" = 0 ] && echo 1 || echo 0)" "$other"
-completed=$(sed -n 's/^connections=\([0-9]*\).*/\1/p' "$work/churn.out")
 
 echo
 if [ "$fail" = 0 ]; then
