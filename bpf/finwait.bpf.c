@@ -28,6 +28,7 @@
 #include "finwait.h"
 #include "core.bpf.h"
 #include "bits.bpf.h"
+#include "regs.bpf.h"
 #include "syscalls.bpf.h"
 #include "peers.bpf.h"
 #include "stacks.bpf.h"

@@ -35,7 +35,7 @@ enum fw_kind {
 
 /* The code path that sent our FIN, decided at ESTABLISHED -> FIN_WAIT1. */
 enum fw_path {
-	FW_PATH_UNKNOWN = 0,       /* FIN_WAIT1 began before finwait attached */
+	FW_PATH_UNKNOWN = 0,       /* FIN_WAIT1 not seen, or the closer's registers not readable */
 	FW_PATH_SHUTDOWN_WR = 1,   /* shutdown(SHUT_WR): the socket stays attached */
 	FW_PATH_SHUTDOWN_RDWR = 2, /* shutdown(SHUT_RDWR) */
 	FW_PATH_CLOSE = 3,         /* last reference dropped: close, dup2/dup3, close_range, exec */
@@ -212,7 +212,8 @@ struct fw_config {
 	__u8 capture_stack;    /* `--stack`: user stacks at FIN_WAIT1 */
 	__u8 hist_mode;        /* `finwait hist`: full sockets' dwells counted in the kernel */
 	__u8 hist_by;          /* enum fw_hist_by */
-	__u8 __pad[3];
+	__u8 regs_from_stack;  /* read user registers from the kernel stack's top even where bpf_task_pt_regs exists (tests) */
+	__u8 __pad[2];
 	__u32 hist_unit_ns;    /* histogram slot unit: 1000 (us) or 1000000 (ms) */
 	__u32 ringbuf_bytes;   /* power of two, multiple of the page size */
 	__u32 max_tracked;     /* entries of the per-socket map */

@@ -25,16 +25,15 @@ struct {
 	__type(value, struct fw_stack_note);
 } stack_notes SEC(".maps");
 
-/* The top of the user stack: see struct fw_stack_note. Needs
- * bpf_task_pt_regs (5.15); older kernels leave it 0 (no frame recovered). */
+/* The top of the user stack: see struct fw_stack_note. Left 0 (no frame
+ * recovered) when the closer's registers cannot be read (regs.bpf.h). */
 static __always_inline void read_user_stack_top(struct fw_stack_note *note)
 {
-	struct pt_regs *regs;
+	struct user_regs regs;
 
-	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
+	if (!current_user_regs(&regs))
 		return;
-	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	if (bpf_probe_read_user(note->top, sizeof(note->top), (void *)PT_REGS_SP_CORE(regs)))
+	if (bpf_probe_read_user(note->top, sizeof(note->top), (void *)regs.sp))
 		__builtin_memset(note->top, 0, sizeof(note->top));
 }
 

@@ -33,32 +33,19 @@
 #define SHUT_WR 1
 #define SHUT_RDWR 2
 
-/* The syscall the current task is in, from its saved user registers. */
-static __always_inline long current_syscall(long *arg2)
-{
-	*arg2 = -1;
-	/* bpf_task_pt_regs exists from 5.15; before that the syscall stays unknown. */
-	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
-		return -1;
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-#if defined(__TARGET_ARCH_x86)
-	*arg2 = regs->si;
-	return regs->orig_ax;
-#else
-	*arg2 = regs->regs[1];
-	return regs->syscallno;
-#endif
-}
-
 /* Decides the code path at ESTABLISHED -> FIN_WAIT1, in the caller's context. */
 static __always_inline void classify(struct sock *sk, struct fw_event *e)
 {
-	/* Not bpf_get_current_task_btf(): it is 5.11+, and finwait loads on 5.8. */
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	long how, nr = current_syscall(&how);
+	__u32 flags = BPF_CORE_READ(task, flags);
+	struct user_regs regs;
+	bool known = current_user_regs(&regs);
+	long nr = known ? regs.nr : -1, how = known ? regs.arg2 : -1;
 
 	e->syscall_nr = nr;
-	e->path = FW_PATH_OTHER;
+	/* A kernel thread's close is kernel-internal; a user task whose
+	 * registers cannot be read is not known to be anything. */
+	e->path = known || (flags & PF_KTHREAD) ? FW_PATH_OTHER : FW_PATH_UNKNOWN;
 	e->syscall = FW_SYSCALL_UNKNOWN;
 
 	switch (nr) {
@@ -76,7 +63,7 @@ static __always_inline void classify(struct sock *sk, struct fw_event *e)
 
 	/* An exiting task closes its files from exit_files(): whatever syscall
 	 * (exit_group, or the one a fatal signal interrupted) is not the cause. */
-	if (BPF_CORE_READ(task, flags) & PF_EXITING) {
+	if (flags & PF_EXITING) {
 		e->path = FW_PATH_EXIT;
 		return;
 	}
@@ -96,8 +83,9 @@ static __always_inline void classify(struct sock *sk, struct fw_event *e)
 		e->path = FW_PATH_CLOSE;
 		break;
 	case FW_SYSCALL_UNKNOWN:
-		/* Without pt_regs, sk_shutdown still tells SHUT_WR from the rest. */
-		if (nr == -1 && BPF_CORE_READ_BITFIELD(sk, sk_shutdown) == 2 /* SEND_SHUTDOWN */)
+		/* Without the registers, sk_shutdown still tells SHUT_WR from the
+		 * rest (close and SHUT_RDWR both set SHUTDOWN_MASK). */
+		if (!known && BPF_CORE_READ_BITFIELD(sk, sk_shutdown) == 2 /* SEND_SHUTDOWN */)
 			e->path = FW_PATH_SHUTDOWN_WR;
 		break;
 	}

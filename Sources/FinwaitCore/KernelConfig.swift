@@ -84,6 +84,14 @@ public struct KernelConfig: Sendable {
     set { raw.capture_stack = newValue ? 1 : 0 }
   }
 
+  /// Read the closer's user registers from the top of its kernel stack, as
+  /// on kernels without bpf_task_pt_regs (before 5.15), even where that
+  /// helper exists: so the tests prove that reader on any kernel.
+  public var userRegistersFromStack: Bool {
+    get { raw.regs_from_stack != 0 }
+    set { raw.regs_from_stack = newValue ? 1 : 0 }
+  }
+
   /// `finwait serve`: full sockets' dwells counted in the kernel by path,
   /// end, comm and cgroup, in microsecond slots with their sums.
   public var countsForExport: Bool {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import FinwaitCore
 import FinwaitTracing
@@ -33,5 +36,7 @@ struct TracerOptions: ParsableArguments {
   func apply(to config: inout TracingLoop.Configuration) {
     config.kernel.maxTracked = maxTracked
     config.btfPath = btf
+    // Tests only (CONTRIBUTING.md): the pre-5.15 register reader on this kernel.
+    config.kernel.userRegistersFromStack = getenv("FINWAIT_REGS_FROM_STACK").map { String(cString: $0) } == "1"
   }
 }

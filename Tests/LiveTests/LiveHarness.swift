@@ -11,6 +11,9 @@ enum Live {
   static var driver: String? { environment["FINWAIT_DRIVER"] }
   static var churn: String? { environment["FINWAIT_CHURN"] }
   static var stackDriver: String? { environment["FINWAIT_STACK_DRIVER"] }
+  /// Runs finwait with the closer's registers read from the top of its
+  /// kernel stack, the reader kernels before 5.15 need (bpf/regs.bpf.h).
+  static let registersFromStack = ["env", "FINWAIT_REGS_FROM_STACK=1"]
 
   /// Skips loudly without root or the binaries, and fails instead when
   /// FINWAIT_REQUIRE_LIVE=1 (CI), so a skipped live test can never pass CI.
@@ -164,12 +167,14 @@ final class FinwaitProcess: SpawnedProcess {
 
   /// Sends `signal` and waits for exit; returns the exit status.
   @discardableResult
-  func stop(_ signal: Int32 = SIGINT, within seconds: Double = 10) throws -> Int32 {
+  // The 30 s bounds catch a hang; they are no timing claim: under QEMU's
+  // emulation on a busy host a one-shot snapshot took over 10 s.
+  func stop(_ signal: Int32 = SIGINT, within seconds: Double = 30) throws -> Int32 {
     if process.isRunning { kill(process.processIdentifier, signal) }
     return try waitForExit(seconds)
   }
 
-  func waitForExit(_ seconds: Double = 10) throws -> Int32 {
+  func waitForExit(_ seconds: Double = 30) throws -> Int32 {
     guard waitUntil(seconds, { !process.isRunning }) else {
       kill(process.processIdentifier, SIGKILL)
       throw LiveError("finwait did not exit within \(seconds)s")
@@ -265,8 +270,8 @@ struct ScenarioRun {
   var summary: [String: Any]? { records.first { $0["type"] as? String == "summary" } }
 
   static func run(_ scenario: String, port: Int, holdMs: Int = 300, family: Int = 4,
-                  extraArguments: [String] = []) throws -> ScenarioRun {
-    let finwait = try FinwaitProcess(["--json", "--port", String(port)] + extraArguments)
+                  extraArguments: [String] = [], finwaitWrapper: [String] = []) throws -> ScenarioRun {
+    let finwait = try FinwaitProcess(["--json", "--port", String(port)] + extraArguments, wrapper: finwaitWrapper)
     let driver = try DriverProcess(scenario, port: port, holdMs: holdMs, family: family)
     let truth = try driver.truth()
     try driver.finish()

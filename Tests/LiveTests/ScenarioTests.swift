@@ -135,4 +135,23 @@ final class ScenarioTests: XCTestCase {
     XCTAssertEqual(r["end"] as? String, "peer_fin")
     assertDwell(r["dwell_ns"], near: 300)
   }
+
+  /// Kernels before 5.15 have no bpf_task_pt_regs: the syscall and its
+  /// arguments come from the registers saved at the top of the closer's kernel
+  /// stack. Forced here, every path must come out as exactly as with the helper.
+  func testEveryPathWithRegistersReadFromTheTopOfTheKernelStack() throws {
+    let expected: [(scenario: String, path: String, syscall: String)] = [
+      ("shutdown_wr", "shutdown_wr", "shutdown"), ("shutdown_rdwr", "shutdown_rdwr", "shutdown"),
+      ("close", "close", "close"), ("dup2", "close", "dup2"), ("exec", "close", "execve"),
+      ("exit", "exit", "exit_group"),
+    ]
+    for (scenario, path, syscall) in expected {
+      let run = try ScenarioRun.run(scenario, port: Live.port(125), holdMs: 200, finwaitWrapper: Live.registersFromStack)
+      let r = try connection(run)
+      XCTAssertEqual(r["path"] as? String, path, scenario)
+      XCTAssertEqual(r["syscall"] as? String, syscall, scenario)
+      XCTAssertEqual(r["end"] as? String, "peer_fin", scenario)
+      assertDwell(r["dwell_ns"], near: 200)
+    }
+  }
 }

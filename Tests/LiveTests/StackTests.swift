@@ -90,6 +90,25 @@ final class StackTests: XCTestCase {
     XCTAssertEqual(summary["stack_lost"] as? Int, 0)
   }
 
+  /// The caller libc's shutdown() hides is recovered from the user stack
+  /// pointer; before 5.15 that pointer comes from the registers at the top of
+  /// the closer's kernel stack (forced here).
+  func testTheCallerIsRecoveredWithRegistersReadFromTheTopOfTheKernelStack() throws {
+    let port = Live.port(126)
+    let finwait = try FinwaitProcess(["--json", "--stack", "--port", String(port)], wrapper: Live.registersFromStack)
+    let shut = try closeFromKnownFunctions("shutdown_wr", port: port)
+    let threaded = try closeFromKnownFunctions("close_mt", port: port)
+    // Both drivers have exited: stopping drains what finwait has not read yet.
+    XCTAssertEqual(try finwait.stop(), 0, finwait.stderr.text)
+    let records = try finwait.validatedRecords()
+    for (closer, symbol, caller) in [(shut, "shutdown", "finish_response"), (threaded, "close", "drop_connection")] {
+      let r = try XCTUnwrap(records.first { $0["type"] as? String == "fin_wait2" && $0["sport"] as? Int == closer.port }, "\(records)")
+      let f = frames(r)
+      XCTAssertEqual(f.first?.symbol, symbol, "\(f)")
+      XCTAssertTrue(f.count > 1 && f[1].recovered && f[1].symbol == caller, "\(f)")
+    }
+  }
+
   /// A closer that exits 1 ms after its FIN (its maps and files gone soon
   /// after): the kernel wakes finwait for a new stack at once, finwait reads
   /// the maps and opens every file a frame falls in before parsing any.
