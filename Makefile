@@ -228,11 +228,7 @@ ARM64_DRIVER := $(ARM64_DIR)/fwdrive
 ARM64_XUNIT := $(TEST_RESULTS)/arm64.xml
 ARM64_CC := aarch64-linux-gnu-gcc
 ARM64_TEST_PACKAGES := qemu-system-arm gcc-aarch64-linux-gnu cpio
-# libbpf 1.1's PT_REGS_*_CORE cast to a const struct on arm64, and clang 21
-# warns that BPF_CORE_READ's const temporary is left uninitialized: it is
-# written by bpf_core_read().
-ARM64_BPF_CFLAGS := $(filter-out -D__TARGET_ARCH_%,$(BPF_CFLAGS)) -D__TARGET_ARCH_arm64 \
-	-Wno-default-const-init-var-unsafe
+ARM64_BPF_CFLAGS := $(filter-out -D__TARGET_ARCH_%,$(BPF_CFLAGS)) -D__TARGET_ARCH_arm64
 
 .build/bpf/arm64/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(ARM64_VMLINUX) | deps
 	@mkdir -p $(dir $@)
@@ -270,8 +266,13 @@ $(ARM64_GEN)/syscalls_nr.h: bpf/syscalls.bpf.h
 	$(ARM64_CC) -E -dM -D__TARGET_ARCH_arm64 $< | grep -E '^#define NR_[A-Z0-9_]+ ' > $@.tmp && mv $@.tmp $@
 
 # Static: the guest has nothing but busybox. tracer.c and sockets.c are
-# finwait's own libbpf lifecycle, built here against the arm64 skeletons.
-ARM64_PROVE_SOURCES := Tests/arm64/fwprove.c Sources/CFinwaitBPF/tracer.c Sources/CFinwaitBPF/sockets.c \
+# finwait's own libbpf lifecycle, built here against the arm64 skeletons:
+# copied beside them, since a quoted #include looks in the source's own
+# directory first, where `make build` leaves the x86 skeletons.
+$(ARM64_GEN)/%.c: Sources/CFinwaitBPF/%.c
+	@mkdir -p $(dir $@)
+	cp $< $@
+ARM64_PROVE_SOURCES := Tests/arm64/fwprove.c $(ARM64_GEN)/tracer.c $(ARM64_GEN)/sockets.c \
 	Sources/CFinwaitBPF/libbpf_print.c Sources/CFinwaitDiag/diag_socket.c
 $(ARM64_PROVE): $(ARM64_PROVE_SOURCES) $(ARM64_GEN)/finwait.skel.h $(ARM64_GEN)/finwait_sockets.skel.h \
 		$(ARM64_GEN)/syscalls_nr.h $(ARM64_DIR)/kernel-package

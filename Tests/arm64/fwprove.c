@@ -4,7 +4,8 @@
  * object through finwait's own C lifecycle (Sources/CFinwaitBPF/tracer.c,
  * built here against an arm64 skeleton), drives one shutdown(SHUT_WR) and
  * one close() connection through FIN_WAIT2 with fwdrive, and checks their
- * ring-buffer records field by field. Then loads `finwait doctor`'s
+ * ring-buffer records field by field: twice, the second time with the
+ * closer's registers read the way kernels before 5.15 need. Then loads `finwait doctor`'s
  * iterator (bpf/sockets.bpf.c, through sockets.c) and finds a listener in it.
  *
  * usage: fwprove FWDRIVE PORT
@@ -182,45 +183,48 @@ static void prove_sockets(int port)
 	close(fd);
 }
 
-int main(int argc, char **argv)
+static const char *const stages[] = { "none", "open", "load", "attach", "ringbuf" };
+
+/* Loads the tracer, drives both connections and checks their records. With
+ * `regs_from_stack`, the closer's registers are read where kernels before
+ * 5.15 have them, at the top of its kernel stack (bpf/regs.bpf.h), instead
+ * of through bpf_task_pt_regs: check names then start with "stack_top.". */
+static void prove_tracer(const char *fwdrive, int port, int regs_from_stack)
 {
 	struct fw_config cfg = {
 		.hist_unit_ns = 1000,
 		.ringbuf_bytes = FW_DEFAULT_RINGBUF_BYTES,
 		.max_tracked = FW_DEFAULT_MAX_TRACKED,
 		.wakeup_bytes = FW_DEFAULT_WAKEUP_BYTES,
+		.regs_from_stack = regs_from_stack,
 	};
-	static const char *const stages[] = { "none", "open", "load", "attach", "ringbuf" };
+	const char *prefix = regs_from_stack ? "stack_top." : "";
 	struct fw_tracer *t;
 	enum fw_stage failed;
 	int err, pids[2], ports[2];
+	char name[96], label[64];
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: fwprove FWDRIVE PORT\n");
-		return 2;
-	}
-	int port = atoi(argv[2]);
-
-	/* libbpf's messages (the verifier log among them) only when it fails. */
-	fw_set_libbpf_verbose(getenv("FWPROVE_VERBOSE") != NULL);
+	memset(scenarios, 0, sizeof(scenarios));
 	err = fw_tracer_start(&cfg, NULL, &t, &failed);
 	if (err) {
 		char msg[128];
 
 		fw_libbpf_strerror(err, msg, sizeof(msg));
-		check(0, failed <= FW_STAGE_LOAD ? "load" : "attach", "stage %s: %s (%d)", stages[failed], msg, err);
-		return 1;
+		snprintf(name, sizeof(name), "%s%s", prefix, failed <= FW_STAGE_LOAD ? "load" : "attach");
+		check(0, name, "stage %s: %s (%d)", stages[failed], msg, err);
+		return;
 	}
-	check(1, "load", "the verifier passed the program, maps created");
-	check(1, "attach", "tp_btf/inet_sock_set_state attached, ring buffer open");
+	snprintf(name, sizeof(name), "%sload", prefix);
+	check(1, name, "the verifier passed the program, maps created");
+	snprintf(name, sizeof(name), "%sattach", prefix);
+	check(1, name, "tp_btf/inet_sock_set_state attached, ring buffer open");
 
 	const char *names[2] = { "shutdown_wr", "close" };
 
 	for (int i = 0; i < 2; i++) {
-		char name[64];
-		int ok = drive(argv[1], names[i], port + i, &pids[i], &ports[i]) == 0;
+		int ok = drive(fwdrive, names[i], port + i, &pids[i], &ports[i]) == 0;
 
-		snprintf(name, sizeof(name), "%s.drive", names[i]);
+		snprintf(name, sizeof(name), "%s%s.drive", prefix, names[i]);
 		check(ok, name, "fwdrive pid %d client port %d", ok ? pids[i] : -1, ok ? ports[i] : -1);
 		scenarios[i].port = ok ? ports[i] : 0;
 	}
@@ -236,7 +240,8 @@ int main(int argc, char **argv)
 	struct fw_counters counters;
 
 	fw_tracer_counters(t, &counters);
-	check(counters.ringbuf_drops == 0 && counters.map_full == 0, "counters",
+	snprintf(name, sizeof(name), "%scounters", prefix);
+	check(counters.ringbuf_drops == 0 && counters.map_full == 0, name,
 	      "ringbuf_drops %llu map_full %llu unseen_start %llu", (unsigned long long)counters.ringbuf_drops,
 	      (unsigned long long)counters.map_full, (unsigned long long)counters.unseen_start);
 
@@ -244,27 +249,45 @@ int main(int argc, char **argv)
 	 * the peer's FIN ends it after the driver's hold. */
 	struct seen *s = &scenarios[0];
 
-	check(s->have_enter, "shutdown_wr.enter", "ENTER record %s", s->have_enter ? "seen" : "missing");
+	snprintf(label, sizeof(label), "%sshutdown_wr", prefix);
+	snprintf(name, sizeof(name), "%s.enter", label);
+	check(s->have_enter, name, "ENTER record %s", s->have_enter ? "seen" : "missing");
 	if (s->have_enter)
-		check_record("shutdown_wr", "enter", &s->enter, pids[0], FW_PATH_SHUTDOWN_WR, FW_SYSCALL_SHUTDOWN,
+		check_record(label, "enter", &s->enter, pids[0], FW_PATH_SHUTDOWN_WR, FW_SYSCALL_SHUTDOWN,
 			     NR_SHUTDOWN);
-	check(s->have_leave, "shutdown_wr.leave", "LEAVE record %s", s->have_leave ? "seen" : "missing");
+	snprintf(name, sizeof(name), "%s.leave", label);
+	check(s->have_leave, name, "LEAVE record %s", s->have_leave ? "seen" : "missing");
 	if (s->have_leave) {
-		check_record("shutdown_wr", "leave", &s->leave, pids[0], FW_PATH_SHUTDOWN_WR, FW_SYSCALL_SHUTDOWN,
+		check_record(label, "leave", &s->leave, pids[0], FW_PATH_SHUTDOWN_WR, FW_SYSCALL_SHUTDOWN,
 			     NR_SHUTDOWN);
-		check_leave("shutdown_wr", s, FW_END_PEER_FIN, HOLD_MS / 2 * 1000000UL);
+		check_leave(label, s, FW_END_PEER_FIN, HOLD_MS / 2 * 1000000UL);
 	}
 
 	/* close(): orphaned at once, reported in one LEAVE when the kernel hands
 	 * it to a timewait socket (tcp_fin_timeout is not above TCP_TIMEWAIT_LEN). */
 	s = &scenarios[1];
-	check(s->have_leave, "close.leave", "LEAVE record %s", s->have_leave ? "seen" : "missing");
+	snprintf(label, sizeof(label), "%sclose", prefix);
+	snprintf(name, sizeof(name), "%s.leave", label);
+	check(s->have_leave, name, "LEAVE record %s", s->have_leave ? "seen" : "missing");
 	if (s->have_leave) {
-		check_record("close", "leave", &s->leave, pids[1], FW_PATH_CLOSE, FW_SYSCALL_CLOSE, NR_CLOSE);
-		check_leave("close", s, FW_END_TIMEWAIT_ORPHAN, 1);
+		check_record(label, "leave", &s->leave, pids[1], FW_PATH_CLOSE, FW_SYSCALL_CLOSE, NR_CLOSE);
+		check_leave(label, s, FW_END_TIMEWAIT_ORPHAN, 1);
 	}
-
 	fw_tracer_stop(t);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: fwprove FWDRIVE PORT\n");
+		return 2;
+	}
+	int port = atoi(argv[2]);
+
+	/* libbpf's messages (the verifier log among them) only when it fails. */
+	fw_set_libbpf_verbose(getenv("FWPROVE_VERBOSE") != NULL);
+	prove_tracer(argv[1], port, 0);
+	prove_tracer(argv[1], port + 3, 1);
 	prove_sockets(port + 2);
 	printf("fwprove: %d check(s) failed\n", failures);
 	return failures ? 1 : 0;

@@ -52,13 +52,6 @@ static void sleep_ms(int ms)
 		;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 static socklen_t make_addr(struct sockaddr_storage *ss, int port)
 {
