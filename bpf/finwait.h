@@ -45,7 +45,7 @@ enum fw_path {
 
 /* The syscall the owner was in at ESTABLISHED -> FIN_WAIT1. */
 enum fw_syscall {
-	FW_SYSCALL_UNKNOWN = 0, /* not a syscall we name, or the kernel cannot tell (< 5.15) */
+	FW_SYSCALL_UNKNOWN = 0, /* not a syscall we name, or the closer's registers not readable */
 	FW_SYSCALL_SHUTDOWN = 1,
 	FW_SYSCALL_CLOSE = 2,
 	FW_SYSCALL_DUP2 = 3,
