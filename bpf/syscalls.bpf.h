@@ -96,8 +96,9 @@ static __always_inline void classify(struct sock *sk, struct fw_event *e)
 		e->path = FW_PATH_CLOSE;
 		break;
 	case FW_SYSCALL_UNKNOWN:
-		/* Without pt_regs, sk_shutdown still tells SHUT_WR from the rest. */
-		if (nr == -1 && BPF_CORE_READ_BITFIELD(sk, sk_shutdown) == 2 /* SEND_SHUTDOWN */)
+		/* Without pt_regs, sk_shutdown still tells SHUT_WR from the rest.
+		 * A probe read: sk is a plain address in the classic tracepoint. */
+		if (nr == -1 && BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) == 2 /* SEND_SHUTDOWN */)
 			e->path = FW_PATH_SHUTDOWN_WR;
 		break;
 	}
