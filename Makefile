@@ -128,7 +128,7 @@ test: build $(DRIVER) $(STACK_DRIVER) $(DOCTOR_DRIVER) $(CHURN)
 # and Python under emulation costs about 10 s a run), and the closer that
 # exits 1 ms after its FIN (named on real hardware; under TCG finwait's
 # wakeup alone takes longer than that process lives).
-KERNEL_TESTS := LiveTests.ScenarioTests,LiveTests.ReconciliationTests,LiveTests.MapAuditTests,$\
+KERNEL_TESTS := LiveTests.ScenarioTests,LiveTests.AttachTests,LiveTests.ReconciliationTests,LiveTests.MapAuditTests,$\
 	LiveTests.StackTests/testTheFunctionsThatSentTheFinAreNamed,$\
 	LiveTests.StackTests/testTextLinesAndTheSummaryShowTheCallSite,$\
 	LiveTests.StackTests/testHistByStackCountsOneCallSiteAcrossProcesses,$\

@@ -56,13 +56,24 @@ static __always_inline bool comm_matches(const char *comm)
 	return true;
 }
 
-/* sk is a BTF pointer: fields are read with direct, CO-RE-relocated loads,
- * not bpf_probe_read_kernel calls. Casts to a larger socket type (inet_sock,
- * tcp_sock) are beyond what the verifier knows of sk and still use
- * BPF_CORE_READ. */
-static __always_inline __u32 netns_of(struct sock *sk)
+/*
+ * One set of handlers serves both programs. In the tp_btf one, sk is a BTF
+ * pointer: fields are direct, CO-RE-relocated loads, no helper call (the hot
+ * path, ~10 runs per connection). In the classic tracepoint's, sk is a plain
+ * address the verifier knows nothing of: the same fields are probe reads.
+ * `typed` is a constant at every call site (each handler is always inlined),
+ * so each program keeps only its own kind of load (bitfields likewise:
+ * BPF_CORE_READ_BITFIELD loads directly, its _PROBED twin probe-reads).
+ * Casts to a larger socket type (inet_sock, tcp_sock) are beyond what the
+ * verifier knows of sk and use BPF_CORE_READ in both.
+ */
+#define SK_READ(typed, sk, field) ((typed) ? (sk)->field : BPF_CORE_READ(sk, field))
+
+static __always_inline __u32 netns_of(struct sock *sk, const bool typed)
 {
-	return sk->__sk_common.skc_net.net->ns.inum;
+	if (typed)
+		return sk->__sk_common.skc_net.net->ns.inum;
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
 /* inet_sport, not skc_num: moving to CLOSE releases the port (skc_num = 0)
@@ -73,29 +84,29 @@ static __always_inline __u16 local_port(struct sock *sk)
 }
 
 /* Fills the 4-tuple; false if the socket is not one we trace. */
-static __always_inline bool read_tuple(struct sock *sk, struct fw_event *e)
+static __always_inline bool read_tuple(struct sock *sk, struct fw_event *e, const bool typed)
 {
-	__u16 family = sk->__sk_common.skc_family;
+	__u16 family = SK_READ(typed, sk, __sk_common.skc_family);
 
 	if (family != AF_INET && family != AF_INET6)
 		return false;
 	if (cfg.family && family != cfg.family)
 		return false;
-	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
+	if ((typed ? BPF_CORE_READ_BITFIELD(sk, sk_protocol) : BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol)) != IPPROTO_TCP)
 		return false;
 
-	e->netns = netns_of(sk);
+	e->netns = netns_of(sk, typed);
 	if (cfg.netns && e->netns != cfg.netns)
 		return false;
 	e->family = family;
 	e->sport = local_port(sk);
-	e->dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	e->dport = bpf_ntohs(SK_READ(typed, sk, __sk_common.skc_dport));
 	if (cfg.port && e->sport != cfg.port && e->dport != cfg.port)
 		return false;
 
 	if (family == AF_INET) {
-		*(__be32 *)e->saddr = sk->__sk_common.skc_rcv_saddr;
-		*(__be32 *)e->daddr = sk->__sk_common.skc_daddr;
+		*(__be32 *)e->saddr = SK_READ(typed, sk, __sk_common.skc_rcv_saddr);
+		*(__be32 *)e->daddr = SK_READ(typed, sk, __sk_common.skc_daddr);
 	} else {
 		bpf_core_read(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
@@ -115,17 +126,17 @@ static __always_inline void set_owner(struct fw_event *e)
 	e->flags |= FW_FLAG_OWNER_KNOWN;
 }
 
-static __always_inline bool sock_flag_set(struct sock *sk, int bit)
+static __always_inline bool sock_flag_set(struct sock *sk, int bit, const bool typed)
 {
-	unsigned long flags = sk->__sk_common.skc_flags;
+	unsigned long flags = SK_READ(typed, sk, __sk_common.skc_flags);
 
 	return flags & (1UL << bit);
 }
 
 /* SOCK_DEAD: sock_orphan() detached it from its process (close, exit). */
-static __always_inline bool is_orphan(struct sock *sk)
+static __always_inline bool is_orphan(struct sock *sk, const bool typed)
 {
-	return sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DEAD));
+	return sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DEAD), typed);
 }
 
 /* Submits without a wakeup: the consumer drains on a timer, and is woken

@@ -2,7 +2,9 @@
 /*
  * finwait: FIN_WAIT2 dwell, owner and code path from sock:inet_sock_set_state.
  *
- * One tp_btf program; every transition but these returns at the first compare:
+ * One handler (on_set_state), in a tp_btf program and a classic tracepoint
+ * one (user space loads one; core.bpf.h says how they share the socket
+ * readers). Every transition but these returns at the first compare:
  *   ESTABLISHED/SYN_RECV -> FIN_WAIT1  on_fin_wait1: process context, so the
  *                                      owner, the code path (syscalls.bpf.h)
  *                                      and, with --stack, the call site
@@ -34,16 +36,16 @@
 #include "stacks.bpf.h"
 #include "hist.bpf.h"
 
-static __always_inline __u8 fin_wait2_end(struct sock *sk)
+static __always_inline __u8 fin_wait2_end(struct sock *sk, const bool typed)
 {
-	if (sk->sk_err == ECONNRESET)
+	if (SK_READ(typed, sk, sk_err) == ECONNRESET)
 		return FW_END_RESET;
 	/* tcp_fin() sets SOCK_DONE: the peer's FIN arrived, TIME_WAIT follows. */
-	if (sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE)))
+	if (sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE), typed))
 		return FW_END_PEER_FIN;
 	/* Still attached and closed without a FIN: tcp_disconnect() (SO_LINGER 0,
 	 * connect(AF_UNSPEC)) sends a RST. */
-	if (!is_orphan(sk))
+	if (!is_orphan(sk, typed))
 		return FW_END_RESET;
 	/* Orphan with linger2 < 0: tcp_close() resets instead of waiting. */
 	if (BPF_CORE_READ((struct tcp_sock *)sk, linger2) < 0)
@@ -51,7 +53,7 @@ static __always_inline __u8 fin_wait2_end(struct sock *sk)
 	return FW_END_TIMEWAIT_ORPHAN;
 }
 
-static __always_inline int on_fin_wait1(void *ctx, struct sock *sk, __u64 key, __u64 now)
+static __always_inline int on_fin_wait1(void *ctx, struct sock *sk, __u64 key, __u64 now, const bool typed)
 {
 	struct fw_event st = {};
 
@@ -60,7 +62,7 @@ static __always_inline int on_fin_wait1(void *ctx, struct sock *sk, __u64 key, _
 		return 0;
 	if (cfg.filter_comm && !comm_matches(st.comm))
 		return 0;
-	if (!read_tuple(sk, &st))
+	if (!read_tuple(sk, &st, typed))
 		return 0;
 
 	st.skaddr = key;
@@ -81,7 +83,7 @@ static __always_inline int on_fin_wait1(void *ctx, struct sock *sk, __u64 key, _
 
 /* The socket's state, or, for a FIN_WAIT2 whose FIN_WAIT1 we did not see,
  * new state without an owner. NULL when it is filtered out or the map is full. */
-static __always_inline struct fw_event *tracked(struct sock *sk, __u64 key)
+static __always_inline struct fw_event *tracked(struct sock *sk, __u64 key, const bool typed)
 {
 	struct fw_event *st = bpf_map_lookup_elem(&socks, &key);
 
@@ -89,7 +91,7 @@ static __always_inline struct fw_event *tracked(struct sock *sk, __u64 key)
 		return st;
 	struct fw_event fresh = {};
 
-	if (owner_filter_active() || !read_tuple(sk, &fresh))
+	if (owner_filter_active() || !read_tuple(sk, &fresh, typed))
 		return NULL;
 	fresh.skaddr = key;
 	fresh.syscall_nr = -1;
@@ -102,9 +104,9 @@ static __always_inline struct fw_event *tracked(struct sock *sk, __u64 key)
 	return bpf_map_lookup_elem(&socks, &key);
 }
 
-static __always_inline int on_fin_wait2(struct sock *sk, __u64 key, __u64 now)
+static __always_inline int on_fin_wait2(struct sock *sk, __u64 key, __u64 now, const bool typed)
 {
-	struct fw_event *st = tracked(sk, key);
+	struct fw_event *st = tracked(sk, key, typed);
 
 	if (!st)
 		return 0;
@@ -113,7 +115,7 @@ static __always_inline int on_fin_wait2(struct sock *sk, __u64 key, __u64 now)
 	st->flags |= FW_FLAG_FIN_WAIT2_SEEN;
 	/* Orphans are handed to timewait at once (the usual case) and reported
 	 * then, in one record; only attached sockets need an ENTER to be watched. */
-	if (is_orphan(sk)) {
+	if (is_orphan(sk, typed)) {
 		st->flags |= FW_FLAG_ORPHAN_AT_ENTRY;
 		return 0;
 	}
@@ -125,16 +127,16 @@ static __always_inline int on_fin_wait2(struct sock *sk, __u64 key, __u64 now)
 	return 0;
 }
 
-static __always_inline int on_fin_wait2_exit(struct sock *sk, __u64 key, __u64 now)
+static __always_inline int on_fin_wait2_exit(struct sock *sk, __u64 key, __u64 now, const bool typed)
 {
-	struct fw_event *st = tracked(sk, key);
+	struct fw_event *st = tracked(sk, key, typed);
 
 	if (!st)
 		return 0;
 	st->ts_ns = now;
 	st->kind = FW_KIND_LEAVE;
-	st->end = fin_wait2_end(sk);
-	if (is_orphan(sk))
+	st->end = fin_wait2_end(sk, typed);
+	if (is_orphan(sk, typed))
 		st->flags |= FW_FLAG_ORPHAN_AT_END;
 	/* A full socket's end is its true end: counted here. An orphan handed to
 	 * timewait goes on, and user space follows it to its end. A start that
@@ -159,8 +161,8 @@ static __always_inline void mark_closed(__u64 key)
 		st->flags |= FW_FLAG_CLOSED;
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
+/* Every transition, from either program. */
+static __always_inline int on_set_state(void *ctx, struct sock *sk, int oldstate, int newstate, const bool typed)
 {
 	__u64 key = (__u64)sk;
 
@@ -173,12 +175,12 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	}
 	if (newstate == TCP_FIN_WAIT1) {
 		if (oldstate == TCP_ESTABLISHED || oldstate == TCP_SYN_RECV)
-			return on_fin_wait1(ctx, sk, key, bpf_ktime_get_ns());
+			return on_fin_wait1(ctx, sk, key, bpf_ktime_get_ns(), typed);
 		return 0;
 	}
 	if (oldstate == TCP_FIN_WAIT1) {
 		if (newstate == TCP_FIN_WAIT2)
-			return on_fin_wait2(sk, key, bpf_ktime_get_ns());
+			return on_fin_wait2(sk, key, bpf_ktime_get_ns(), typed);
 		/* Simultaneous close (CLOSING) or reset: never reached FIN_WAIT2. */
 		struct fw_event *st = bpf_map_lookup_elem(&socks, &key);
 
@@ -189,14 +191,28 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 		return 0;
 	}
 	if (oldstate == TCP_FIN_WAIT2)
-		return on_fin_wait2_exit(sk, key, bpf_ktime_get_ns());
+		return on_fin_wait2_exit(sk, key, bpf_ktime_get_ns(), typed);
 	if (!cfg.follow_peers)
 		return 0;
 	if (newstate == TCP_CLOSE_WAIT && oldstate == TCP_ESTABLISHED)
-		return on_close_wait(sk, bpf_ktime_get_ns());
+		return on_close_wait(sk, bpf_ktime_get_ns(), typed);
 	if (oldstate == TCP_CLOSE_WAIT && newstate == TCP_LAST_ACK)
-		return on_peer_close(sk, bpf_ktime_get_ns());
+		return on_peer_close(sk, bpf_ktime_get_ns(), typed);
 	return 0;
+}
+
+/* User space loads one of the two (the other gets autoload off): tp_btf
+ * where the kernel has BTF for the tracepoint, else the classic one. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	return on_set_state(ctx, sk, oldstate, newstate, true);
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int inet_sock_set_state_tp(struct trace_event_raw_inet_sock_set_state *args)
+{
+	return on_set_state(args, (struct sock *)args->skaddr, args->oldstate, args->newstate, false);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -55,22 +55,22 @@ static __always_inline void tuple_of(const struct fw_event *e, struct fw_tuple *
 
 /* The tuple a traced connection would have if sk is its peer; returns sk's
  * namespace (the tuple keeps it only for loopback addresses). */
-static __always_inline __u32 peer_tuple_of(struct sock *sk, struct fw_tuple *t)
+static __always_inline __u32 peer_tuple_of(struct sock *sk, struct fw_tuple *t, const bool typed)
 {
 	struct fw_event e = {};
 
 	/* Unfiltered: the peer may live in another namespace, on another port. */
-	e.family = sk->__sk_common.skc_family;
+	e.family = SK_READ(typed, sk, __sk_common.skc_family);
 	if (e.family == AF_INET) {
-		*(__be32 *)e.saddr = sk->__sk_common.skc_daddr;
-		*(__be32 *)e.daddr = sk->__sk_common.skc_rcv_saddr;
+		*(__be32 *)e.saddr = SK_READ(typed, sk, __sk_common.skc_daddr);
+		*(__be32 *)e.daddr = SK_READ(typed, sk, __sk_common.skc_rcv_saddr);
 	} else {
 		bpf_core_read(e.saddr, 16, &sk->__sk_common.skc_v6_daddr);
 		bpf_core_read(e.daddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 	}
-	e.sport = bpf_ntohs(sk->__sk_common.skc_dport);
+	e.sport = bpf_ntohs(SK_READ(typed, sk, __sk_common.skc_dport));
 	e.dport = local_port(sk);
-	e.netns = netns_of(sk);
+	e.netns = netns_of(sk, typed);
 	tuple_of(&e, t);
 	return e.netns;
 }
@@ -137,12 +137,12 @@ static __always_inline void forget_peer(const struct fw_event *st)
 
 /* A socket entered CLOSE_WAIT: if it is the peer of a traced connection,
  * note when (softirq: only the time and namespace mean anything here). */
-static __always_inline int on_close_wait(struct sock *sk, __u64 now)
+static __always_inline int on_close_wait(struct sock *sk, __u64 now, const bool typed)
 {
 	struct fw_tuple t = {};
 	struct fw_peer *peer;
 	struct fw_event *st;
-	__u32 peer_netns = peer_tuple_of(sk, &t);
+	__u32 peer_netns = peer_tuple_of(sk, &t, typed);
 
 	peer = find_peer(&t);
 	if (!peer)
@@ -159,12 +159,12 @@ static __always_inline int on_close_wait(struct sock *sk, __u64 now)
 
 /* The peer left CLOSE_WAIT for LAST_ACK: it closed (process context, so the
  * owner is the peer's) and its FIN is on the way. */
-static __always_inline int on_peer_close(struct sock *sk, __u64 now)
+static __always_inline int on_peer_close(struct sock *sk, __u64 now, const bool typed)
 {
 	struct fw_tuple t = {};
 	struct fw_event e = {};
 	struct fw_peer *peer;
-	__u32 peer_netns = peer_tuple_of(sk, &t);
+	__u32 peer_netns = peer_tuple_of(sk, &t, typed);
 
 	peer = find_peer(&t);
 	if (!peer)

@@ -84,8 +84,9 @@ static __always_inline void classify(struct sock *sk, struct fw_event *e)
 		break;
 	case FW_SYSCALL_UNKNOWN:
 		/* Without the registers, sk_shutdown still tells SHUT_WR from the
-		 * rest (close and SHUT_RDWR both set SHUTDOWN_MASK). */
-		if (!known && BPF_CORE_READ_BITFIELD(sk, sk_shutdown) == 2 /* SEND_SHUTDOWN */)
+		 * rest (close and SHUT_RDWR both set SHUTDOWN_MASK). A probe read:
+		 * sk is a plain address in the classic tracepoint. */
+		if (!known && BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) == 2 /* SEND_SHUTDOWN */)
 			e->path = FW_PATH_SHUTDOWN_WR;
 		break;
 	}

@@ -2,13 +2,16 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include "finwait_bpf.h"
 #include "finwait.skel.h"
 
 struct fw_tracer {
 	struct finwait_bpf *skel;
+	struct bpf_program *prog; /* the one loaded */
 	struct ring_buffer *rb;
 	fw_record_fn fn;
 	void *ctx;
@@ -30,7 +33,34 @@ static int fail(struct fw_tracer *t, enum fw_stage stage, enum fw_stage *failed,
 	return err < 0 ? err : -err;
 }
 
-int fw_tracer_start(const struct fw_config *cfg, const char *btf_path,
+int fw_probe_tp_btf(void)
+{
+	struct btf *btf = btf__parse("/sys/kernel/btf/vmlinux", NULL);
+	int found;
+
+	if (!btf)
+		return errno == ENOENT ? 0 : -errno;
+	/* The kernel resolves a tp_btf program's target through this typedef. */
+	found = btf__find_by_name_kind(btf, "btf_trace_inet_sock_set_state", BTF_KIND_TYPEDEF) > 0;
+	btf__free(btf);
+	return found;
+}
+
+int fw_probe_ringbuf(void)
+{
+	/* Not libbpf_probe_bpf_map_type: libbpf 1.1 answers 0 for a refusal
+	 * (EPERM) too, which is not "no ring buffer". A kernel that does not
+	 * know the map type (before 5.8) refuses it with EINVAL. */
+	int fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, NULL, 0, 0, getpagesize(), NULL);
+
+	if (fd >= 0) {
+		close(fd);
+		return 1;
+	}
+	return errno == EINVAL ? 0 : -errno;
+}
+
+int fw_tracer_start(const struct fw_config *cfg, const char *btf_path, enum fw_attach attach,
 		    struct fw_tracer **out, enum fw_stage *failed)
 {
 	struct bpf_object_open_opts open_opts = { .sz = sizeof(open_opts) };
@@ -47,6 +77,15 @@ int fw_tracer_start(const struct fw_config *cfg, const char *btf_path,
 	t->skel = finwait_bpf__open_opts(&open_opts);
 	if (!t->skel)
 		return fail(t, FW_STAGE_OPEN, failed, -errno);
+
+	/* Autoload off for the other program: libbpf then neither loads it nor
+	 * needs the kernel BTF a tp_btf program resolves its target with. */
+	t->prog = attach == FW_ATTACH_TRACEPOINT ? t->skel->progs.inet_sock_set_state_tp
+						 : t->skel->progs.inet_sock_set_state;
+	if ((err = bpf_program__set_autoload(attach == FW_ATTACH_TRACEPOINT ? t->skel->progs.inet_sock_set_state
+									    : t->skel->progs.inet_sock_set_state_tp,
+					     false)))
+		return fail(t, FW_STAGE_OPEN, failed, err);
 
 	memcpy((void *)&t->skel->rodata->cfg, cfg, sizeof(*cfg));
 	if ((err = bpf_map__set_max_entries(t->skel->maps.events, cfg->ringbuf_bytes)) ||
@@ -94,7 +133,7 @@ __u64 fw_tracer_recursion_misses(const struct fw_tracer *t)
 {
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
-	int fd = bpf_program__fd(t->skel->progs.inet_sock_set_state);
+	int fd = bpf_program__fd(t->prog);
 
 	/* A transition that fires while the program already runs on this CPU
 	 * (softirq interrupting it in process context) is skipped by the kernel:

@@ -27,7 +27,7 @@ public struct Metric: Sendable, Hashable {
     name: "finwait_close_wait_peer_sockets", kind: .gauge,
     help: "Local peers in CLOSE_WAIT of sockets in FIN_WAIT2 now: the application on this node that has not closed.")
   public static let buildInfo = Metric(
-    name: "finwait_build_info", kind: .gauge, help: "Always 1: finwait's version and the running kernel.")
+    name: "finwait_build_info", kind: .gauge, help: "Always 1: finwait's version, the running kernel and the attach program (tp_btf or tracepoint).")
 
   /// `finwait_ringbuf_drops_total`: one counter per loss and repair, under
   /// the name every other mode prints.
@@ -65,6 +65,7 @@ public enum MetricLabel {
   public static let comm = "comm"
   public static let version = "version"
   public static let kernel = "kernel"
+  public static let attach = "attach"
 }
 
 /// Attached: the application still holds the socket (its FIN_WAIT2 has no

@@ -5,6 +5,8 @@ import ArgumentParser
 import FinwaitCore
 import FinwaitTracing
 
+extension AttachMode: ExpressibleByArgument {}
+
 /// How the program is loaded and what it may lean on: the same for trace,
 /// hist and top.
 struct TracerOptions: ParsableArguments {
@@ -18,7 +20,14 @@ struct TracerOptions: ParsableArguments {
   @Option(help: ArgumentHelp("Kernel BTF to use instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
   var btf: String?
 
-  @Flag(name: [.short, .long], help: "Print libbpf's messages.")
+  @Option(help: ArgumentHelp(
+    "How to attach to sock:inet_sock_set_state: auto, tp_btf or tracepoint.",
+    discussion: "auto (default): tp_btf when the kernel's own BTF has the tracepoint, else the classic tracepoint "
+      + "(tracefs is mounted for the attach if it is not). Forcing tp_btf where the kernel cannot do it exits 69.",
+    valueName: "mode"))
+  var attach: AttachMode = .auto
+
+  @Flag(name: [.short, .long], help: "Print libbpf's messages and how the program was attached.")
   var verbose = false
 
   @Option(name: .customLong("ready-fd"), help: ArgumentHelp(
@@ -36,6 +45,7 @@ struct TracerOptions: ParsableArguments {
   func apply(to config: inout TracingLoop.Configuration) {
     config.kernel.maxTracked = maxTracked
     config.btfPath = btf
+    config.attach = attach
     // Tests only (CONTRIBUTING.md): the pre-5.15 register reader on this kernel.
     config.kernel.userRegistersFromStack = getenv("FINWAIT_REGS_FROM_STACK").map { String(cString: $0) } == "1"
   }

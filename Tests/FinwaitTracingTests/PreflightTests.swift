@@ -18,6 +18,47 @@ final class PreflightTests: XCTestCase {
     XCTAssertNoThrow(try Preflight.checkKernel(release: "6.1.0-56-amd64"))
   }
 
+  /// The ring buffer probe decides, not the release: a kernel that says
+  /// 6.x but cannot create one is refused, one that says 5.4 and can is not;
+  /// the release is read only when the probe cannot answer.
+  func testRingBufferProbeDecides() {
+    let noRingBuffer = KernelProbes(ringBuffer: { false }, tpBTF: { true }, release: { "5.4.0-150-generic" })
+    XCTAssertThrowsError(try Preflight.check(btfPath: nil, probes: noRingBuffer)) {
+      let error = $0 as? FinwaitError
+      XCTAssertEqual(error, .kernelTooOld(release: "5.4.0-150-generic"))
+      XCTAssertEqual(error?.exitCode, 69)
+      XCTAssertEqual(error?.message, "kernel 5.4.0-150-generic is too old: finwait needs Linux 5.8 or newer (BPF ring buffer)")
+    }
+    XCTAssertThrowsError(try Preflight.checkKernel(ringBuffer: false, release: "6.18.0")) {
+      XCTAssertEqual($0 as? FinwaitError, .kernelTooOld(release: "6.18.0"))
+    }
+    XCTAssertNoThrow(try Preflight.checkKernel(ringBuffer: true, release: "5.4.0-backported"))
+    XCTAssertThrowsError(try Preflight.checkKernel(ringBuffer: nil, release: "5.4.0"))
+    XCTAssertNoThrow(try Preflight.checkKernel(ringBuffer: nil, release: "6.1.0"))
+  }
+
+  /// Forcing tp_btf where the probe finds no BTF for it is refused before
+  /// anything is loaded: one line, exit 69.
+  func testForcedTpBTFWithoutKernelBTFIsOneError() {
+    let noBTF = KernelProbes(ringBuffer: { true }, tpBTF: { false }, release: { "6.18.0" })
+    var notes: [String] = []
+    XCTAssertThrowsError(try Tracer.start(config: KernelConfig(), btfPath: "/x.btf", mode: .tpBTF, probes: noBTF) { notes.append($0) }) {
+      let error = $0 as? FinwaitError
+      XCTAssertEqual(error?.exitCode, 69)
+      XCTAssertEqual(error?.message, "--attach tp_btf: the kernel has no BTF for tracepoint inet_sock_set_state "
+                     + "(/sys/kernel/btf/vmlinux missing or without btf_trace_inet_sock_set_state); use --attach tracepoint or auto")
+    }
+    XCTAssertEqual(notes, [])
+  }
+
+  func testTracefsErrorsNameTheFixAndThePermission() {
+    let denied = FinwaitError.tracefs(path: "/sys/kernel/tracing", errno: .notPermitted)
+    XCTAssertEqual(denied.exitCode, 77)
+    XCTAssertTrue(denied.message.hasPrefix("cannot mount tracefs at /sys/kernel/tracing for the classic tracepoint: "), denied.message)
+    XCTAssertTrue(denied.message.hasSuffix("or grant CAP_SYS_ADMIN"), denied.message)
+    XCTAssertEqual(FinwaitError.tracefs(path: "/sys/kernel/tracing", errno: .init(rawValue: ENODEV)).exitCode, 69)
+  }
+
   func testCapabilities() throws {
     let status = "Name:\tfinwait\nCapInh:\t0000000000000000\nCapEff:\t000001c000000000\n"
     XCTAssertEqual(ProcText.capabilities(fromStatus: status), 0x1c0_0000_0000)

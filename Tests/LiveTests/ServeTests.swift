@@ -98,6 +98,8 @@ final class ServeTests: XCTestCase {
     let build = try prometheus.vector("finwait_build_info{\(job)}")
     XCTAssertEqual(build.first?.labels["kernel"], kernelRelease())
     XCTAssertNotNil(build.first?.labels["version"])
+    // Every kernel the tests run on has its own BTF: auto takes tp_btf.
+    XCTAssertEqual(build.first?.labels["attach"], "tp_btf")
 
     // One log line per stuck socket, the pod's with its names (written just
     // after the gauges of the same refresh).

@@ -13,20 +13,34 @@ enum fw_stage {
 	FW_STAGE_NONE = 0,
 	FW_STAGE_OPEN = 1,    /* parse the embedded object, find kernel BTF */
 	FW_STAGE_LOAD = 2,    /* CO-RE relocation, verifier, map creation */
-	FW_STAGE_ATTACH = 3,  /* tp_btf/inet_sock_set_state */
+	FW_STAGE_ATTACH = 3,  /* tp_btf or tracepoint sock/inet_sock_set_state */
 	FW_STAGE_RINGBUF = 4, /* ring buffer consumer */
 };
 
+
+/* Which of the object's two programs is loaded and attached. */
+enum fw_attach {
+	FW_ATTACH_TP_BTF = 1,     /* tp_btf/inet_sock_set_state: needs the kernel's own BTF */
+	FW_ATTACH_TRACEPOINT = 2, /* tracepoint/sock/inet_sock_set_state: needs tracefs */
+};
+
+/* Whether the running kernel's BTF (/sys/kernel/btf/vmlinux) has the type a
+ * tp_btf program on inet_sock_set_state attaches to: 1 yes, 0 no, -errno. */
+int fw_probe_tp_btf(void);
+/* Whether the kernel creates a BPF ring buffer (5.8): 1 yes, 0 no, -errno
+ * if it could not be told (no privileges). */
+int fw_probe_ringbuf(void);
 
 /* Called once per record; return non-zero to stop the current drain. */
 typedef int (*fw_record_fn)(void *ctx, const struct fw_event *event);
 
 struct fw_tracer;
 
-/* Opens, sets the configuration and map sizes from cfg, loads and attaches.
- * btf_path NULL: the running kernel's /sys/kernel/btf/vmlinux. Returns 0, or
- * -errno with *failed set. */
-int fw_tracer_start(const struct fw_config *cfg, const char *btf_path,
+/* Opens, sets the configuration and map sizes from cfg, loads and attaches
+ * the program `attach` names (the other is not loaded). btf_path NULL: the
+ * running kernel's /sys/kernel/btf/vmlinux. Returns 0, or -errno with *failed
+ * set. */
+int fw_tracer_start(const struct fw_config *cfg, const char *btf_path, enum fw_attach attach,
 		    struct fw_tracer **out, enum fw_stage *failed);
 /* Waits up to timeout_ms for a wakeup, then hands everything queued to fn
  * (records are submitted without wakeups, so the timeout is the latency bound).

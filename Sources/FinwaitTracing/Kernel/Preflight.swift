@@ -1,18 +1,47 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CFinwaitBPF
 import FinwaitCore
 import SystemPackage
+
+/// What the kernel can do, asked of the kernel itself rather than read from
+/// its version. A seam: tests feed answers a kernel here cannot give.
+public struct KernelProbes: Sendable {
+  /// Whether the kernel creates a BPF ring buffer; nil when it cannot be
+  /// told (creating a map needs privileges the checks after this one name).
+  public var ringBuffer: @Sendable () -> Bool?
+  /// Whether the kernel's own BTF has the type a tp_btf program on
+  /// inet_sock_set_state attaches to.
+  public var tpBTF: @Sendable () -> Bool
+  public var release: @Sendable () -> String
+
+  public init(ringBuffer: @escaping @Sendable () -> Bool?, tpBTF: @escaping @Sendable () -> Bool,
+              release: @escaping @Sendable () -> String) {
+    self.ringBuffer = ringBuffer
+    self.tpBTF = tpBTF
+    self.release = release
+  }
+
+  public static let system = KernelProbes(
+    ringBuffer: {
+      let answer = fw_probe_ringbuf()
+      return answer < 0 ? nil : answer == 1
+    },
+    tpBTF: { fw_probe_tp_btf() == 1 },
+    release: { Preflight.kernelRelease() })
+}
 
 /// Checks made before libbpf is asked for anything, so the common failures
 /// get a precise message instead of a verifier log.
 public enum Preflight {
   public static let defaultBTFPath = "/sys/kernel/btf/vmlinux"
-  /// BPF ring buffers (5.8) are the newest feature the program cannot do without.
+  /// BPF ring buffers (5.8) are the newest feature the program cannot do
+  /// without; the release is only read when the probe cannot answer.
   public static let minimumKernel = (major: 5, minor: 8)
 
-  public static func check(btfPath: String?) throws(FinwaitError) {
-    try checkKernel(release: kernelRelease())
+  public static func check(btfPath: String?, probes: KernelProbes = .system) throws(FinwaitError) {
+    try checkKernel(ringBuffer: probes.ringBuffer(), release: probes.release())
     let btf = btfPath ?? defaultBTFPath
     if access(btf, R_OK) != 0 { throw .noBTF(path: btf) }
     if let btfPath {
@@ -62,6 +91,16 @@ public enum Preflight {
     }
   }
 
+  /// The ring buffer probe decides; its release is the message's detail.
+  public static func checkKernel(ringBuffer: Bool?, release: String) throws(FinwaitError) {
+    switch ringBuffer {
+    case true?: return
+    case false?: throw .kernelTooOld(release: release)
+    case nil: try checkKernel(release: release)
+    }
+  }
+
+  /// For when the probe cannot answer: the release decides.
   public static func checkKernel(release: String) throws(FinwaitError) {
     // An unparsable release is left for libbpf to judge rather than refused.
     guard let v = ProcText.kernelVersion(ofRelease: release) else { return }

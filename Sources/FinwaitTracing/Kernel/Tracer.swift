@@ -7,15 +7,64 @@ import SystemPackage
 public final class Tracer: RecordSource {
   private var tracer: OpaquePointer?
 
-  /// Opens, configures, loads and attaches the embedded program.
+  /// The program loaded and attached.
+  public let program: AttachProgram
+  public var attachProgram: AttachProgram? { program }
+
+  /// Opens, configures, loads and attaches the embedded object's `program`.
   /// `btfPath`: kernel BTF to use instead of /sys/kernel/btf/vmlinux.
-  public init(config: KernelConfig, btfPath: String?) throws(FinwaitError) {
+  public init(config: KernelConfig, btfPath: String?, program: AttachProgram) throws(FinwaitError) {
     var failed = FW_STAGE_NONE
     var handle: OpaquePointer?
     var raw = config.raw
-    let err: Int32 = withOptionalCString(btfPath) { btf in fw_tracer_start(&raw, btf, &handle, &failed) }
+    let attach = program == .tpBTF ? FW_ATTACH_TP_BTF : FW_ATTACH_TRACEPOINT
+    let err: Int32 = withOptionalCString(btfPath) { btf in fw_tracer_start(&raw, btf, attach, &handle, &failed) }
     if err != 0 { throw Self.error(-err, at: failed, btfPath: btfPath, config: config) }
     tracer = handle
+    self.program = program
+  }
+
+  /// The program `mode` and the kernel's probes choose, started; with `auto`,
+  /// a tp_btf program the kernel will not load or attach falls back to the
+  /// classic tracepoint (tracefs mounted for the attach if no one did).
+  /// `note` gets one line per decision, for --verbose.
+  public static func start(
+    config: KernelConfig, btfPath: String?, mode: AttachMode, probes: KernelProbes = .system,
+    note: (String) -> Void
+  ) throws(FinwaitError) -> Tracer {
+    let available = probes.tpBTF()
+    guard var program = mode.first(tpBTFAvailable: available) else {
+      throw .attachUnavailable(
+        "--attach tp_btf: the kernel has no BTF for tracepoint inet_sock_set_state (\(Preflight.defaultBTFPath) "
+          + "missing or without btf_trace_inet_sock_set_state); use --attach tracepoint or auto")
+    }
+    if mode == .auto && !available {
+      note("no kernel BTF for tp_btf/inet_sock_set_state at \(Preflight.defaultBTFPath): using the classic tracepoint")
+    }
+    while true {
+      do throws(FinwaitError) {
+        return try startOne(config: config, btfPath: btfPath, program: program, note: note)
+      } catch {
+        // Permissions, sizes and --btf files fail the same either way: only
+        // what libbpf or the kernel refused at load or attach falls back.
+        var fallsBack = false
+        if case .bpf = error { fallsBack = true }
+        if case .bpfDetail = error { fallsBack = true }
+        guard fallsBack, let next = mode.next(after: program) else { throw error }
+        note("tp_btf did not start (\(error.message)); trying the classic tracepoint")
+        program = next
+      }
+    }
+  }
+
+  private static func startOne(
+    config: KernelConfig, btfPath: String?, program: AttachProgram, note: (String) -> Void
+  ) throws(FinwaitError) -> Tracer {
+    guard program == .tracepoint else { return try Tracer(config: config, btfPath: btfPath, program: program) }
+    let mounted = try Tracefs.mountIfNeeded()
+    if let mounted { note("mounted tracefs at \(mounted) to attach the classic tracepoint (unmounted once attached)") }
+    defer { if let mounted { Tracefs.unmount(mounted) } }
+    return try Tracer(config: config, btfPath: btfPath, program: program)
   }
 
   /// What a failed start means for the user, in one line.

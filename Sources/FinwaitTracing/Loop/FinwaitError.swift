@@ -8,6 +8,11 @@ public enum FinwaitError: Error, Equatable {
   case noBTF(path: String)
   /// The running kernel predates what the BPF program needs.
   case kernelTooOld(release: String)
+  /// The kernel lacks what the requested attach program needs (`--attach tp_btf`
+  /// without the kernel's own BTF for the tracepoint).
+  case attachUnavailable(String)
+  /// tracefs could not be mounted for the classic tracepoint.
+  case tracefs(path: String, errno: Errno)
   /// `--btf` names a file libbpf cannot use as kernel BTF.
   case badBTF(path: String, reason: String)
   /// libbpf failed at a stage (open, load, attach, ring buffer).
@@ -27,7 +32,8 @@ public enum FinwaitError: Error, Equatable {
   public var exitCode: Int32 {
     switch self {
     case .invalidArgument: 64      // EX_USAGE, as swift-argument-parser uses for bad flags
-    case .kernelTooOld: 69         // EX_UNAVAILABLE
+    case .kernelTooOld, .attachUnavailable: 69 // EX_UNAVAILABLE
+    case let .tracefs(_, errno): errno == .notPermitted || errno == .permissionDenied ? 77 : 69
     case .bpf, .bpfDetail: 70      // EX_SOFTWARE
     case .diag, .listen: 71        // EX_OSERR
     case .noBTF, .badBTF: 72       // EX_OSFILE
@@ -43,7 +49,12 @@ public enum FinwaitError: Error, Equatable {
     case let .noBTF(path):
       "kernel BTF not found at \(path): finwait needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (Linux 5.8+ with BTF)"
     case let .kernelTooOld(release):
-      "kernel \(release) is too old: finwait needs Linux 5.8 or newer (BPF ring buffer, tp_btf)"
+      "kernel \(release) is too old: finwait needs Linux 5.8 or newer (BPF ring buffer)"
+    case let .attachUnavailable(detail):
+      detail
+    case let .tracefs(path, errno):
+      "cannot mount tracefs at \(path) for the classic tracepoint: \(errno) (errno \(errno.rawValue)); "
+        + "mount it beforehand (mount -t tracefs tracefs \(path)) or grant CAP_SYS_ADMIN"
     case let .badBTF(path, reason):
       "--btf \(path) is not usable kernel BTF (\(reason)): pass a raw BTF file or an ELF file with a .BTF section, such as /sys/kernel/btf/vmlinux"
     case let .bpfDetail(stage, detail):

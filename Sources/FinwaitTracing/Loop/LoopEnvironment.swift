@@ -71,8 +71,15 @@ public struct LoopEnvironment {
     }
     try err.flush()
     let btfPath = configuration.btfPath
+    let attach = configuration.attach
+    // --verbose: how the program was attached, once.
+    let note: (String) -> Void = { line in if verbose { try? err.write("finwait: \(line)") } }
     var env = LoopEnvironment(
-      openSource: { (kernel) throws(FinwaitError) in try Tracer(config: kernel, btfPath: btfPath) },
+      openSource: { (kernel) throws(FinwaitError) in
+        let tracer = try Tracer.start(config: kernel, btfPath: btfPath, mode: attach, note: note)
+        note("attached: \(tracer.program == .tpBTF ? "tp_btf/inet_sock_set_state" : "tracepoint/sock/inet_sock_set_state")")
+        return tracer
+      },
       reconciliation: reconciliation, processes: ProcfsImages(), workloads: Workloads(),
       clock: monotonicNow, wallClock: .now(), stopRequested: { fw_stop_requested() != 0 },
       stdout: LineOutput.standardOutput, stderr: err, readiness: readiness)

@@ -28,9 +28,13 @@ public protocol RecordSource: AnyObject {
   func stack(_ id: Int16) -> [UInt64]
   /// The user stack words noted with stack `id`'s first capture; empty if none.
   func stackTop(_ id: Int16) -> [UInt64]
+  /// The kernel program records come from; nil for a scripted source.
+  var attachProgram: AttachProgram? { get }
 }
 
 extension RecordSource {
+  public var attachProgram: AttachProgram? { nil }
+
   /// Moves the histograms the kernel counted since the last call into `intervals`.
   public func takeHistograms(into intervals: inout IntervalHistograms) {
     takeHistograms { key, slots, _ in intervals.add(kernel: key, slots: slots) }

@@ -35,6 +35,8 @@ public final class TracingLoop {
     public var kernel = KernelConfig()
     /// Kernel BTF to use instead of /sys/kernel/btf/vmlinux.
     public var btfPath: String?
+    /// `--attach`: tp_btf, the classic tracepoint, or whichever the probes allow.
+    public var attach = AttachMode.auto
     /// nil: stuck warnings off.
     public var stuckAfter: UInt64?
     /// Stop after this long; nil: until a signal or the mode stops.

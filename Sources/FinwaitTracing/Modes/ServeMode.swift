@@ -105,7 +105,8 @@ public final class ServeMode: TracingMode {
     self.loop = loop
     registry.makeGauge(
       name: Metric.buildInfo.name,
-      labels: [(MetricLabel.version, Build.version), (MetricLabel.kernel, Preflight.kernelRelease())],
+      labels: [(MetricLabel.version, Build.version), (MetricLabel.kernel, Preflight.kernelRelease())]
+        + (loop.source.attachProgram.map { [(MetricLabel.attach, $0.rawValue)] } ?? []),
       help: Metric.buildInfo.help
     ).set(1.0)
     oldest = registry.makeGauge(name: Metric.oldest.name, help: Metric.oldest.help)
