@@ -4,8 +4,9 @@
  * object through finwait's own C lifecycle (Sources/CFinwaitBPF/tracer.c,
  * built here against an arm64 skeleton), drives one shutdown(SHUT_WR) and
  * one close() connection through FIN_WAIT2 with fwdrive, and checks their
- * ring-buffer records field by field: twice, the second time with the
- * closer's registers read the way kernels before 5.15 need. Then loads `finwait doctor`'s
+ * ring-buffer records field by field: three times, through tp_btf, through
+ * tp_btf with the closer's registers read the way kernels before 5.15 need,
+ * and through the classic tracepoint. Then loads `finwait doctor`'s
  * iterator (bpf/sockets.bpf.c, through sockets.c) and finds a listener in it.
  *
  * usage: fwprove FWDRIVE PORT
@@ -185,11 +186,12 @@ static void prove_sockets(int port)
 
 static const char *const stages[] = { "none", "open", "load", "attach", "ringbuf" };
 
-/* Loads the tracer, drives both connections and checks their records. With
- * `regs_from_stack`, the closer's registers are read where kernels before
- * 5.15 have them, at the top of its kernel stack (bpf/regs.bpf.h), instead
- * of through bpf_task_pt_regs: check names then start with "stack_top.". */
-static void prove_tracer(const char *fwdrive, int port, int regs_from_stack)
+/* Loads the tracer, drives both connections and checks their records.
+ * `prefix` starts the check names of each way of running it: `attach`, the
+ * program to attach; with `regs_from_stack`, the closer's registers are read
+ * where kernels before 5.15 have them, at the top of its kernel stack
+ * (bpf/regs.bpf.h), instead of through bpf_task_pt_regs. */
+static void prove_tracer(const char *prefix, const char *fwdrive, int port, enum fw_attach attach, int regs_from_stack)
 {
 	struct fw_config cfg = {
 		.hist_unit_ns = 1000,
@@ -198,14 +200,13 @@ static void prove_tracer(const char *fwdrive, int port, int regs_from_stack)
 		.wakeup_bytes = FW_DEFAULT_WAKEUP_BYTES,
 		.regs_from_stack = regs_from_stack,
 	};
-	const char *prefix = regs_from_stack ? "stack_top." : "";
 	struct fw_tracer *t;
 	enum fw_stage failed;
 	int err, pids[2], ports[2];
 	char name[96], label[64];
 
 	memset(scenarios, 0, sizeof(scenarios));
-	err = fw_tracer_start(&cfg, NULL, &t, &failed);
+	err = fw_tracer_start(&cfg, NULL, attach, &t, &failed);
 	if (err) {
 		char msg[128];
 
@@ -217,7 +218,8 @@ static void prove_tracer(const char *fwdrive, int port, int regs_from_stack)
 	snprintf(name, sizeof(name), "%sload", prefix);
 	check(1, name, "the verifier passed the program, maps created");
 	snprintf(name, sizeof(name), "%sattach", prefix);
-	check(1, name, "tp_btf/inet_sock_set_state attached, ring buffer open");
+	check(1, name, "%s attached, ring buffer open",
+	      attach == FW_ATTACH_TP_BTF ? "tp_btf/inet_sock_set_state" : "tracepoint/sock/inet_sock_set_state");
 
 	const char *names[2] = { "shutdown_wr", "close" };
 
@@ -286,8 +288,10 @@ int main(int argc, char **argv)
 
 	/* libbpf's messages (the verifier log among them) only when it fails. */
 	fw_set_libbpf_verbose(getenv("FWPROVE_VERBOSE") != NULL);
-	prove_tracer(argv[1], port, 0);
-	prove_tracer(argv[1], port + 3, 1);
+	prove_tracer("", argv[1], port, FW_ATTACH_TP_BTF, 0);
+	prove_tracer("stack_top.", argv[1], port + 10, FW_ATTACH_TP_BTF, 1);
+	/* The classic tracepoint's id is read from tracefs: init mounts it. */
+	prove_tracer("tracepoint.", argv[1], port + 20, FW_ATTACH_TRACEPOINT, 0);
 	prove_sockets(port + 2);
 	printf("fwprove: %d check(s) failed\n", failures);
 	return failures ? 1 : 0;
