@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,7 +130,7 @@ void fw_tracer_counters(const struct fw_tracer *t, struct fw_counters *out)
 	*out = t->skel->bss->counters;
 }
 
-__u64 fw_tracer_recursion_misses(const struct fw_tracer *t)
+int fw_tracer_recursion_misses(const struct fw_tracer *t, __u64 *out)
 {
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
@@ -137,10 +138,20 @@ __u64 fw_tracer_recursion_misses(const struct fw_tracer *t)
 
 	/* A transition that fires while the program already runs on this CPU
 	 * (softirq interrupting it in process context) is skipped by the kernel:
-	 * it can only be counted, from the program's info (5.12+, else 0). */
+	 * it can only be counted, from the program's info. The kernel writes
+	 * back how much of the struct it knows: before 5.12, not this field. */
+	*out = 0;
 	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
-		return 0;
-	return info.recursion_misses;
+		return -errno;
+	if (len < offsetof(struct bpf_prog_info, recursion_misses) + sizeof(info.recursion_misses))
+		return -EOPNOTSUPP;
+	*out = info.recursion_misses;
+	return 0;
+}
+
+int fw_probe_task_pt_regs(void)
+{
+	return libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, NULL);
 }
 
 /* One entry at a time: kernels before 5.6 have no batch lookups. */

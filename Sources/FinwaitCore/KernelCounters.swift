@@ -12,6 +12,9 @@ public struct KernelCounters: Sendable, Equatable {
   /// running on that CPU (a softirq interrupted it). Each may be a lost start
   /// or end.
   public var recursionMisses: UInt64
+  /// Whether the kernel counts those at all (Linux 5.12+ for tp_btf): if
+  /// not, `recursion_misses` is shown as unknown, never as 0.
+  public var recursionMissesCounted = true
   /// `finwait hist`: dwells not counted because the histogram map was full.
   public var histFull: UInt64 = 0
   /// `--stack`: closers whose stack was not kept (its bucket in the stack

@@ -53,9 +53,15 @@ public struct LossAccount: Sendable, Equatable {
     }
   }
 
+  /// Whether this kernel counts `counter`; one it does not is shown as
+  /// unknown (`n/a`, JSON null, no metric), never as 0.
+  public func isCounted(_ counter: Counter) -> Bool {
+    counter != .recursionMisses || kernel.recursionMissesCounted
+  }
+
   /// `ringbuf_drops 0, map_full 0, ...`: every counter, in one order.
   public var text: String {
-    Counter.allCases.map { "\($0.rawValue) \(self[$0])" }.joined(separator: ", ")
+    Counter.allCases.map { "\($0.rawValue) \(isCounted($0) ? "\(self[$0])" : "n/a")" }.joined(separator: ", ")
   }
 
   /// Only the counters above 0 (`none` if there are none): where space is short.
@@ -66,6 +72,8 @@ public struct LossAccount: Sendable, Equatable {
 
   /// Adds every counter to a JSON object under its name.
   public func add(to o: inout JSONObject) {
-    for counter in Counter.allCases { o.add(counter.rawValue, number: self[counter]) }
+    for counter in Counter.allCases {
+      if isCounted(counter) { o.add(counter.rawValue, number: self[counter]) } else { o.addNull(counter.rawValue) }
+    }
   }
 }

@@ -77,4 +77,22 @@ final class SummaryTests: XCTestCase {
     let all = try XCTUnwrap(json["dwell_percentiles_us"] as? [String: Int])
     XCTAssertGreaterThanOrEqual(all["p50"] ?? 0, 500_000)
   }
+
+  /// A counter the kernel does not keep reads n/a (text) and null (JSON), never 0.
+  func testAnUncountedLossIsUnknownNotZero() throws {
+    var kernel = KernelCounters(ringbufDrops: 2)
+    kernel.recursionMissesCounted = false
+    let losses = LossAccount(kernel: kernel)
+    XCTAssertFalse(losses.isCounted(.recursionMisses))
+    XCTAssertTrue(losses.isCounted(.ringbufDrops))
+    XCTAssertTrue(losses.text.contains("recursion_misses n/a"), losses.text)
+    XCTAssertTrue(losses.text.contains("ringbuf_drops 2"), losses.text)
+    let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(Summary().json(losses: losses, tracedFor: 1).utf8)) as? [String: Any])
+    XCTAssertTrue(json["recursion_misses"] is NSNull, "\(json)")
+    XCTAssertEqual(json["ringbuf_drops"] as? Int, 2)
+
+    kernel.recursionMissesCounted = true
+    kernel.recursionMisses = 0
+    XCTAssertTrue(LossAccount(kernel: kernel).text.contains("recursion_misses 0"))
+  }
 }

@@ -66,4 +66,16 @@ final class SchemaTests: XCTestCase {
     XCTAssertEqual(check.status, 1, check.report)
     XCTAssertTrue(check.report.contains("extra"), check.report)
   }
+
+  /// A kernel that does not count skipped runs (before 5.12) gives null, not
+  /// 0; the schema takes it, and a string in its place still fails.
+  func testUncountedRecursionMissesAreNullInTheSchema() throws {
+    var kernel = KernelCounters(ringbufDrops: 1)
+    kernel.recursionMissesCounted = false
+    let line = Summary().json(losses: LossAccount(kernel: kernel), tracedFor: 1)
+    XCTAssertTrue(line.contains("\"recursion_misses\":null"), line)
+    try validateAgainstSchema([line])
+    let wrong = line.replacingOccurrences(of: "\"recursion_misses\":null", with: "\"recursion_misses\":\"n/a\"")
+    XCTAssertEqual(try schemaCheck([wrong]).status, 1)
+  }
 }

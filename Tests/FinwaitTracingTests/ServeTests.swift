@@ -125,7 +125,19 @@ final class ServeModeTests: XCTestCase {
     let m = metrics(mode)
     XCTAssertEqual(m["finwait_ringbuf_drops_total"], 14)
     XCTAssertEqual(m["finwait_map_full_total"], 0)
+    XCTAssertEqual(m["finwait_recursion_misses_total"], 0)
     XCTAssertFalse(mode.metrics.isReady, "not ready once stopped")
+  }
+
+  /// A kernel that does not count skipped runs (before 5.12): no series, not a 0.
+  func testALossTheKernelDoesNotCountHasNoSeries() throws {
+    let run = LoopRun([[]])
+    run.source.counters.recursionMissesCounted = false
+    let (mode, _) = serve(run)
+    try run.run(mode)
+    let m = metrics(mode)
+    XCTAssertNil(m["finwait_recursion_misses_total"], "\(m.keys.sorted())")
+    XCTAssertEqual(m["finwait_ringbuf_drops_total"], 0)
   }
 }
 

@@ -30,6 +30,10 @@ int fw_probe_tp_btf(void);
 /* Whether the kernel creates a BPF ring buffer (5.8): 1 yes, 0 no, -errno
  * if it could not be told (no privileges). */
 int fw_probe_ringbuf(void);
+/* Whether the kernel has bpf_task_pt_regs (5.15), which the program uses
+ * for the closer's registers (else it reads them itself, bpf/regs.bpf.h):
+ * 1 yes, 0 no, -errno. */
+int fw_probe_task_pt_regs(void);
 
 /* Called once per record; return non-zero to stop the current drain. */
 typedef int (*fw_record_fn)(void *ctx, const struct fw_event *event);
@@ -48,7 +52,9 @@ int fw_tracer_start(const struct fw_config *cfg, const char *btf_path, enum fw_a
 int fw_tracer_drain(struct fw_tracer *tracer, int timeout_ms, fw_record_fn fn, void *ctx);
 void fw_tracer_counters(const struct fw_tracer *tracer, struct fw_counters *out);
 /* Transitions the kernel skipped because the program was already running on that CPU. */
-__u64 fw_tracer_recursion_misses(const struct fw_tracer *t);
+/* Program runs the kernel skipped, into *out: 0, or -EOPNOTSUPP if the
+ * kernel does not count them (before 5.12), or -errno. */
+int fw_tracer_recursion_misses(const struct fw_tracer *t, __u64 *out);
 /* Calls fn with a copy of every entry of the kernel map, whatever its state. */
 int fw_tracer_tracked(struct fw_tracer *tracer, fw_record_fn fn, void *ctx);
 /* For a transition the program did not see (sock_diag shows the socket in

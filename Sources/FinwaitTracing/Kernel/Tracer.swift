@@ -129,7 +129,14 @@ public final class Tracer: RecordSource {
     guard let tracer else { return KernelCounters() }
     var raw = fw_counters()
     fw_tracer_counters(tracer, &raw)
-    return KernelCounters(raw, recursionMisses: fw_tracer_recursion_misses(tracer))
+    var misses: UInt64 = 0
+    var counters = KernelCounters(raw)
+    switch fw_tracer_recursion_misses(tracer, &misses) {
+    case 0: counters.recursionMisses = misses
+    case -Errno.notSupported.rawValue: counters.recursionMissesCounted = false
+    default: break  // a failed read: the last value is not kept, 0 is shown
+    }
+    return counters
   }
 
   /// Stops new records; what is queued can still be drained.

@@ -111,7 +111,9 @@ public final class ServeMode: TracingMode {
     ).set(1.0)
     oldest = registry.makeGauge(name: Metric.oldest.name, help: Metric.oldest.help)
     closeWaitPeers = registry.makeGauge(name: Metric.closeWaitPeers.name, help: Metric.closeWaitPeers.help)
-    for counter in LossAccount.Counter.allCases {
+    // A counter the kernel does not keep is no series at all: a 0 would say none happened.
+    let counted = LossAccount(kernel: loop.source.counters)
+    for counter in LossAccount.Counter.allCases where counted.isCounted(counter) {
       let metric = Metric.loss(counter)
       lossCounters.append((counter, registry.makeCounter(name: metric.name, help: metric.help)))
     }
@@ -151,7 +153,9 @@ public final class ServeMode: TracingMode {
     metrics.isReady = false
     exportLosses(losses)
     var metadata: Logger.Metadata = [:]
-    for counter in LossAccount.Counter.allCases { metadata[counter.rawValue] = "\(losses[counter])" }
+    for counter in LossAccount.Counter.allCases {
+      metadata[counter.rawValue] = losses.isCounted(counter) ? "\(losses[counter])" : "n/a"
+    }
     logger.info("detached", metadata: metadata)
   }
 
