@@ -14,6 +14,10 @@ final class AttachTests: XCTestCase {
     try Live.requireLive()
   }
 
+  /// How long a finwait that fails at start may take to exit: under QEMU's
+  /// software emulation (make test-kernel) a start alone took over 10 s.
+  static let exitBound = 60.0
+
   /// Before 5.15 (no bpf_task_pt_regs) the syscall, hence close's path, is
   /// not known on this branch: the path of a close is asserted only where
   /// the kernel has it. shutdown(SHUT_WR) is told from sk_shutdown everywhere.
@@ -120,13 +124,13 @@ final class AttachTests: XCTestCase {
     try assertBothPaths("tracepoint", arguments: ["--btf", saved], ports: (Live.port(124), Live.port(124) + 1), hideBTF: true)
 
     let noBTF = try FinwaitProcess(["--json"], wrapper: Self.isolated(hideBTF: true), waitForAttach: false)
-    XCTAssertEqual(try noBTF.waitForExit(), 72, noBTF.stderr.text)
+    XCTAssertEqual(try noBTF.waitForExit(Self.exitBound), 72, noBTF.stderr.text)
     XCTAssertEqual(noBTF.stderr.lines, ["finwait: error: kernel BTF not found at /sys/kernel/btf/vmlinux: finwait needs a kernel "
                                         + "built with CONFIG_DEBUG_INFO_BTF=y (Linux 5.8+ with BTF)"])
 
     let forced = try FinwaitProcess(["--json", "--btf", saved, "--attach", "tp_btf"], wrapper: Self.isolated(hideBTF: true),
                                     waitForAttach: false)
-    XCTAssertEqual(try forced.waitForExit(), 69, forced.stderr.text)
+    XCTAssertEqual(try forced.waitForExit(Self.exitBound), 69, forced.stderr.text)
     XCTAssertEqual(forced.stderr.lines.count, 1, forced.stderr.text)
     XCTAssertTrue(forced.stderr.text.hasPrefix("finwait: error: --attach tp_btf: the kernel has no BTF for tracepoint"), forced.stderr.text)
   }
@@ -137,7 +141,7 @@ final class AttachTests: XCTestCase {
     let finwait = try FinwaitProcess(
       ["--json", "--no-reconcile", "--attach", "tracepoint"],
       wrapper: Self.isolated(["/usr/bin/setpriv", "--bounding-set=-sys_admin"]), waitForAttach: false)
-    XCTAssertEqual(try finwait.waitForExit(), 77, finwait.stderr.text)
+    XCTAssertEqual(try finwait.waitForExit(Self.exitBound), 77, finwait.stderr.text)
     XCTAssertEqual(finwait.stderr.lines.count, 1, finwait.stderr.text)
     XCTAssertTrue(finwait.stderr.text.hasPrefix("finwait: error: cannot mount tracefs at /sys/kernel/tracing for the classic tracepoint"),
                   finwait.stderr.text)
