@@ -18,14 +18,6 @@ final class AttachTests: XCTestCase {
   /// software emulation (make test-kernel) a start alone took over 10 s.
   static let exitBound = 60.0
 
-  /// Before 5.15 (no bpf_task_pt_regs) the syscall, hence close's path, is
-  /// not known on this branch: the path of a close is asserted only where
-  /// the kernel has it. shutdown(SHUT_WR) is told from sk_shutdown everywhere.
-  static let kernelHasTaskPtRegs: Bool = {
-    let symbols = (try? String(contentsOfFile: "/proc/kallsyms", encoding: .utf8)) ?? ""
-    return symbols.contains(" bpf_task_pt_regs\n")
-  }()
-
   /// A private mount namespace, tracefs and debugfs unmounted in it, then `inner`.
   static func isolated(_ inner: [String] = [], hideBTF: Bool = false) -> [String] {
     let hide = hideBTF ? "mount -t tmpfs fwtest-nobtf /sys/kernel/btf && " : ""
@@ -90,10 +82,9 @@ final class AttachTests: XCTestCase {
     let close = try run("close", port: ports.1, holdMs: 300, arguments: arguments, wrapper: Self.isolated(hideBTF: hideBTF))
     XCTAssertTrue(close.stderr.contains(attached), close.stderr, file: file, line: line)
     let c = try connection(close, file: file, line: line)
-    if Self.kernelHasTaskPtRegs {
-      XCTAssertEqual(c["path"] as? String, "close", file: file, line: line)
-      XCTAssertEqual(c["syscall"] as? String, "close", file: file, line: line)
-    }
+    // Every kernel: before 5.15 the registers come from the kernel stack's top.
+    XCTAssertEqual(c["path"] as? String, "close", file: file, line: line)
+    XCTAssertEqual(c["syscall"] as? String, "close", file: file, line: line)
     XCTAssertEqual(c["orphaned_at_entry"] as? Bool, true, file: file, line: line)
     XCTAssertEqual(c["orphaned"] as? Bool, true, file: file, line: line)
     XCTAssertEqual(c["end"] as? String, "peer_fin", file: file, line: line)
