@@ -133,6 +133,7 @@ KERNEL_TESTS := LiveTests.ScenarioTests,LiveTests.AttachTests,LiveTests.Reconcil
 	LiveTests.StackTests/testTextLinesAndTheSummaryShowTheCallSite,$\
 	LiveTests.StackTests/testHistByStackCountsOneCallSiteAcrossProcesses,$\
 	LiveTests.StackTests/testExitAndExecHaveNoStackButStillTheirPath,$\
+	LiveTests.StackTests/testTheCallerIsRecoveredWithRegistersReadFromTheTopOfTheKernelStack,$\
 	LiveTests.ServeTests/testStuckSocketLogsOneLogfmtLine,$\
 	LiveTests.DoctorTests/testOrphanWithTCPLinger2AboveAMinuteEndsWhenLinger2Says,$\
 	LiveTests.DoctorTests/testLocalPeerInCloseWaitInAnotherNamespaceIsTheCulprit

@@ -46,7 +46,7 @@ final class PreflightTests: XCTestCase {
       let error = $0 as? FinwaitError
       XCTAssertEqual(error?.exitCode, 69)
       XCTAssertEqual(error?.message, "--attach tp_btf: the kernel has no BTF for tracepoint inet_sock_set_state "
-                     + "(/sys/kernel/btf/vmlinux missing or without btf_trace_inet_sock_set_state); use --attach tracepoint or auto")
+                     + "(/sys/kernel/btf/vmlinux missing); use --attach tracepoint or auto")
     }
     XCTAssertEqual(notes, [])
   }

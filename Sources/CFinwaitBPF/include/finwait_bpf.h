@@ -24,8 +24,8 @@ enum fw_attach {
 	FW_ATTACH_TRACEPOINT = 2, /* tracepoint/sock/inet_sock_set_state: needs tracefs */
 };
 
-/* Whether the running kernel's BTF (/sys/kernel/btf/vmlinux) has the type a
- * tp_btf program on inet_sock_set_state attaches to: 1 yes, 0 no, -errno. */
+/* Whether the running kernel has its own BTF (/sys/kernel/btf/vmlinux),
+ * which a tp_btf program needs: 1 yes, 0 no, -errno. */
 int fw_probe_tp_btf(void);
 /* Whether the kernel creates a BPF ring buffer (5.8): 1 yes, 0 no, -errno
  * if it could not be told (no privileges). */

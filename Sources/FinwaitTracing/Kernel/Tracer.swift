@@ -36,7 +36,7 @@ public final class Tracer: RecordSource {
     guard var program = mode.first(tpBTFAvailable: available) else {
       throw .attachUnavailable(
         "--attach tp_btf: the kernel has no BTF for tracepoint inet_sock_set_state (\(Preflight.defaultBTFPath) "
-          + "missing or without btf_trace_inet_sock_set_state); use --attach tracepoint or auto")
+          + "missing); use --attach tracepoint or auto")
     }
     if mode == .auto && !available {
       note("no kernel BTF for tp_btf/inet_sock_set_state at \(Preflight.defaultBTFPath): using the classic tracepoint")
