@@ -38,27 +38,6 @@ final class AttachTests: XCTestCase {
     return ScenarioRun(truth: truth, records: try finwait.jsonRecords(), exitStatus: status, stderr: finwait.stderr.text)
   }
 
-  /// The scenario's one record, owner checked, as ScenarioTests.connection does.
-  func connection(_ run: ScenarioRun, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
-    XCTAssertEqual(run.exitStatus, 0, run.stderr, file: file, line: line)
-    let records = run.connectionRecords
-    XCTAssertEqual(records.count, 1, "one record per connection: \(run.records)", file: file, line: line)
-    let r = try XCTUnwrap(records.first, "no record for port \(run.truth.clientPort): \(run.records)", file: file, line: line)
-    XCTAssertEqual(r["pid"] as? Int, run.truth.ownerPid, "owner pid", file: file, line: line)
-    XCTAssertEqual(r["comm"] as? String, run.truth.ownerComm, "owner comm", file: file, line: line)
-    XCTAssertEqual(run.records.filter { $0["type"] as? String == "fin_wait2" }.count, 1,
-                   "nothing but the active closer is reported", file: file, line: line)
-    XCTAssertEqual(run.summary?["ringbuf_drops"] as? Int, 0, file: file, line: line)
-    return r
-  }
-
-  func assertDwell(_ ns: Any?, near holdMs: Int, file: StaticString = #filePath, line: UInt = #line) {
-    guard let ns = ns as? Int else { return XCTFail("no dwell: \(String(describing: ns))", file: file, line: line) }
-    let ms = ns / 1_000_000
-    XCTAssertGreaterThanOrEqual(ms, holdMs - ScenarioTests.toleranceBelowMs, "dwell \(ms) ms", file: file, line: line)
-    XCTAssertLessThanOrEqual(ms, holdMs + ScenarioTests.toleranceAboveMs, "dwell \(ms) ms", file: file, line: line)
-  }
-
   /// An attached shutdown(SHUT_WR) and an orphaned close(), each ended by the
   /// local peer after the hold, recorded through `program`.
   func assertBothPaths(_ program: String, arguments: [String], ports: (Int, Int), hideBTF: Bool = false,
@@ -71,7 +50,7 @@ final class AttachTests: XCTestCase {
     if program == "tracepoint" {
       XCTAssertTrue(shutdown.stderr.contains("mounted tracefs at /sys/kernel/tracing"), shutdown.stderr, file: file, line: line)
     }
-    let s = try connection(shutdown, file: file, line: line)
+    let s = try shutdown.onlyConnectionRecord(file: file, line: line)
     XCTAssertEqual(s["path"] as? String, "shutdown_wr", file: file, line: line)
     XCTAssertEqual(s["orphaned"] as? Bool, false, file: file, line: line)
     XCTAssertEqual(s["end"] as? String, "peer_fin", file: file, line: line)
@@ -81,7 +60,7 @@ final class AttachTests: XCTestCase {
 
     let close = try run("close", port: ports.1, holdMs: 300, arguments: arguments, wrapper: Self.isolated(hideBTF: hideBTF))
     XCTAssertTrue(close.stderr.contains(attached), close.stderr, file: file, line: line)
-    let c = try connection(close, file: file, line: line)
+    let c = try close.onlyConnectionRecord(file: file, line: line)
     // Every kernel: before 5.15 the registers come from the kernel stack's top.
     XCTAssertEqual(c["path"] as? String, "close", file: file, line: line)
     XCTAssertEqual(c["syscall"] as? String, "close", file: file, line: line)

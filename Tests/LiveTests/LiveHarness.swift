@@ -285,6 +285,34 @@ struct ScenarioRun {
   }
 }
 
+extension ScenarioRun {
+  /// The single fin_wait2 record of the driver's connection, owner checked;
+  /// finwait exited 0, the passive side gave no record, nothing was dropped.
+  func onlyConnectionRecord(file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+    XCTAssertEqual(exitStatus, 0, stderr, file: file, line: line)
+    XCTAssertEqual(connectionRecords.count, 1, "one record per connection: \(records)", file: file, line: line)
+    let r = try XCTUnwrap(connectionRecords.first, "no record for port \(truth.clientPort): \(records)", file: file, line: line)
+    XCTAssertEqual(r["pid"] as? Int, truth.ownerPid, "owner pid", file: file, line: line)
+    XCTAssertEqual(r["comm"] as? String, truth.ownerComm, "owner comm", file: file, line: line)
+    XCTAssertNotNil(r["cgroup_id"] as? Int, file: file, line: line)
+    // The passive side (CLOSE_WAIT -> LAST_ACK) never yields a record.
+    XCTAssertEqual(records.filter { $0["type"] as? String == "fin_wait2" }.count, 1,
+                   "nothing but the active closer is reported", file: file, line: line)
+    XCTAssertEqual(summary?["ringbuf_drops"] as? Int, 0, file: file, line: line)
+    return r
+  }
+}
+
+/// The driver holds FIN_WAIT2 for `holdMs` with nanosleep; the measured dwell
+/// must lie within [holdMs - 50 ms, holdMs + 150 ms] (FIN_WAIT2 begins when
+/// our FIN is ACKed, a few ms after shutdown()).
+func assertDwell(_ ns: Any?, near holdMs: Int, file: StaticString = #filePath, line: UInt = #line) {
+  guard let ns = ns as? Int else { return XCTFail("no dwell: \(String(describing: ns))", file: file, line: line) }
+  let ms = ns / 1_000_000
+  XCTAssertGreaterThanOrEqual(ms, holdMs - 50, "dwell \(ms) ms", file: file, line: line)
+  XCTAssertLessThanOrEqual(ms, holdMs + 150, "dwell \(ms) ms", file: file, line: line)
+}
+
 /// A network namespace of the test's own (`ip netns add`), removed when released.
 final class TestNamespace {
   let name: String

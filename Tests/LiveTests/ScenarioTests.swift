@@ -3,40 +3,15 @@ import XCTest
 
 /// Each test loads the real BPF program (through finwait) and drives one
 /// real loopback connection through a FIN path, then checks owner, path,
-/// orphaned/attached, end and dwell against what the driver did.
-///
-/// Dwell tolerance: the driver holds FIN_WAIT2 for `holdMs` with nanosleep;
-/// the measured dwell must lie within [holdMs - 50 ms, holdMs + 150 ms]
-/// (FIN_WAIT2 begins when our FIN is ACKed, a few ms after shutdown()).
+/// orphaned/attached, end and dwell against what the driver did
+/// (`ScenarioRun.onlyConnectionRecord`, `assertDwell` in LiveHarness.swift).
 final class ScenarioTests: XCTestCase {
-  static let toleranceBelowMs = 50
-  static let toleranceAboveMs = 150
-
   override func setUpWithError() throws {
     try Live.requireLive()
   }
 
-  /// The single fin_wait2 record of the scenario's connection, owner checked.
   func connection(_ run: ScenarioRun, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
-    XCTAssertEqual(run.exitStatus, 0, run.stderr, file: file, line: line)
-    let records = run.connectionRecords
-    XCTAssertEqual(records.count, 1, "one record per connection: \(run.records)", file: file, line: line)
-    let r = try XCTUnwrap(records.first, "no record for port \(run.truth.clientPort): \(run.records)", file: file, line: line)
-    XCTAssertEqual(r["pid"] as? Int, run.truth.ownerPid, "owner pid", file: file, line: line)
-    XCTAssertEqual(r["comm"] as? String, run.truth.ownerComm, "owner comm", file: file, line: line)
-    XCTAssertNotNil(r["cgroup_id"] as? Int, file: file, line: line)
-    // The passive side (CLOSE_WAIT -> LAST_ACK) never yields a record.
-    XCTAssertEqual(run.records.filter { $0["type"] as? String == "fin_wait2" }.count, 1,
-                   "nothing but the active closer is reported", file: file, line: line)
-    XCTAssertEqual(run.summary?["ringbuf_drops"] as? Int, 0, file: file, line: line)
-    return r
-  }
-
-  func assertDwell(_ ns: Any?, near holdMs: Int, file: StaticString = #filePath, line: UInt = #line) {
-    guard let ns = ns as? Int else { return XCTFail("no dwell: \(String(describing: ns))", file: file, line: line) }
-    let ms = ns / 1_000_000
-    XCTAssertGreaterThanOrEqual(ms, holdMs - Self.toleranceBelowMs, "dwell \(ms) ms", file: file, line: line)
-    XCTAssertLessThanOrEqual(ms, holdMs + Self.toleranceAboveMs, "dwell \(ms) ms", file: file, line: line)
+    try run.onlyConnectionRecord(file: file, line: line)
   }
 
   func testShutdownWriteThenPeerClosesAfter300ms() throws {
