@@ -69,8 +69,20 @@ final class AttachTests: XCTestCase {
     XCTAssertEqual(c["end"] as? String, "peer_fin", file: file, line: line)
     XCTAssertNil(c["dwell_lower_bound"], file: file, line: line)
     assertDwell(c["dwell_ns"], near: 300, file: file, line: line)
-    XCTAssertEqual(c["peer_pid"] as? Int, close.truth.ownerPid, "the local peer that closed", file: file, line: line)
     XCTAssertEqual(c["peer_closed"] as? Bool, true, file: file, line: line)
+    // The peer is named by the program's run at its close. The classic
+    // tracepoint shares one per-CPU guard with every kprobe and tracepoint
+    // program and with BPF map syscalls (finwait's own map audit among them):
+    // a run that meets it is skipped, so the end is then seen in the timewait
+    // socket, without the peer. Such a skip must show in recursion_misses
+    // (null where the kernel cannot count them); an unnamed peer without one
+    // is a defect.
+    let misses = close.summary?["recursion_misses"]
+    let skipped = misses is NSNull || (misses as? Int ?? 0) > 0
+    if !(program == "tracepoint" && c["peer_pid"] is NSNull && skipped) {
+      XCTAssertEqual(c["peer_pid"] as? Int, close.truth.ownerPid, "the local peer that closed (recursion_misses \(String(describing: misses)))",
+                     file: file, line: line)
+    }
   }
 
   func testForcedClassicTracepointRecordsBothPaths() throws {
