@@ -78,9 +78,12 @@ public struct LoopEnvironment {
       openSource: { (kernel) throws(FinwaitError) in
         let tracer = try Tracer.start(config: kernel, btfPath: btfPath, mode: attach, note: note)
         note("attached: \(tracer.program == .tpBTF ? "tp_btf/inet_sock_set_state" : "tracepoint/sock/inet_sock_set_state")")
-        note(fw_probe_task_pt_regs() == 1
-          ? "the closer's registers (path, syscall, --stack's recovered frame): bpf_task_pt_regs"
-          : "the closer's registers (path, syscall, --stack's recovered frame): read at the top of its kernel stack (no bpf_task_pt_regs before Linux 5.15)")
+        // The probe loads a small program: only when its answer is printed.
+        if verbose {
+          note(fw_probe_task_pt_regs() == 1
+            ? "the closer's registers (path, syscall, --stack's recovered frame): bpf_task_pt_regs"
+            : "the closer's registers (path, syscall, --stack's recovered frame): read at the top of its kernel stack (no bpf_task_pt_regs before Linux 5.15)")
+        }
         if !tracer.counters.recursionMissesCounted {
           warn("this kernel does not count the state changes it skips while the program runs (Linux 5.12+ does): recursion_misses is unknown (n/a)")
         } else if tracer.program == .tracepoint {
