@@ -283,30 +283,40 @@ int fw_tracer_take_hists(struct fw_tracer *t, fw_hist_fn fn, void *ctx)
 	return n;
 }
 
-int fw_tracer_stack_note(struct fw_tracer *t, __s16 id, struct fw_stack_note *note)
+static int read_stack_note(int fd, __s16 id, struct fw_stack_note *note)
 {
 	__u32 key = (__u32)id;
 
-	if (id < 0)
+	if (id < 0 || fd < 0)
 		return -ENOENT;
-	return bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.stack_notes), &key, note) ? -errno : 0;
+	return bpf_map_lookup_elem(fd, &key, note) ? -errno : 0;
 }
 
-int fw_tracer_stack(struct fw_tracer *t, __s16 id, __u64 *ips, int max)
+static int read_stack(int fd, __s16 id, __u64 *ips, int max)
 {
 	__u64 frames[FW_STACK_DEPTH] = {};
 	__u32 key = (__u32)id;
 	int n = 0;
 
-	if (id < 0)
+	if (id < 0 || fd < 0)
 		return -ENOENT;
-	if (bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.stacks), &key, frames))
+	if (bpf_map_lookup_elem(fd, &key, frames))
 		return -errno;
 	while (n < FW_STACK_DEPTH && n < max && frames[n]) {
 		ips[n] = frames[n];
 		n++;
 	}
 	return n;
+}
+
+int fw_tracer_stack_note(struct fw_tracer *t, __s16 id, struct fw_stack_note *note)
+{
+	return read_stack_note(bpf_map__fd(t->skel->maps.stack_notes), id, note);
+}
+
+int fw_tracer_stack(struct fw_tracer *t, __s16 id, __u64 *ips, int max)
+{
+	return read_stack(bpf_map__fd(t->skel->maps.stacks), id, ips, max);
 }
 
 void fw_tracer_detach(struct fw_tracer *t)
@@ -321,4 +331,156 @@ void fw_tracer_stop(struct fw_tracer *t)
 	ring_buffer__free(t->rb);
 	finwait_bpf__destroy(t->skel);
 	free(t);
+}
+
+/*
+ * Tracers other processes run (`finwait doctor`). A finwait program is
+ * named after the tracepoint; its per-socket map is what makes it ours: a
+ * map named "socks" whose BTF value type is struct fw_event of this size.
+ */
+static const char running_prog_prefix[] = "inet_sock_set_s"; /* BPF_OBJ_NAME_LEN - 1 */
+
+static int map_info(int fd, struct bpf_map_info *info)
+{
+	__u32 len = sizeof(*info);
+
+	memset(info, 0, sizeof(*info));
+	return bpf_obj_get_info_by_fd(fd, info, &len) ? -errno : 0;
+}
+
+static int is_event_map(const struct bpf_map_info *info)
+{
+	struct btf *btf;
+	const struct btf_type *type;
+	int ours = 0;
+
+	if (strcmp(info->name, "socks") || info->type != BPF_MAP_TYPE_HASH ||
+	    info->key_size != sizeof(__u64) || info->value_size != sizeof(struct fw_event) || !info->btf_id)
+		return 0;
+	btf = btf__load_from_kernel_by_id(info->btf_id);
+	if (!btf)
+		return 0;
+	type = btf__type_by_id(btf, info->btf_value_type_id);
+	ours = type && btf_is_struct(type) && !strcmp(btf__name_by_offset(btf, type->name_off), "fw_event");
+	btf__free(btf);
+	return ours;
+}
+
+/* Fills r from one program's maps; 1 if the program is a finwait tracer. */
+static int take_maps(const __u32 *ids, __u32 n, struct fw_running *r)
+{
+	struct bpf_map_info info;
+
+	r->socks_fd = r->stacks_fd = r->notes_fd = -1;
+	for (__u32 i = 0; i < n; i++) {
+		int fd = bpf_map_get_fd_by_id(ids[i]), *slot = NULL;
+
+		if (fd < 0)
+			continue;
+		if (!map_info(fd, &info)) {
+			if (r->socks_fd < 0 && is_event_map(&info)) {
+				slot = &r->socks_fd;
+				r->socks_id = info.id;
+			} else if (!strcmp(info.name, "stacks") && info.type == BPF_MAP_TYPE_STACK_TRACE) {
+				slot = &r->stacks_fd;
+			} else if (!strcmp(info.name, "stack_notes") && info.value_size == sizeof(struct fw_stack_note)) {
+				slot = &r->notes_fd;
+			}
+		}
+		if (slot && *slot < 0)
+			*slot = fd;
+		else
+			close(fd);
+	}
+	if (r->socks_fd >= 0)
+		return 1;
+	fw_running_close(r);
+	return 0;
+}
+
+static int already(const struct fw_running *out, int n, __u32 socks_id)
+{
+	for (int i = 0; i < n; i++)
+		if (out[i].socks_id == socks_id)
+			return 1;
+	return 0;
+}
+
+/* The ids of the maps program fd uses (a second call, as bpftool makes). */
+static int prog_maps(int fd, __u32 *ids, __u32 max)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) ||
+	    strncmp(info.name, running_prog_prefix, sizeof(running_prog_prefix) - 1) || !info.nr_map_ids)
+		return 0;
+	__u32 nr = info.nr_map_ids < max ? info.nr_map_ids : max;
+
+	memset(&info, 0, sizeof(info));
+	info.nr_map_ids = nr;
+	info.map_ids = (__u64)(unsigned long)ids;
+	len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return nr < info.nr_map_ids ? nr : info.nr_map_ids;
+}
+
+int fw_running_find(struct fw_running *out, int max)
+{
+	__u32 id = 0, map_ids[64];
+	int n = 0, err = 0;
+
+	while (n < max) {
+		if (bpf_prog_get_next_id(id, &id)) {
+			if (errno != ENOENT) /* ENOENT: the last one */
+				err = -errno;
+			break;
+		}
+		int fd = bpf_prog_get_fd_by_id(id);
+
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue; /* unloaded meanwhile */
+			err = -errno;
+			break;
+		}
+		int maps = prog_maps(fd, map_ids, sizeof(map_ids) / sizeof(map_ids[0]));
+
+		close(fd);
+		out[n].prog_id = id;
+		if (maps && take_maps(map_ids, maps, &out[n])) {
+			if (already(out, n, out[n].socks_id))
+				fw_running_close(&out[n]);
+			else
+				n++;
+		}
+	}
+	return n ? n : err;
+}
+
+int fw_running_tracked(const struct fw_running *r, fw_record_fn fn, void *ctx)
+{
+	return walk(r->socks_fd, fn, ctx);
+}
+
+int fw_running_stack(const struct fw_running *r, __s16 id, __u64 *ips, int max)
+{
+	return read_stack(r->stacks_fd, id, ips, max);
+}
+
+int fw_running_stack_note(const struct fw_running *r, __s16 id, struct fw_stack_note *note)
+{
+	return read_stack_note(r->notes_fd, id, note);
+}
+
+void fw_running_close(struct fw_running *r)
+{
+	int *fds[] = { &r->socks_fd, &r->stacks_fd, &r->notes_fd };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
 }

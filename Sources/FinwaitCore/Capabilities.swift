@@ -45,7 +45,8 @@ public enum Capability: Int, Sendable, CaseIterable {
   /// What `finwait doctor` cannot read without it (it warns once with it).
   public var doctorWithoutIt: String? {
     switch self {
-    case .sysAdmin: "cannot enter other network namespaces: only its own is diagnosed"
+    case .sysAdmin:
+      "cannot enter other network namespaces (only its own is diagnosed) nor read a running finwait trace (no call sites)"
     case .sysPtrace: "cannot read other users' /proc/PID/fd: their sockets have no owner"
     case .netAdmin:
       "cannot read conntrack: peers behind a NAT are not found, and NAT entries about to expire are not flagged"

@@ -1,3 +1,5 @@
+import CFinwaitEvent
+
 /// `finwait doctor`: for every connection in FIN_WAIT2 (and every CLOSE_WAIT
 /// socket) on the node, why it is still there, whom to blame and what to
 /// change. Each verdict follows from what the kernel reports (sock_diag,
@@ -97,6 +99,47 @@ public protocol DoctorLookups {
   /// The conntrack entry of the connection, searched in `netns` then the node's.
   func conntrack(netns: UInt32, endpoints: Endpoints) -> ConntrackMatch?
   func program(of owner: Owner) -> KnownProgram?
+  /// What a finwait tracer running on the node saw of the connection; nil
+  /// when none runs or it did not see this one.
+  func traced(netns: UInt32, endpoints: Endpoints) -> TracedClose?
+}
+
+extension DoctorLookups {
+  public func traced(netns: UInt32, endpoints: Endpoints) -> TracedClose? { nil }
+}
+
+/// What a finwait tracer running on the node (`finwait trace`, `serve`, ...)
+/// saw of a connection still in FIN_WAIT2: the code path and syscall that
+/// sent its FIN, who made it, when FIN_WAIT2 began and, when that tracer
+/// runs with `--stack`, the call site.
+public struct TracedClose: Sendable, Equatable {
+  public var path: Path
+  public var syscall: Syscall
+  /// The process in that syscall; nil when the tracer did not see FIN_WAIT1.
+  public var closer: Owner?
+  /// CLOCK_MONOTONIC: when FIN_WAIT2 began, as the tracer saw it; nil when
+  /// it was not seen (inferred when the tracer started).
+  public var finWait2At: UInt64?
+  public var stack: CallStack?
+
+  public init(path: Path, syscall: Syscall, closer: Owner?, finWait2At: UInt64?, stack: CallStack? = nil) {
+    self.path = path
+    self.syscall = syscall
+    self.closer = closer
+    self.finWait2At = finWait2At
+    self.stack = stack
+  }
+
+  /// From a tracer's per-socket map entry (`fw_event` as stored); nil before
+  /// FIN_WAIT2, and for an entry that does not decode.
+  public init?(entry: fw_event) {
+    guard entry.finWait2At != nil else { return nil }
+    var copy = entry
+    copy.kind = UInt8(FW_KIND_IN_FLIGHT.rawValue)
+    guard let event = try? Event(decoding: copy) else { return nil }
+    self.init(path: event.connection.path, syscall: event.connection.syscall, closer: event.connection.owner,
+              finWait2At: event.finWait2Inferred ? nil : event.finWait2At)
+  }
 }
 
 public struct ConntrackMatch: Sendable, Equatable {
@@ -167,8 +210,10 @@ public struct Finding: Sendable, Equatable {
   public var owner: Owner?
   public var labels: OwnerLabels?
   public var orphaned: Bool
-  /// Lower bound of the time in this state.
+  /// The time in this state: a lower bound, or exact when `dwellExact`.
   public var dwellAtLeast: UInt64
+  /// A running tracer saw FIN_WAIT2 begin: `dwellAtLeast` is the dwell itself.
+  public var dwellExact = false
   public var peer: LocalPeer?
   public var deadline: Deadline?
   public var settings: SocketSettings?
@@ -179,10 +224,13 @@ public struct Finding: Sendable, Equatable {
   public var verdict: Doctor.Verdict
   /// Keepalive is armed (the socket's SO_KEEPALIVE, or a keepalive timer seen).
   public var keepaliveArmed: Bool
-  /// How an attached FIN_WAIT2 socket got there: shutdown(SHUT_WR) or
-  /// shutdown(SHUT_RDWR), told apart by its receive side (no FIN came in);
-  /// nil when its settings are unread, for orphans and for CLOSE_WAIT.
+  /// How a FIN_WAIT2 socket got there. Attached: shutdown(SHUT_WR) or
+  /// shutdown(SHUT_RDWR), told apart by its receive side (no FIN came in),
+  /// else what a running tracer saw; orphans: what a running tracer saw
+  /// (close, exit, ...). nil for CLOSE_WAIT, and when neither is known.
   public var path: Path?
+  /// What a finwait tracer running on the node saw (`TracedClose`).
+  public var traced: TracedClose?
 }
 
 /// Connections with one verdict and one culprit.
@@ -288,8 +336,14 @@ extension Doctor {
         peer = localPeer(other, viaNAT: true)
       }
     }
+    // A timewait orphan left the tracer's map at its handoff.
+    let traced = s.isTimewait ? nil : lookups.traced(netns: netns, endpoints: s.endpoints)
     var dwell: UInt64 = 0
-    if s.isTimewait {
+    var exact = false
+    if let since = traced?.finWait2At, since <= input.now {
+      dwell = input.now - since
+      exact = true
+    } else if s.isTimewait {
       dwell = Snapshot.timewaitOrphanDwell(left: UInt64(s.expiresMilliseconds) * 1_000_000, finTimeout: sysctls.finTimeout)
     } else if let lastAck = s.lastAckReceivedMilliseconds {
       dwell = UInt64(lastAck) * 1_000_000
@@ -315,12 +369,18 @@ extension Doctor {
     } else {
       verdict = .attachedAfterShutdown
     }
-    return Finding(
+    // sk_shutdown is exact for an attached socket; a tracer's path (decided
+    // from the syscall) also covers orphans and unread settings.
+    let shutdownPath: Path? = orphaned ? nil
+      : settings.map { $0.shutdown.contains(.receive) ? .shutdownReadWrite : .shutdownWrite }
+    var finding = Finding(
       netns: netns, socket: s, owner: owner, labels: owner.map(lookups.labels(of:)), orphaned: orphaned,
       dwellAtLeast: dwell, peer: peer, deadline: deadline, settings: settings, conntrack: conntrack,
       conntrackExpiresFirst: expiresFirst(conntrack, deadline: deadline), verdict: verdict,
       keepaliveArmed: keepaliveArmed,
-      path: orphaned ? nil : settings.map { $0.shutdown.contains(.receive) ? .shutdownReadWrite : .shutdownWrite })
+      path: shutdownPath ?? traced.flatMap { $0.path == .unknown ? nil : $0.path }, traced: traced)
+    finding.dwellExact = exact
+    return finding
   }
 
   static func diagnoseCloseWait(_ s: DiagSocket, netns: UInt32, input: DoctorInput,
@@ -404,7 +464,10 @@ extension Doctor {
     return UInt64(timeout) * 1_000_000_000 < deadline.after
   }
 
+  /// Every filter keeps a connection if either end matches: `--comm server`
+  /// shows what the server leaves its clients waiting on.
   static func matches(_ f: Finding, _ filter: KernelConfig) -> Bool {
+    if let netns = filter.netns, f.netns != netns && f.peer?.netns != netns { return false }
     let owners = [f.owner, f.peer?.owner].compactMap { $0 }
     if let pid = filter.pid, !owners.contains(where: { $0.pid == pid }) { return false }
     if let comm = filter.comm, !owners.contains(where: { $0.comm == comm }) { return false }

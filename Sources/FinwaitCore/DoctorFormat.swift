@@ -20,6 +20,7 @@ public struct DoctorFormat: Sendable {
     let node = d.node
     lines.append("finwait doctor: \(d.finWait2) in FIN_WAIT2, \(d.closeWait) in CLOSE_WAIT, "
       + "\(d.namespaces) network namespace\(d.namespaces == 1 ? "" : "s"); node: \(sysctlText(node))")
+    lines += namespaceSysctlsText(d)
     if d.groups.isEmpty {
       lines.append(d.finWait2 + d.closeWait == 0 ? "Nothing to diagnose: no connection is in FIN_WAIT2 or CLOSE_WAIT."
                    : "Nothing to diagnose: none of them matches the filters.")
@@ -44,8 +45,9 @@ public struct DoctorFormat: Sendable {
     let first = g.findings[0]
     let count = g.findings.count
     let noun = g.verdict == .closeWait ? "socket" : "connection"
+    let exact = g.findings.allSatisfy(\.dwellExact)
     var lines = ["\(number). \(g.severity.rawValue.uppercased()) \(g.verdict.rawValue): \(count) \(noun)\(count == 1 ? "" : "s"), "
-      + "oldest >=\(duration(g.oldest))"]
+      + "oldest \(exact ? "" : ">=")\(duration(g.oldest))"]
     let who = g.culprit.map { "\($0.comm) (pid \($0.pid))" }
     if let who {
       lines.append("   \(g.severity == .healthy ? "owner" : "culprit"): \(who)\(labelsText(g.labels))")
@@ -54,6 +56,9 @@ public struct DoctorFormat: Sendable {
     }
     lines.append("   why: " + why(g, first: first, diagnosis: d))
     lines.append("   fix: " + fix(g, name: g.culprit?.comm ?? "the program"))
+    for (stack, n) in Self.callSites(g).prefix(Self.shownCallSites) {
+      lines.append("   call site: \(stack.compactText) (\(n) of \(count), seen by a running finwait trace)")
+    }
     if let program = g.program, let advice = program.advice(for: g.situation) {
       lines.append("   \(program.rawValue): \(advice.text) (\(advice.reference))")
     }
@@ -73,9 +78,14 @@ public struct DoctorFormat: Sendable {
   func findingText(_ f: Finding, verdict: Doctor.Verdict, now: UInt64) -> [String] {
     let e = f.socket.endpoints
     var head = "   - \(address(e.local, e.localPort)) -> \(address(e.remote, e.remotePort))"
-      + " \(f.socket.state == .closeWait ? "CLOSE_WAIT" : "FIN_WAIT2") >=\(duration(f.dwellAtLeast))"
-    if f.orphaned { head += " orphaned" } else if let o = f.owner { head += " held by \(o.comm) (pid \(o.pid))" }
-    if let path = f.path { head += " after \(Self.call(path))" }
+      + " \(f.socket.state == .closeWait ? "CLOSE_WAIT" : "FIN_WAIT2") \(f.dwellExact ? "" : ">=")\(duration(f.dwellAtLeast))"
+    if f.orphaned {
+      head += " orphaned"
+      if let c = f.traced?.closer { head += " by \(c.comm) (pid \(c.pid))" }
+    } else if let o = f.owner {
+      head += " held by \(o.comm) (pid \(o.pid))"
+    }
+    if let path = f.path { head += " after \(Self.call(path, syscall: f.traced?.syscall))" }
     head += " netns \(f.netns)"
     var lines = [head]
     if let p = f.peer {
@@ -88,6 +98,7 @@ public struct DoctorFormat: Sendable {
       lines.append("     peer: no local socket in the namespaces read"
         + (f.conntrack?.isNAT == true ? " (\(conntrackText(f.conntrack!)))" : ""))
     }
+    if let stack = f.traced?.stack { lines.append("     call site: " + stack.compactText) }
     if let tcp = f.socket.tcp { lines.append("     tcp: " + tcpText(tcp, socket: f.socket)) }
     lines.append("     timers: " + timersText(f))
     return lines
@@ -214,6 +225,25 @@ public struct DoctorFormat: Sendable {
     return parts.joined(separator: ", ")
   }
 
+  /// Namespaces shown in the report whose sysctls differ from the node's.
+  static let shownNamespaceSysctls = 3
+
+  func namespaceSysctlsText(_ d: Diagnosis) -> [String] {
+    var shown = Set<UInt32>()
+    for g in d.groups {
+      for f in g.findings {
+        shown.insert(f.netns)
+        if let peer = f.peer { shown.insert(peer.netns) }
+      }
+    }
+    let differing = shown.sorted().filter { $0 != d.nodeNetns && d.sysctls[$0].map { $0 != d.node } ?? false }
+    var lines = differing.prefix(Self.shownNamespaceSysctls).map { "netns \($0): \(sysctlText(d.sysctls[$0]!))" }
+    if differing.count > Self.shownNamespaceSysctls {
+      lines.append("\(differing.count - Self.shownNamespaceSysctls) more namespaces have their own sysctls: see --json")
+    }
+    return lines
+  }
+
   func sysctlText(_ s: TCPSysctls) -> String {
     var parts: [String] = []
     if let fin = s.finTimeout { parts.append("tcp_fin_timeout \(duration(fin))") }
@@ -256,9 +286,30 @@ public struct DoctorFormat: Sendable {
 
   func duration(_ ns: UInt64) -> String { formatDuration(nanoseconds: ns) }
 
-  static func call(_ path: Path) -> String {
-    path == .shutdownReadWrite ? "shutdown(SHUT_RDWR)" : path == .shutdownWrite ? "shutdown(SHUT_WR)" : path.rawValue
+  /// `shutdown(SHUT_WR)`, `close()`, `dup2()`, `exit` ...: the call that sent the FIN.
+  static func call(_ path: Path, syscall: Syscall? = nil) -> String {
+    switch path {
+    case .shutdownReadWrite: "shutdown(SHUT_RDWR)"
+    case .shutdownWrite: "shutdown(SHUT_WR)"
+    case .close: syscall.map { $0 == .unknown ? "close" : "\($0.rawValue)()" } ?? "close"
+    case .exit: "exit"
+    case .other: "a kernel-internal close"
+    case .unknown: "unknown"
+    }
   }
+
+  /// A group's call sites (from running tracers), most connections first.
+  static func callSites(_ g: DiagnosisGroup) -> [(CallStack, Int)] {
+    var counts: [String: (CallStack, Int)] = [:]
+    for f in g.findings {
+      guard let stack = f.traced?.stack, !stack.frames.isEmpty else { continue }
+      counts[stack.compactText, default: (stack, 0)].1 += 1
+    }
+    return counts.values.sorted { ($0.1, $1.0.compactText) > ($1.1, $0.0.compactText) }
+  }
+
+  /// Call sites a group lists in text.
+  static let shownCallSites = 3
 
   func address(_ a: IPAddress, _ port: UInt16) -> String {
     var line = LineBuffer(capacity: 48)
@@ -378,7 +429,7 @@ public struct DoctorFormat: Sendable {
     o.json("orphaned", bool: f.orphaned)
     o.json("timewait", bool: f.socket.isTimewait)
     o.json("dwell_ns", number: f.dwellAtLeast)
-    o.json("dwell_lower_bound", bool: true)
+    o.json("dwell_lower_bound", bool: !f.dwellExact)
     o.jsonKey("owner")
     if let owner = f.owner { writeOwner(owner, labels: f.labels, to: &o) } else { o.append("null") }
     o.jsonKey("peer")
@@ -410,6 +461,19 @@ public struct DoctorFormat: Sendable {
     }
     o.json("keepalive_armed", bool: f.keepaliveArmed)
     if let path = f.path { o.json("path", string: path.rawValue) } else { o.jsonNull("path") }
+    o.jsonKey("trace")
+    if let t = f.traced {
+      o.append(ascii: "{")
+      o.json("path", string: t.path.rawValue)
+      o.json("syscall", string: t.syscall.rawValue)
+      o.jsonKey("closer")
+      if let closer = t.closer { writeOwner(closer, labels: nil, to: &o) } else { o.append("null") }
+      o.jsonKey("stack")
+      if let stack = t.stack { o.append(stack.json) } else { o.append("null") }
+      o.append(ascii: "}")
+    } else {
+      o.append("null")
+    }
     o.jsonKey("tcp")
     if let t = f.socket.tcp {
       o.append(ascii: "{")

@@ -157,7 +157,7 @@ extension fw_event {
 
 extension Endpoints {
   /// A record's endpoints; nil for a family other than AF_INET and AF_INET6.
-  init?(kernel raw: borrowing fw_event) {
+  public init?(kernel raw: borrowing fw_event) {
     let family = raw.family
     guard let local = withUnsafeBytes(of: raw.saddr, { IPAddress(family: family, networkOrder: $0) }),
       let remote = withUnsafeBytes(of: raw.daddr, { IPAddress(family: family, networkOrder: $0) })

@@ -1,3 +1,4 @@
+import CFinwaitEvent
 import FinwaitTestSupport
 import Foundation
 import XCTest
@@ -12,6 +13,7 @@ private final class FakeLookups: DoctorLookups {
   var conntrack: [Endpoints: ConntrackMatch] = [:]
   var programs: [UInt32: KnownProgram] = [:]
   var conntrackAsked: [Endpoints] = []
+  var traced: [Endpoints: TracedClose] = [:]
 
   func owner(ofInode inode: UInt32) -> Owner? { owners[inode] }
   func labels(of owner: Owner) -> OwnerLabels { pods[owner.pid] ?? OwnerLabels(comm: owner.comm) }
@@ -21,6 +23,7 @@ private final class FakeLookups: DoctorLookups {
     return conntrack[endpoints]
   }
   func program(of owner: Owner) -> KnownProgram? { programs[owner.pid] }
+  func traced(netns: UInt32, endpoints: Endpoints) -> TracedClose? { traced[endpoints] }
 }
 
 final class DoctorTests: XCTestCase {
@@ -299,6 +302,82 @@ final class DoctorTests: XCTestCase {
     XCTAssertTrue(lines.last!.hasPrefix("35 more groups"), lines.last!)
   }
 
+  // MARK: A running trace
+
+  let site = CallStack(id: 3, frames: [
+    StackFrame(address: 0x7f00_0000_1007, module: "/usr/lib/libc.so.6", symbol: "shutdown", offset: 7),
+    StackFrame(address: 0x5500_0000_1010, module: "/srv/app", symbol: "finish", offset: 0x10, recovered: true),
+    StackFrame(address: 0x5500_0000_2000, module: "/srv/app", symbol: "main"),
+  ])
+
+  func testARunningTraceGivesThePathTheCallSiteAndAnExactDwell() throws {
+    // Settings unread: only the trace knows how it was shut down.
+    lookups.traced[remote(40000)] = TracedClose(path: .shutdownWrite, syscall: .shutdown, closer: owner(100, "client"),
+                                                finWait2At: 10_000 * s - 90_500 * ms, stack: site)
+    let d = diagnose([(1, [finWait2(remote(40000), inode: 11)])])
+    let f = try XCTUnwrap(d.groups.first?.findings.first)
+    XCTAssertEqual(f.verdict, .attachedAfterShutdown)
+    XCTAssertTrue(f.dwellExact)
+    XCTAssertEqual(f.dwellAtLeast, 90_500 * ms, "from the trace's FIN_WAIT2 entry, not the last ACK (90 s)")
+    XCTAssertEqual(f.path, .shutdownWrite)
+    let text = DoctorFormat(clock: WallClock(offset: 0)).text(d)
+    XCTAssertTrue(text.contains("1. LEAK attached_after_shutdown: 1 connection, oldest 1m30s"), "\(text)")
+    XCTAssertTrue(text.contains("   call site: libc.so.6:shutdown+0x7<app:finish+0x10<app:main (1 of 1, seen by a running finwait trace)"),
+                  "\(text)")
+    XCTAssertTrue(text.contains { $0.hasPrefix("   - 10.0.0.1:40000 -> 192.0.2.7:443 FIN_WAIT2 1m30s held by client (pid 100) after shutdown(SHUT_WR)") },
+                  "\(text)")
+    XCTAssertTrue(text.contains("     call site: libc.so.6:shutdown+0x7<app:finish+0x10<app:main"), "\(text)")
+    let json = DoctorFormat(clock: WallClock(offset: 0)).json(d)
+    XCTAssertTrue(json.contains(#""dwell_ns":90500000000,"dwell_lower_bound":false"#), json)
+    XCTAssertTrue(json.contains(#""trace":{"path":"shutdown_wr","syscall":"shutdown","closer":{"pid":100,"comm":"client"},"stack":[{"address":"0x7f0000001007""#), json)
+  }
+
+  func testAnOrphanNamesItsCloserAndTheCallFromATrace() throws {
+    let orphan = DiagSocket(state: .finWait2, endpoints: remote(40002), timer: 2, expiresMilliseconds: 25_000,
+                            lastAckReceivedMilliseconds: 4_000)
+    lookups.traced[remote(40002)] = TracedClose(path: .close, syscall: .dup2, closer: owner(200, "server"), finWait2At: nil)
+    let d = diagnose([(1, [orphan])])
+    let f = try XCTUnwrap(d.groups.first?.findings.first)
+    XCTAssertEqual(f.verdict, .orphaned)
+    XCTAssertEqual(f.path, .close)
+    XCTAssertFalse(f.dwellExact, "FIN_WAIT2 not seen by the trace: the lower bound stays")
+    XCTAssertEqual(f.dwellAtLeast, 4 * s)
+    XCTAssertNil(d.groups[0].culprit, "orphans stay grouped by namespace")
+    let text = DoctorFormat(clock: WallClock(offset: 0)).text(d)
+    XCTAssertTrue(text.contains { $0.hasPrefix("   - 10.0.0.1:40002 -> 192.0.2.7:443 FIN_WAIT2 >=4.00s orphaned by server (pid 200) after dup2()") },
+                  "\(text)")
+    XCTAssertFalse(text.contains { $0.contains("call site") }, "no stack captured: \(text)")
+  }
+
+  func testATraceEntryNewerThanTheDumpIsNoExactDwell() throws {
+    lookups.traced[remote(40000)] = TracedClose(path: .shutdownWrite, syscall: .shutdown, closer: nil,
+                                                finWait2At: 10_000 * s + 1)
+    let f = try XCTUnwrap(diagnose([(1, [finWait2(remote(40000), inode: 11)])]).groups.first?.findings.first)
+    XCTAssertFalse(f.dwellExact)
+    XCTAssertEqual(f.dwellAtLeast, 90 * s)
+  }
+
+  func testTracedCloseDecodesAMapEntryOnlyOnceInFinWait2() {
+    var entry = fw_event()
+    entry.family = 2
+    entry.path = UInt8(FW_PATH_SHUTDOWN_RDWR.rawValue)
+    entry.syscall = UInt8(FW_SYSCALL_SHUTDOWN.rawValue)
+    entry.tgid = 7
+    entry.flags = UInt8(FW_FLAG_OWNER_KNOWN)
+    XCTAssertNil(TracedClose(entry: entry), "FIN_WAIT1: not in FIN_WAIT2 yet")
+    entry.flags |= UInt8(FW_FLAG_FIN_WAIT2_SEEN)
+    entry.ts_fin_wait2_ns = 5 * s
+    let traced = TracedClose(entry: entry)
+    XCTAssertEqual(traced?.path, .shutdownReadWrite)
+    XCTAssertEqual(traced?.syscall, .shutdown)
+    XCTAssertEqual(traced?.closer?.pid, 7)
+    XCTAssertEqual(traced?.finWait2At, 5 * s)
+    entry.flags |= UInt8(FW_FLAG_FIN_WAIT2_INFERRED)
+    XCTAssertNil(TracedClose(entry: entry)?.finWait2At, "inferred at the tracer's start: no exact dwell")
+    entry.family = 1
+    XCTAssertNil(TracedClose(entry: entry), "not an IP family")
+  }
+
   /// Every verdict, every optional object filled and empty, against docs/doctor.schema.json.
   func testJSONOfEveryVerdictMatchesTheSchema() throws {
     let client = Endpoints(local: .v4(10, 244, 0, 5), localPort: 40000, remote: .v4(10, 96, 0, 10), remotePort: 80)
@@ -312,6 +391,9 @@ final class DoctorTests: XCTestCase {
     lookups.settings[client] = SocketSettings(endpoints: client, state: .finWait2, inode: 11, shutdown: [.send, .receive])
     lookups.settings[remote(40003)] = SocketSettings(endpoints: remote(40003), state: .finWait2, linger2: .off)
     lookups.pods[100] = OwnerLabels(namespace: "shop", pod: "web-1", container: "app", comm: "client")
+    lookups.traced[remote(40001)] = TracedClose(path: .shutdownWrite, syscall: .shutdown, closer: owner(100, "client"),
+                                                finWait2At: 9_000 * s, stack: site)
+    lookups.traced[remote(40002)] = TracedClose(path: .exit, syscall: .exitGroup, closer: nil, finWait2At: nil)
     let ipv6 = Endpoints(local: .v6(high: 0xfd00 << 48, low: 1), localPort: 40005,
                          remote: .v6(high: 0xfd00 << 48, low: 2), remotePort: 443)
     let d = diagnose([
@@ -327,6 +409,8 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(Set(d.groups.map(\.verdict)), Set(Doctor.Verdict.allCases))
     let line = DoctorFormat(clock: WallClock(offset: 1_764_000_000 * Int64(s))).json(d)
     XCTAssertTrue(line.contains(#""path":"shutdown_rdwr""#), line)
+    XCTAssertTrue(line.contains(#""dwell_lower_bound":false"#), line)
+    XCTAssertTrue(line.contains(#""trace":{"path":"exit","syscall":"exit_group","closer":null,"stack":null}"#), line)
     let check = try schemaCheck([line], schema: "doctor.schema.json")
     XCTAssertEqual(check.status, 0, check.report)
     // The schema is closed: a key it does not know fails.

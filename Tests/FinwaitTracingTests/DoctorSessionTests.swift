@@ -97,13 +97,40 @@ final class DoctorSessionTests: XCTestCase {
     XCTAssertEqual(stderr.lines, ["finwait: warning: without CAP_NET_ADMIN, conntrack is not read"], "said once")
   }
 
-  func testFiltersReachTheDumpAndTheVerdicts() throws {
+  func testNetnsFiltersTheReportNotWhatIsRead() throws {
     var options = DoctorSession.Options()
     options.filter.netns = 2
     try DoctorSession(options, environment: environment(ScriptedSources(sockets))).run()
     let text = stdout.lines.joined(separator: "\n")
-    XCTAssertTrue(stdout.lines[0].hasPrefix("finwait doctor: 1 in FIN_WAIT2, 0 in CLOSE_WAIT, 1 network namespace;"), text)
-    XCTAssertFalse(text.contains("peer_close_wait"), text)
+    XCTAssertTrue(stdout.lines[0].hasPrefix("finwait doctor: 2 in FIN_WAIT2, 1 in CLOSE_WAIT, 2 network namespaces;"), text)
+    XCTAssertTrue(text.contains("1. BOUNDED orphaned"), text)
+    XCTAssertFalse(text.contains("peer_close_wait"), "netns 1's connection is filtered out: \(text)")
+  }
+
+  /// A pod's connection whose peer is another pod on the node: filtered to
+  /// the first pod's namespace, the peer in the second still decides the
+  /// verdict, and the connection is shown when either end is in the filter.
+  func testNetnsKeepsTheVerdictOfAPeerInAnotherNamespace() throws {
+    let pod = Endpoints(local: .v4(10, 0, 0, 1), localPort: 40001, remote: .v4(10, 0, 0, 2), remotePort: 8080)
+    sockets.sockets = [
+      1: [],
+      3: [DiagSocket(state: .finWait2, endpoints: pod, inode: 5, lastAckReceivedMilliseconds: 3_000)],
+      4: [DiagSocket(state: .closeWait, endpoints: pod.reversed, inode: 6, lastAckReceivedMilliseconds: 3_000)],
+    ]
+    for netns: UInt32 in [3, 4] {
+      let start = stdout.lines.count
+      var options = DoctorSession.Options()
+      options.filter.netns = netns
+      try DoctorSession(options, environment: environment(ScriptedSources(sockets))).run()
+      let text = stdout.lines[start...].joined(separator: "\n")
+      XCTAssertTrue(text.contains("1. LEAK peer_close_wait: 1 connection"), "--netns \(netns): \(text)")
+      XCTAssertTrue(text.contains("culprit: server (pid 20)"), "--netns \(netns): \(text)")
+    }
+    let start = stdout.lines.count
+    var options = DoctorSession.Options()
+    options.filter.netns = 1
+    try DoctorSession(options, environment: environment(ScriptedSources(sockets))).run()
+    XCTAssertTrue(stdout.lines[start...].contains("Nothing to diagnose: none of them matches the filters."), "\(stdout.lines)")
   }
 
   func testAClosedReaderStopsTheWatch() throws {

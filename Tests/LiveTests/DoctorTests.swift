@@ -7,7 +7,8 @@ import XCTest
 /// network namespaces of its own with a veth pair, sets up one connection in
 /// them with fwdoctor (client in one, server in the other) and runs the real
 /// binary once (or until the kernel state it waits for shows), filtered to
-/// that connection by --netns, --port or --pid.
+/// that connection by --netns, --port or --pid. Every namespace is read:
+/// a remote peer is made by silencing the server (`silenceServer`).
 final class DoctorTests: XCTestCase {
   /// The kernel's times and timers count jiffies (4 ms at this project's
   /// HZ 250, 10 ms at the lowest, 100) and sock_diag truncates them to ms.
@@ -27,11 +28,11 @@ final class DoctorTests: XCTestCase {
     let driver = try keep(DoctorScenario("shutdown", port: port, pair: pair))
     let ready = try driver.ready()
     let t1 = monotonicSeconds()
-    // --netns: only the client's namespace is read, so no local socket is its peer.
+    try pair.silenceServer(pid: ready.serverPid)
+    // Every namespace is read, the server's too: its socket is no longer in CLOSE_WAIT.
     let (report, t2, t3) = try timed { try doctorJSON(["--netns", String(pair.client.inode), "--port", String(port)]) }
-    XCTAssertEqual(report["fin_wait2"] as? Int, 1)
-    XCTAssertEqual(report["close_wait"] as? Int, 0)
-    XCTAssertEqual(report["namespaces"] as? Int, 1)
+    XCTAssertGreaterThanOrEqual(report["fin_wait2"] as? Int ?? 0, 1)
+    XCTAssertGreaterThanOrEqual(report["namespaces"] as? Int ?? 0, 3, "the node's, the client's and the server's")
     let g = try onlyGroup(report)
     XCTAssertEqual(g["verdict"] as? String, "attached_after_shutdown")
     XCTAssertEqual(g["severity"] as? String, "leak")
@@ -47,7 +48,7 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(c["timewait"] as? Bool, false)
     assertOwner(c["owner"], pid: ready.clientPid, comm: ready.clientComm)
     XCTAssertEqual(c["path"] as? String, "shutdown_wr", "from the socket's sk_shutdown: \(c)")
-    XCTAssertTrue(c["peer"] is NSNull, "the peer's namespace was not read: \(c)")
+    XCTAssertTrue(c["peer"] is NSNull, "the server's socket left CLOSE_WAIT: \(c)")
     XCTAssertTrue(c["deadline"] is NSNull, "no kernel timer ends an attached FIN_WAIT2 socket: \(c)")
     XCTAssertEqual(c["keepalive_armed"] as? Bool, false)
     XCTAssertTrue(c["conntrack"] is NSNull, "no netfilter rule in these namespaces: \(c)")
@@ -95,10 +96,13 @@ final class DoctorTests: XCTestCase {
     let pair = try keep(VethPair("lng"))
     let t0 = monotonicSeconds()
     let driver = try keep(DoctorScenario("orphan", port: port, pair: pair, linger2: 90))
-    _ = try driver.ready()
+    let ready = try driver.ready()
     let args = ["--netns", String(pair.client.inode), "--port", String(port)]
-    // The orphan reaches FIN_WAIT2 when the FIN's ACK arrives, just after ready.
-    let (report, _, t3) = try timed { try pollDoctor(args, within: 10) { !groups($0).isEmpty } }
+    // The orphan reaches FIN_WAIT2 when the FIN's ACK arrives, just after
+    // ready; its peer is the server, in CLOSE_WAIT until silenced.
+    _ = try pollDoctor(args, within: 10) { groups($0).first?["verdict"] as? String == "peer_close_wait" }
+    try pair.silenceServer(pid: ready.serverPid)
+    let (report, _, t3) = try timed { try doctorJSON(args) }
     let g = try onlyGroup(report)
     XCTAssertEqual(g["verdict"] as? String, "orphaned")
     XCTAssertEqual(g["severity"] as? String, "bounded")
@@ -123,9 +127,11 @@ final class DoctorTests: XCTestCase {
     let pair = try keep(VethPair("fto", clientFinTimeoutSeconds: finTimeout))
     let t0 = monotonicSeconds()
     let driver = try keep(DoctorScenario("orphan", port: port, pair: pair))
-    _ = try driver.ready()
+    let ready = try driver.ready()
     let args = ["--netns", String(pair.client.inode), "--port", String(port)]
-    let (report, _, t3) = try timed { try pollDoctor(args, within: 10) { !groups($0).isEmpty } }
+    _ = try pollDoctor(args, within: 10) { groups($0).first?["verdict"] as? String == "peer_close_wait" }
+    try pair.silenceServer(pid: ready.serverPid)
+    let (report, _, t3) = try timed { try doctorJSON(args) }
     let sysctls = try XCTUnwrap(report["sysctls"] as? [String: [String: Any]], "\(report)")
     let nodeNetns = try XCTUnwrap(report["node_netns"] as? Int)
     XCTAssertEqual(sysctls[String(pair.client.inode)]?["tcp_fin_timeout_ns"] as? Int, finTimeout * 1_000_000_000)
@@ -161,12 +167,12 @@ final class DoctorTests: XCTestCase {
     let driver = try keep(DoctorScenario("keepalive", port: port, pair: pair))
     let ready = try driver.ready()
     let args = ["--netns", String(pair.client.inode), "--port", String(port)]
-    // While the peer answers its probes (1 s idle, 1 s apart) it is still attached_after_shutdown.
+    // While the server holds its end in CLOSE_WAIT, it is the culprit (it answers the probes).
     let before = try onlyGroup(try doctorJSON(args))
-    XCTAssertEqual(before["verdict"] as? String, "attached_after_shutdown")
+    XCTAssertEqual(before["verdict"] as? String, "peer_close_wait")
     XCTAssertEqual(try onlyConnection(before)["keepalive_armed"] as? Bool, true)
 
-    try pair.takeServerDown()
+    try pair.silenceServer(pid: ready.serverPid)
     // The next probe (at most 1 s later) goes unanswered, and a second one a
     // second later: the verdict needs two (one may be in flight to a live peer),
     // counted in sock_diag's dump, the same reading as the deadline.
@@ -276,6 +282,64 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(ct["expires_first"] as? Bool, true)
   }
 
+  // MARK: A running trace
+
+  /// With `finwait trace --stack` running on the node, the doctor reads its
+  /// maps: each connection's path, syscall and closer, the call site that
+  /// sent the FIN, and a dwell that is exact, not a lower bound. fwstack
+  /// sends the FIN from main -> serve_request -> finish_response -> shutdown().
+  /// (An orphan leaves the tracer's map when it is handed to timewait, at
+  /// once with a fin timeout of 60 s or less: the unit tests cover orphans.)
+  func testCallSiteAndExactDwellFromARunningTrace() throws {
+    try Live.requireLive(stackDriver: true)
+    let trace = try FinwaitProcess(["--json", "--stack"])
+    defer { _ = try? trace.stop() }
+    let (port, caller, call) = (Live.port(99), "finish_response", "shutdown")
+    let t0 = monotonicSeconds()
+    let driver = try SpawnedProcess([Live.stackDriver ?? "fwstack", "shutdown_wr", String(port), "20000"])
+    defer { if driver.process.isRunning { kill(driver.process.processIdentifier, SIGKILL) } }
+    guard waitUntil(10, { driver.stdout.text.contains("\n") }),
+      let truth = try JSONSerialization.jsonObject(with: Data((driver.stdout.lines.first ?? "").utf8)) as? [String: Any],
+      let pid = truth["owner_pid"] as? Int, let clientPort = truth["client_port"] as? Int
+    else { throw LiveError("fwstack printed no truth: \(driver.stdout.text) \(driver.stderr.text)") }
+    func connection(_ report: [String: Any]) -> [String: Any]? {
+      groups(report).flatMap { $0["connections"] as? [[String: Any]] ?? [] }.first { $0["sport"] as? Int == clientPort }
+    }
+    // FIN_WAIT2 once the FIN's ACK is in: the next run that lists it.
+    let (report, t2, t3) = try timed {
+      try pollDoctor(["--port", String(port)], within: 10) { connection($0)?["trace"] is [String: Any] }
+    }
+    let g = try onlyGroup(report)
+    XCTAssertEqual(g["verdict"] as? String, "peer_close_wait", "fwstack holds the peer in CLOSE_WAIT: \(g)")
+    let c = try XCTUnwrap(connection(report))
+    XCTAssertEqual(c["orphaned"] as? Bool, false, "\(c)")
+    XCTAssertEqual(c["path"] as? String, "shutdown_wr", "\(c)")
+    let t = try XCTUnwrap(c["trace"] as? [String: Any], "\(c)")
+    XCTAssertEqual(t["path"] as? String, "shutdown_wr")
+    XCTAssertEqual(t["syscall"] as? String, call)
+    assertOwner(t["closer"], pid: pid, comm: "fwstack")
+    let frames = (t["stack"] as? [[String: Any]] ?? []).map { $0["symbol"] as? String ?? "?" }
+    XCTAssertEqual(Array(frames.prefix(4)), [call, caller, "serve_request", "main"], "\(t)")
+    // Exact: from the tracer's FIN_WAIT2 timestamp, which is when the FIN's
+    // ACK arrived, as sock_diag's last-ACK age also says (whole ms, jiffies),
+    // read in the same run a little before the dwell's "now".
+    XCTAssertEqual(c["dwell_lower_bound"] as? Bool, false, "\(c)")
+    assertNanoseconds(c["dwell_ns"], within: 0...(t3 - t0), "dwell_ns")
+    if let dwell = c["dwell_ns"] as? Int, let lastAck = (c["tcp"] as? [String: Any])?["last_ack_recv_ms"] as? Int {
+      let ack = Double(lastAck) / 1e3
+      XCTAssertTrue((ack - tick)...(ack + 0.001 + tick + (t3 - t2)) ~= Double(dwell) / 1e9,
+                    "dwell \(dwell) ns against the last ACK \(lastAck) ms ago, in a run of at most \(t3 - t2) s")
+    } else {
+      XCTFail("no dwell or last ACK: \(c)")
+    }
+    let text = try doctor(["--port", String(port)]).stdout
+    XCTAssertTrue(text.split(separator: "\n").contains {
+      $0.hasPrefix("   call site: libc.so.6:\(call)+") && $0.contains("<fwstack:\(caller)+") && $0.hasSuffix("(1 of 1, seen by a running finwait trace)")
+    }, text)
+    let holder = " held by fwstack (pid \(pid)) after shutdown(SHUT_WR)"
+    XCTAssertTrue(text.contains(holder), "no '\(holder)' in \(text)")
+  }
+
   // MARK: --watch
 
   /// One JSON object per interval until SIGINT, then exit 0; the connection
@@ -296,8 +360,8 @@ final class DoctorTests: XCTestCase {
     }
     XCTAssertTrue(waitUntil(20) { reports().count >= 2 }, "two runs: \(watch.stdout.text) \(watch.stderr.text)")
     XCTAssertEqual(reports().prefix(2).map { groups($0).first?["verdict"] as? String },
-                   ["attached_after_shutdown", "attached_after_shutdown"])
-    // The client goes away: its socket with it; a later run has nothing left.
+                   ["peer_close_wait", "peer_close_wait"])
+    // The client goes away, and the server with it: a later run has nothing left.
     driver.cleanUp()
     XCTAssertTrue(waitUntil(20) { reports().last.map { groups($0).isEmpty } ?? false }, watch.stdout.text)
     kill(watch.process.processIdentifier, SIGINT)
@@ -314,6 +378,7 @@ final class DoctorTests: XCTestCase {
     let pair = try keep(VethPair("txt"))
     let driver = try keep(DoctorScenario("shutdown", port: port, pair: pair))
     let ready = try driver.ready()
+    try pair.silenceServer(pid: ready.serverPid)
     let args = ["--netns", String(pair.client.inode), "--port", String(port)]
     let report = try doctorJSON(args)
     let nodeNetns = try XCTUnwrap(report["node_netns"] as? Int)
@@ -329,7 +394,9 @@ final class DoctorTests: XCTestCase {
     let lines = run.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
     XCTAssertGreaterThanOrEqual(lines.count, 8, run.stdout)
     guard lines.count >= 8 else { return }
-    XCTAssertEqual(lines[0], "finwait doctor: 1 in FIN_WAIT2, 0 in CLOSE_WAIT, 1 network namespace; node: \(nodeText)")
+    // Counts are of every namespace read, before filters.
+    XCTAssertTrue(lines[0].hasPrefix("finwait doctor: "), lines[0])
+    XCTAssertTrue(lines[0].hasSuffix(" network namespaces; node: \(nodeText)"), lines[0])
     XCTAssertEqual(lines[1], "1 group: 1 leak")
     XCTAssertEqual(lines[2], "")
     XCTAssertTrue(lines[3].hasPrefix("1. LEAK attached_after_shutdown: 1 connection, oldest >="), lines[3])
@@ -510,6 +577,20 @@ final class VethPair: CleanUp {
   /// The far end goes away: nothing the client sends reaches the server any more.
   func takeServerDown() throws {
     try command(["ip", "-n", server.name, "link", "set", Self.serverLink, "down"])
+  }
+
+  /// The peer becomes a silent remote one: its link goes down, then the
+  /// server process (`pid`) is killed, so its socket leaves CLOSE_WAIT (its
+  /// FIN is lost on the way) and no local socket is the client's peer any more.
+  func silenceServer(pid: Int) throws {
+    try takeServerDown()
+    kill(pid_t(pid), SIGKILL)
+    // A zombie has closed its files; its parent (the client) reaps it at the end.
+    func gone() -> Bool {
+      guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+      return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+    }
+    guard waitUntil(10, gone) else { throw LiveError("the server (pid \(pid)) outlived SIGKILL by 10 s") }
   }
 }
 

@@ -17,6 +17,7 @@ empty line is a bug to catch here, not something to tolerate.
 import argparse
 import json
 import os
+import pathlib
 import sys
 
 try:
@@ -81,7 +82,10 @@ def main():
         print(f"validate.py: schema {args.schema}: {e}", file=sys.stderr)
         return 2
     # Formats (ipv4, ipv6) are only annotations in 2020-12 unless checked.
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    # A "$ref" to a sibling file (doctor.schema.json uses finwait.schema.json's
+    # path, syscall and stack) resolves against the schema's own location.
+    resolver = jsonschema.RefResolver(base_uri=pathlib.Path(args.schema).resolve().as_uri(), referrer=schema)
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER, resolver=resolver)
 
     lines = invalid = 0
     for number, text in enumerate(sys.stdin, start=1):

@@ -81,6 +81,28 @@ void fw_tracer_detach(struct fw_tracer *tracer);
 void fw_tracer_stop(struct fw_tracer *tracer);
 
 /*
+ * `finwait doctor`: what finwait tracers run by other processes on this node
+ * saw (their programs' maps, found by id; read only). Needs CAP_SYS_ADMIN.
+ */
+struct fw_running {
+	__u32 prog_id;
+	__u32 socks_id;  /* the per-socket map's id: one per tracer */
+	int socks_fd;    /* key: socket address; value: struct fw_event */
+	int stacks_fd;   /* -1 if absent */
+	int notes_fd;    /* -1 if absent */
+};
+
+/* Opens the maps of up to max tracers. Returns how many, or -errno (-EPERM
+ * without CAP_SYS_ADMIN). */
+int fw_running_find(struct fw_running *out, int max);
+/* Calls fn with each entry of the tracer's per-socket map, as stored. */
+int fw_running_tracked(const struct fw_running *r, fw_record_fn fn, void *ctx);
+/* As fw_tracer_stack and fw_tracer_stack_note, from that tracer's maps. */
+int fw_running_stack(const struct fw_running *r, __s16 id, __u64 *ips, int max);
+int fw_running_stack_note(const struct fw_running *r, __s16 id, struct fw_stack_note *note);
+void fw_running_close(struct fw_running *r);
+
+/*
  * `finwait doctor`: each socket's own settings (struct fw_sock_settings),
  * read with the iter/tcp program of bpf/sockets.bpf.c, its own object.
  */

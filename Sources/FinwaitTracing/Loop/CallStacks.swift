@@ -8,14 +8,14 @@ import FinwaitCore
 /// whose announcement was lost is named from a record's owner, if alive.
 /// Ids are never reused by the kernel, so a named stack never goes stale.
 public final class CallStacks {
-  private unowned let tracer: any RecordSource
+  private unowned let tracer: any StackSource
   private let processes: any ProcessImages
   private var named: [Int16: CallStack] = [:]
   /// Signature -> the first id named with it.
   private var sites: [String: Int16] = [:]
   private var symbolizer = StackSymbolizer()
 
-  public init(tracer: any RecordSource, processes: any ProcessImages = ProcfsImages()) {
+  public init(tracer: any StackSource, processes: any ProcessImages = ProcfsImages()) {
     self.tracer = tracer
     self.processes = processes
   }
@@ -28,10 +28,10 @@ public final class CallStacks {
   }
 
   /// The named stack of `id`; `pid` (the record's owner) places it if it was
-  /// never announced.
+  /// never announced (the doctor names another tracer's stacks this way).
   public func stack(_ id: Int16, pid: UInt32?) -> CallStack {
     if let known = named[id] { return known }
-    let stack = resolve(id, pid: pid ?? 0, stackWords: [])
+    let stack = resolve(id, pid: pid ?? 0, stackWords: tracer.stackTop(id))
     named[id] = stack
     return stack
   }

@@ -5,7 +5,16 @@ import FinwaitCore
 /// them: the libbpf `Tracer` in production, a `ScriptedRecordSource` in
 /// tests and in bench/replay. Everything the loop asks of the kernel goes
 /// through here, so the loop runs the same with either.
-public protocol RecordSource: AnyObject {
+/// Where a tracer's captured user stacks are read: the running `Tracer`, or
+/// another process's (`RunningTracer`, for the doctor).
+public protocol StackSource: AnyObject {
+  /// The user-space return addresses of stack `id`, innermost first; empty if unknown.
+  func stack(_ id: Int16) -> [UInt64]
+  /// The user stack words noted with stack `id`'s first capture; empty if none.
+  func stackTop(_ id: Int16) -> [UInt64]
+}
+
+public protocol RecordSource: StackSource {
   /// Waits up to `timeoutMilliseconds` for a wakeup, then hands every queued
   /// record to `body`, in ring-buffer order. Returns how many; a signal returns 0.
   @discardableResult
@@ -24,10 +33,6 @@ public protocol RecordSource: AnyObject {
   /// Hands over, and removes, each histogram the kernel counted since the
   /// last call: its key, and per slot the count and the sum of dwells (ns).
   func takeHistograms(_ body: (fw_hist_key, _ slots: UnsafeBufferPointer<UInt64>, _ sums: UnsafeBufferPointer<UInt64>) -> Void)
-  /// The user-space return addresses of stack `id`, innermost first; empty if unknown.
-  func stack(_ id: Int16) -> [UInt64]
-  /// The user stack words noted with stack `id`'s first capture; empty if none.
-  func stackTop(_ id: Int16) -> [UInt64]
   /// The kernel program records come from; nil for a scripted source.
   var attachProgram: AttachProgram? { get }
 }

@@ -126,10 +126,12 @@ public struct DoctorSession {
     }
   }
 
-  /// The sockets and sysctls of every namespace the filter allows; the
-  /// namespaces that could not be dumped.
+  /// The sockets and sysctls of every namespace, `--netns` or not: a peer
+  /// in another namespace decides the verdict (`Doctor.matches` filters the
+  /// report, by either end); the namespaces that could not be dumped.
   func read() -> (DoctorInput, unreadable: [UInt32]) {
-    let targets = options.filter.netns.map { [$0] } ?? env.sockets.namespaces()
+    var targets = env.sockets.namespaces()
+    if let netns = options.filter.netns, !targets.contains(netns) { targets.append(netns) }
     let states = SockDiag.mask([.finWait2, .closeWait])
     var dumps: [(netns: UInt32, sockets: [DiagSocket])] = []
     var sysctls: [UInt32: TCPSysctls] = [:]
@@ -180,6 +182,9 @@ final class SystemDoctorSources: DoctorSources {
   /// Namespaces whose conntrack cannot be read (said once each).
   private var conntrackUnreadable: Set<UInt32> = []
   private let nodeNetns: UInt32
+  /// finwait tracers other processes run: paths, exact dwell, call sites.
+  private let running = RunningTracers()
+  private var runningOff = false
 
   init(namespaces: Namespaces, podLogs: String) {
     self.namespaces = namespaces
@@ -190,6 +195,7 @@ final class SystemDoctorSources: DoctorSources {
     for capability in Capability.doctorMissing(effective: Preflight.effectiveCapabilities() ?? 0) {
       warnings.append("without \(capability.name), finwait \(capability.doctorWithoutIt ?? "")")
       if capability == .netAdmin { conntrackOff = true }
+      if capability == .sysAdmin { runningOff = true }
       if capability == .bpf || capability == .perfmon { settingsOff = true }
     }
   }
@@ -198,6 +204,17 @@ final class SystemDoctorSources: DoctorSources {
     owners = SocketOwners.scan()
     programs.removeAll(keepingCapacity: true)
     settingsByNetns.removeAll(keepingCapacity: true)
+    guard !runningOff else { return }
+    do throws(FinwaitError) {
+      try running.refresh()
+    } catch {
+      runningOff = true
+      warnings.append("a running finwait trace cannot be read (\(error.message)): no call sites or exact dwells from it")
+    }
+  }
+
+  func traced(netns: UInt32, endpoints: Endpoints) -> TracedClose? {
+    runningOff ? nil : running.traced(netns: netns, endpoints: endpoints)
   }
 
   func takeWarnings() -> [String] {
