@@ -9,9 +9,11 @@ struct DoctorCommand: ParsableCommand {
     discussion: """
       Reads every network namespace's FIN_WAIT2 and CLOSE_WAIT sockets with tcp_info, the \
       namespaces' tcp_fin_timeout and keepalive sysctls, each socket's own keepalive and \
-      TCP_LINGER2 settings, conntrack entries (NAT) and the owning processes and pods; groups \
-      the connections by verdict and culprit, most urgent first. Verdicts and JSON keys: \
-      docs/doctor.md. --pid and --comm keep a connection when either end's owner matches.
+      TCP_LINGER2 settings, conntrack entries (NAT), the owning processes and pods, and what \
+      a finwait tracer already running on the node saw (how each was closed, its call site \
+      with --stack, its exact dwell); groups the connections by verdict and culprit, most \
+      urgent first. Verdicts and JSON keys: docs/doctor.md. The filters keep a connection \
+      when either end matches; every namespace is read whatever they say.
 
       EXAMPLES:
         finwait doctor                      # once, every namespace
