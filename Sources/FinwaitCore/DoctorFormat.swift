@@ -6,11 +6,27 @@ public struct DoctorFormat: Sendable {
   public var examples: Int
   /// Groups shown in text before "N more groups".
   public var maxGroups: Int
+  /// The text stops before a group that would not fit (the first is always
+  /// shown); nil: no limit (`-v`).
+  public var screen: Screen?
 
-  public init(clock: WallClock, examples: Int = 1, maxGroups: Int = 5) {
+  /// A terminal: rows, and the columns after which a line wraps.
+  public struct Screen: Sendable {
+    public var rows: Int
+    public var columns: Int
+
+    /// What the report is made to fit: a maximised terminal on a laptop.
+    public static let standard = Screen(rows: 50, columns: 160)
+
+    /// Rows `line` takes once wrapped.
+    func rows(_ line: String) -> Int { max(1, (line.utf8.count + columns - 1) / columns) }
+  }
+
+  public init(clock: WallClock, examples: Int = 1, maxGroups: Int = 5, screen: Screen? = .standard) {
     self.clock = clock
     self.examples = examples
     self.maxGroups = maxGroups
+    self.screen = screen
   }
 
   // MARK: Text
@@ -30,13 +46,23 @@ public struct DoctorFormat: Sendable {
     lines.append("\(d.groups.count) group\(d.groups.count == 1 ? "" : "s"): "
       + [Doctor.Severity.leak, .bounded, .healthy].compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }
         .joined(separator: ", "))
+    var shown = 0
+    var used = lines.reduce(0) { $0 + (screen?.rows($1) ?? 1) }
     for (n, g) in d.groups.prefix(maxGroups).enumerated() {
-      lines.append("")
-      lines += groupText(g, number: n + 1, diagnosis: d)
+      let group = [""] + groupText(g, number: n + 1, diagnosis: d)
+      if let screen, shown > 0 {
+        // Room for this group, and for the "more" lines after it if others follow.
+        let rows = group.reduce(0) { $0 + screen.rows($1) } + (n + 1 < d.groups.count ? 2 : 0)
+        if used + rows > screen.rows { break }
+      }
+      used += group.reduce(0) { $0 + (screen?.rows($1) ?? 1) }
+      lines += group
+      shown += 1
     }
-    if d.groups.count > maxGroups {
+    if d.groups.count > shown {
+      let more = d.groups.count - shown
       lines.append("")
-      lines.append("\(d.groups.count - maxGroups) more groups: see --json, or narrow with --pid/--comm/--port/--netns.")
+      lines.append("\(more) more group\(more == 1 ? "" : "s"): see -v or --json, or narrow with --pid/--comm/--port/--netns.")
     }
     return lines
   }
@@ -56,7 +82,8 @@ public struct DoctorFormat: Sendable {
     }
     lines.append("   why: " + why(g, first: first, diagnosis: d))
     lines.append("   fix: " + fix(g, name: g.culprit?.comm ?? "the program"))
-    for (stack, n) in Self.callSites(g).prefix(Self.shownCallSites) {
+    let sites = Self.callSites(g).prefix(Self.shownCallSites)
+    for (stack, n) in sites {
       lines.append("   call site: \(stack.compactText) (\(n) of \(count), seen by a running finwait trace)")
     }
     if let program = g.program, let advice = program.advice(for: g.situation) {
@@ -70,12 +97,14 @@ public struct DoctorFormat: Sendable {
         + (ct.entry.state.flatMap(conntrackSysctl).map { "net.netfilter.nf_conntrack_tcp_timeout_\($0)" }
            ?? "the entry's conntrack timeout") + " or close sooner.")
     }
-    for f in g.findings.prefix(examples) { lines += findingText(f, verdict: g.verdict, now: d.now) }
+    let listed = Set(sites.map { $0.0.compactText })
+    for f in g.findings.prefix(examples) { lines += findingText(f, verdict: g.verdict, now: d.now, sitesListed: listed) }
     if count > examples { lines.append("   ... \(count - examples) more") }
     return lines
   }
 
-  func findingText(_ f: Finding, verdict: Doctor.Verdict, now: UInt64) -> [String] {
+  /// `sitesListed`: call sites the group's header gives, not repeated here.
+  func findingText(_ f: Finding, verdict: Doctor.Verdict, now: UInt64, sitesListed: Set<String> = []) -> [String] {
     let e = f.socket.endpoints
     var head = "   - \(address(e.local, e.localPort)) -> \(address(e.remote, e.remotePort))"
       + " \(f.socket.state == .closeWait ? "CLOSE_WAIT" : "FIN_WAIT2") \(f.dwellExact ? "" : ">=")\(duration(f.dwellAtLeast))"
@@ -98,7 +127,9 @@ public struct DoctorFormat: Sendable {
       lines.append("     peer: no local socket in the namespaces read"
         + (f.conntrack?.isNAT == true ? " (\(conntrackText(f.conntrack!)))" : ""))
     }
-    if let stack = f.traced?.stack { lines.append("     call site: " + stack.compactText) }
+    if let stack = f.traced?.stack, !sitesListed.contains(stack.compactText) {
+      lines.append("     call site: " + stack.compactText)
+    }
     if let tcp = f.socket.tcp { lines.append("     tcp: " + tcpText(tcp, socket: f.socket)) }
     lines.append("     timers: " + timersText(f))
     return lines

@@ -89,6 +89,7 @@ public struct DoctorSession {
     if options.verbose {
       format.examples = .max
       format.maxGroups = .max
+      format.screen = nil
     }
     var first = true
     while true {
