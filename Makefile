@@ -136,7 +136,8 @@ KERNEL_TESTS := LiveTests.ScenarioTests,LiveTests.AttachTests,LiveTests.Reconcil
 	LiveTests.StackTests/testTheCallerIsRecoveredWithRegistersReadFromTheTopOfTheKernelStack,$\
 	LiveTests.ServeTests/testStuckSocketLogsOneLogfmtLine,$\
 	LiveTests.DoctorTests/testOrphanWithTCPLinger2AboveAMinuteEndsWhenLinger2Says,$\
-	LiveTests.DoctorTests/testLocalPeerInCloseWaitInAnotherNamespaceIsTheCulprit
+	LiveTests.DoctorTests/testLocalPeerInCloseWaitInAnotherNamespaceIsTheCulprit,$\
+	LiveTests.DoctorTests/testCallSiteAndExactDwellFromARunningTrace
 
 # The same binary and live scenario tests again, on each KERNEL booted under
 # QEMU (software emulation): proves the CO-RE object is not tied to the

@@ -282,6 +282,40 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(ct["expires_first"] as? Bool, true)
   }
 
+  /// The kube-proxy case of a pod calling a Service: the client and the
+  /// backend are pods (namespaces routed through the node's), and the node's
+  /// PREROUTING DNAT rewrites the service address, so the NAT'd entry is in
+  /// the node's conntrack only. The doctor asks the client's namespace, then
+  /// the node's, and finds the backend there.
+  func testServiceDNATInTheNodesNamespaceFindsTheBackendPod() throws {
+    let port = Live.port(101)
+    let node = try keep(PodsOnANode("svc"))
+    let service = "10.96.0.11"
+    try node.serviceDNAT(service, port: 80, to: PodsOnANode.serverAddress, port: port)
+    let driver = try keep(DoctorScenario("shutdown", port: port, client: node.client.name, server: node.server.name,
+                                         serverAddress: PodsOnANode.serverAddress, connect: (service, 80)))
+    let ready = try driver.ready()
+    let report = try doctorJSON(["--pid", String(ready.clientPid)])
+    let nodeNetns = try XCTUnwrap(report["node_netns"] as? Int)
+    let g = try onlyGroup(report)
+    XCTAssertEqual(g["verdict"] as? String, "peer_close_wait", "\(g)")
+    assertOwner(g["culprit"], pid: ready.serverPid, comm: ready.serverComm)
+    let c = try onlyConnection(g)
+    assertEndpoints(c, saddr: PodsOnANode.clientAddress, sport: ready.clientPort, daddr: service, dport: 80)
+    XCTAssertEqual(c["netns"] as? Int, node.client.inode)
+    let peer = try XCTUnwrap(c["peer"] as? [String: Any], "the backend pod was not matched: \(c)")
+    XCTAssertEqual(peer["via_nat"] as? Bool, true)
+    XCTAssertEqual(peer["netns"] as? Int, node.server.inode)
+    assertEndpoints(peer, saddr: PodsOnANode.serverAddress, sport: port, daddr: PodsOnANode.clientAddress,
+                    dport: ready.clientPort)
+    let ct = try XCTUnwrap(c["conntrack"] as? [String: Any], "\(c)")
+    XCTAssertEqual(ct["netns"] as? Int, nodeNetns, "the entry is the node's")
+    XCTAssertEqual(ct["nat"] as? Bool, true)
+    XCTAssertEqual(ct["orig_daddr"] as? String, service)
+    XCTAssertEqual(ct["reply_saddr"] as? String, PodsOnANode.serverAddress)
+    XCTAssertEqual(ct["reply_sport"] as? Int, port)
+  }
+
   // MARK: A running trace
 
   /// With `finwait trace --stack` running on the node, the doctor reads its
@@ -307,7 +341,8 @@ final class DoctorTests: XCTestCase {
     }
     // FIN_WAIT2 once the FIN's ACK is in: the next run that lists it.
     let (report, t2, t3) = try timed {
-      try pollDoctor(["--port", String(port)], within: 10) { connection($0)?["trace"] is [String: Any] }
+      // Bounded for QEMU, where one doctor run takes seconds.
+      try pollDoctor(["--port", String(port)], within: 30) { connection($0)?["trace"] is [String: Any] }
     }
     let g = try onlyGroup(report)
     XCTAssertEqual(g["verdict"] as? String, "peer_close_wait", "fwstack holds the peer in CLOSE_WAIT: \(g)")
@@ -594,6 +629,55 @@ final class VethPair: CleanUp {
   }
 }
 
+/// Two pods on this node: namespaces of the test's own, each joined to the
+/// node's namespace by a veth pair and routed through it (forwarding on the
+/// node's two ends only), as a CNI plugin does. The node's ends and an nft
+/// table in the node's namespace are removed with them.
+final class PodsOnANode: CleanUp {
+  static let clientAddress = "10.232.1.2"
+  static let serverAddress = "10.232.2.2"
+  let client: TestNamespace
+  let server: TestNamespace
+  let table: String
+  private var tableAdded = false
+
+  init(_ suffix: String) throws {
+    client = try TestNamespace(suffix + "-c")
+    server = try TestNamespace(suffix + "-s")
+    table = "fwtest_\(getpid())_\(suffix)"
+    let tag = "fw\(getpid() % 100_000)"
+    for (ns, side, subnet) in [(client, "c", "10.232.1"), (server, "s", "10.232.2")] {
+      let nodeEnd = "\(tag)\(side)"
+      try command(["ip", "link", "add", nodeEnd, "type", "veth", "peer", "name", "eth0", "netns", ns.name])
+      try command(["ip", "addr", "add", "\(subnet).1/24", "dev", nodeEnd])
+      try command(["ip", "link", "set", nodeEnd, "up"])
+      try command(["sysctl", "-qw", "net.ipv4.conf.\(nodeEnd).forwarding=1"])
+      try command(["ip", "-n", ns.name, "addr", "add", "\(subnet).2/24", "dev", "eth0"])
+      try command(["ip", "-n", ns.name, "link", "set", "eth0", "up"])
+      try command(["ip", "-n", ns.name, "route", "add", "default", "via", "\(subnet).1"])
+    }
+  }
+
+  /// kube-proxy's nat PREROUTING rule for a Service, in the node's namespace.
+  func serviceDNAT(_ service: String, port: Int, to backend: String, port backendPort: Int) throws {
+    try command(["nft", """
+      table ip \(table) {
+        chain prerouting {
+          type nat hook prerouting priority -100; policy accept;
+          ip daddr \(service) tcp dport \(port) dnat to \(backend):\(backendPort)
+        }
+      }
+      """])
+    tableAdded = true
+  }
+
+  func cleanUp() {
+    if tableAdded { try? command(["nft", "delete", "table", "ip", table]) }
+    // The node's veth ends go with the namespaces that hold their peers.
+    for ns in [client, server] { try? command(["ip", "netns", "del", ns.name]) }
+  }
+}
+
 /// fwdoctor (Tests/driver/fwdoctor.c): one connection set up for a verdict,
 /// client in the pair's client namespace, server in its server namespace.
 final class DoctorScenario: SpawnedProcess, CleanUp {
@@ -620,9 +704,15 @@ final class DoctorScenario: SpawnedProcess, CleanUp {
   }
 
   /// `connect`: the address and port the client dials when not the server's (a DNAT in between).
-  init(_ scenario: String, port: Int, pair: VethPair, connect: (String, Int)? = nil, linger2: Int? = nil) throws {
-    var args = [Self.path ?? "fwdoctor", scenario, "-p", String(port), "-c", pair.client.name, "-s", pair.server.name,
-                "-a", connect?.0 ?? VethPair.serverAddress, "-b", VethPair.serverAddress, "-t", "120"]
+  convenience init(_ scenario: String, port: Int, pair: VethPair, connect: (String, Int)? = nil, linger2: Int? = nil) throws {
+    try self.init(scenario, port: port, client: pair.client.name, server: pair.server.name,
+                  serverAddress: VethPair.serverAddress, connect: connect, linger2: linger2)
+  }
+
+  init(_ scenario: String, port: Int, client: String, server: String, serverAddress: String,
+       connect: (String, Int)? = nil, linger2: Int? = nil) throws {
+    var args = [Self.path ?? "fwdoctor", scenario, "-p", String(port), "-c", client, "-s", server,
+                "-a", connect?.0 ?? serverAddress, "-b", serverAddress, "-t", "120"]
     if let connect { args += ["-d", String(connect.1)] }
     if let linger2 { args += ["-l", String(linger2)] }
     try super.init(args)
