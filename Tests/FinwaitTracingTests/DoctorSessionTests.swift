@@ -97,6 +97,26 @@ final class DoctorSessionTests: XCTestCase {
     XCTAssertEqual(stderr.lines, ["finwait: warning: without CAP_NET_ADMIN, conntrack is not read"], "said once")
   }
 
+  func testANamespaceThatCannotBeReadIsNamedOnceInAWatch() throws {
+    sleepsBeforeStop = 2
+    sockets.unenterable = [7]
+    // In the second run, another one appears: it is read (and named) from the third.
+    var dumps = 0  // of our own namespace: the check that sock_diag works, then one a run
+    sockets.onDump = { [sockets] netns in
+      guard netns == 1 else { return }
+      dumps += 1
+      if dumps == 3 { sockets.unenterable.insert(8) }
+    }
+    var options = DoctorSession.Options()
+    options.watch = 1 * s
+    try DoctorSession(options, environment: environment(ScriptedSources(sockets))).run()
+    XCTAssertEqual(dumps, 4, "the check, then three runs")
+    XCTAssertEqual(stderr.lines, [
+      "finwait: warning: 1 network namespace could not be read (entering one needs CAP_SYS_ADMIN): 7",
+      "finwait: warning: 1 network namespace could not be read (entering one needs CAP_SYS_ADMIN): 8",
+    ])
+  }
+
   func testNetnsFiltersTheReportNotWhatIsRead() throws {
     var options = DoctorSession.Options()
     options.filter.netns = 2

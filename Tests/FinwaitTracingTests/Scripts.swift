@@ -20,14 +20,17 @@ final class ScriptedSockets: SocketTable {
   var finTimeouts: [UInt32: UInt64] = [1: 60 * s]
   /// Runs at every dump: what happens on the node while it is read.
   var onDump: (UInt32) -> Void = { _ in }
+  /// Namespaces listed but whose dump fails (not ours to enter).
+  var unenterable: Set<UInt32> = []
   private(set) var dumps = 0
 
-  func namespaces() -> [UInt32] { sockets.keys.sorted() }
+  func namespaces() -> [UInt32] { Set(sockets.keys).union(unenterable).sorted() }
   func finTimeout(of netns: UInt32) -> UInt64? { finTimeouts[netns] }
 
   func forEach(netns: UInt32, states: UInt32, _ body: (DiagSocket) -> Void) throws(FinwaitError) {
     dumps += 1
     onDump(netns)
+    if unenterable.contains(netns) { throw .notPermitted("entering network namespace \(netns) needs CAP_SYS_ADMIN") }
     for socket in sockets[netns] ?? [] where states & (1 << UInt32(socket.state.rawValue)) != 0 { body(socket) }
   }
 

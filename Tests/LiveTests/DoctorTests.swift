@@ -91,6 +91,26 @@ final class DoctorTests: XCTestCase {
     assertSettings(c, keepalive: false, linger2: nil)
   }
 
+  /// TCP context as negotiated: a connection whose first data rode its SYN
+  /// shows TFO (tcpi_options' SYN_DATA: the server acknowledged it).
+  func testFastOpenAsNegotiatedIsShown() throws {
+    let port = Live.port(102)
+    let pair = try keep(VethPair("tfo"))
+    // Without a cookie round: the client may send SYN data (0x4) and the server take it (0x200).
+    try command(["ip", "netns", "exec", pair.client.name, "sysctl", "-qw", "net.ipv4.tcp_fastopen=5"])
+    try command(["ip", "netns", "exec", pair.server.name, "sysctl", "-qw", "net.ipv4.tcp_fastopen=514"])
+    let driver = try keep(DoctorScenario("shutdown", port: port, pair: pair, fastOpen: true))
+    let ready = try driver.ready()
+    let args = ["--netns", String(pair.client.inode), "--port", String(port)]
+    let c = try onlyConnection(try onlyGroup(try doctorJSON(args)))
+    assertOwner(c["owner"], pid: ready.clientPid, comm: ready.clientComm)
+    let tcp = try XCTUnwrap(c["tcp"] as? [String: Any], "\(c)")
+    XCTAssertEqual(tcp["tfo"] as? Bool, true, "\(tcp)")
+    XCTAssertEqual(tcp["sack"] as? Bool, true)
+    let text = try doctor(args).stdout
+    XCTAssertTrue(text.split(separator: "\n").contains { $0.hasPrefix("     tcp: sack ts wscale ") && $0.contains(" tfo,") }, text)
+  }
+
   func testOrphanWithTCPLinger2AboveAMinuteEndsWhenLinger2Says() throws {
     let port = Live.port(93)
     let pair = try keep(VethPair("lng"))
@@ -406,6 +426,34 @@ final class DoctorTests: XCTestCase {
     for line in watch.stdout.text.split(separator: "\n") { try validate(String(line)) }
   }
 
+  /// Without CAP_SYS_ADMIN and CAP_NET_ADMIN, what needs them is off with one
+  /// warning each, said in the first run and never again (the real sources,
+  /// not a script); every run still reports; SIGTERM ends it with status 0.
+  func testWatchWithoutOptionalCapabilitiesWarnsOnceAndStopsOnSIGTERM() throws {
+    let bin = try XCTUnwrap(Live.finwait)
+    // A namespace it cannot enter without CAP_SYS_ADMIN: named once too.
+    let other = try TestNamespace("cap")
+    defer { withExtendedLifetime(other) {} }
+    let watch = try SpawnedProcess(["/usr/bin/setpriv", "--bounding-set=-sys_admin,-net_admin",
+                                    bin, "doctor", "--watch", "200ms", "--json"])
+    defer { if watch.process.isRunning { kill(watch.process.processIdentifier, SIGKILL) } }
+    func runs() -> Int { watch.stdout.text.split(separator: "\n").count }
+    XCTAssertTrue(waitUntil(20) { runs() >= 3 }, "three runs: \(watch.stdout.text) \(watch.stderr.text)")
+    kill(watch.process.processIdentifier, SIGTERM)
+    XCTAssertTrue(waitUntil(10) { !watch.process.isRunning }, "still running 10 s after SIGTERM")
+    XCTAssertEqual(watch.process.terminationStatus, 0, watch.stderr.text)
+    XCTAssertEqual(watch.process.terminationReason, .exit)
+    let warnings = watch.stderr.text.split(separator: "\n").map(String.init)
+    for capability in ["CAP_SYS_ADMIN", "CAP_NET_ADMIN"] {
+      XCTAssertEqual(warnings.filter { $0.hasPrefix("finwait: warning: without \(capability), finwait ") }.count, 1,
+                     "\(capability) once, over \(runs()) runs: \(warnings)")
+    }
+    XCTAssertEqual(warnings.filter { $0.contains("could not be read") && $0.contains(String(other.inode)) }.count, 1,
+                   "\(warnings)")
+    XCTAssertEqual(Set(warnings).count, warnings.count, "no warning twice: \(warnings)")
+    for line in watch.stdout.text.split(separator: "\n") { try validate(String(line)) }
+  }
+
   // MARK: Text
 
   func testTextReportFirstLineAndGroupHeader() throws {
@@ -704,17 +752,20 @@ final class DoctorScenario: SpawnedProcess, CleanUp {
   }
 
   /// `connect`: the address and port the client dials when not the server's (a DNAT in between).
-  convenience init(_ scenario: String, port: Int, pair: VethPair, connect: (String, Int)? = nil, linger2: Int? = nil) throws {
+  /// `fastOpen`: the client's data rides its SYN (TCP Fast Open).
+  convenience init(_ scenario: String, port: Int, pair: VethPair, connect: (String, Int)? = nil, linger2: Int? = nil,
+                   fastOpen: Bool = false) throws {
     try self.init(scenario, port: port, client: pair.client.name, server: pair.server.name,
-                  serverAddress: VethPair.serverAddress, connect: connect, linger2: linger2)
+                  serverAddress: VethPair.serverAddress, connect: connect, linger2: linger2, fastOpen: fastOpen)
   }
 
   init(_ scenario: String, port: Int, client: String, server: String, serverAddress: String,
-       connect: (String, Int)? = nil, linger2: Int? = nil) throws {
+       connect: (String, Int)? = nil, linger2: Int? = nil, fastOpen: Bool = false) throws {
     var args = [Self.path ?? "fwdoctor", scenario, "-p", String(port), "-c", client, "-s", server,
                 "-a", connect?.0 ?? serverAddress, "-b", serverAddress, "-t", "120"]
     if let connect { args += ["-d", String(connect.1)] }
     if let linger2 { args += ["-l", String(linger2)] }
+    if fastOpen { args.append("-F") }
     try super.init(args)
   }
 

@@ -9,7 +9,7 @@
  *    "connect_port":..}
  *
  * usage: fwdoctor SCENARIO -p PORT [-c CLIENT_NETNS] [-s SERVER_NETNS]
- *                 [-a CONNECT_ADDR] [-d CONNECT_PORT] [-b BIND_ADDR] [-l LINGER2_S] [-t MAX_S]
+ *                 [-a CONNECT_ADDR] [-d CONNECT_PORT] [-b BIND_ADDR] [-l LINGER2_S] [-t MAX_S] [-F]
  * A netns is a name under /run/netns or a path. The client (this process)
  * connects to CONNECT_ADDR:CONNECT_PORT (default 127.0.0.1:PORT; another
  * address and port when a DNAT sits in between); the server (a child)
@@ -19,6 +19,9 @@
  *   halfclose  the same, and the server keeps sending data after the FIN
  *   keepalive  SO_KEEPALIVE, TCP_KEEPIDLE 1, TCP_KEEPINTVL 1, TCP_KEEPCNT 30, then shutdown(SHUT_WR)
  *   orphan     close() (TCP_LINGER2 first when -l is given): orphaned FIN_WAIT2
+ * -F: TCP Fast Open: the listener takes SYN data, and the client sends 16 bytes in
+ * its SYN (TCP_FASTOPEN_CONNECT). Without a cookie this needs the namespaces'
+ * net.ipv4.tcp_fastopen to allow it (0x202 server side, 0x5 client side).
  * Both processes hold until SIGUSR1 or SIGTERM, or MAX_S seconds (default 120).
  */
 #define _GNU_SOURCE
@@ -129,6 +132,9 @@ static void drain(int fd)
 
 /* The peer: accepts one connection, tells the client when the FIN arrived
  * (EOF), then keeps its socket in CLOSE_WAIT (sending, for halfclose). */
+static int fast_open;
+static void set_int(int fd, int level, int name, int value, const char *what);
+
 static void server(const char *scenario, const char *netns, const char *bind_addr, int port, int ready_fd,
 		   int fin_fd, long until)
 {
@@ -146,6 +152,8 @@ static void server(const char *scenario, const char *netns, const char *bind_add
 	setsockopt(srv, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(srv, (struct sockaddr *)&a, sizeof(a)) || listen(srv, 4))
 		die("server bind/listen");
+	if (fast_open)
+		set_int(srv, IPPROTO_TCP, TCP_FASTOPEN, 4, "TCP_FASTOPEN");
 	if (write(ready_fd, "l", 1) != 1)
 		die("server ready");
 	if (!readable(srv, 10000))
@@ -202,7 +210,7 @@ int main(int argc, char **argv)
 	int port = 0, connect_port = 0, linger2 = 0, max_s = 120, opt;
 	int ready[2], fin[2];
 
-	while ((opt = getopt(argc, argv, "p:c:s:a:d:b:l:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:c:s:a:d:b:l:t:F")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'c': client_ns = optarg; break;
@@ -212,12 +220,13 @@ int main(int argc, char **argv)
 		case 'b': bind_addr = optarg; break;
 		case 'l': linger2 = atoi(optarg); break;
 		case 't': max_s = atoi(optarg); break;
+		case 'F': fast_open = 1; break;
 		default: return 2;
 		}
 	}
 	if (optind != argc - 1 || port <= 0 || max_s <= 0) {
 		fprintf(stderr, "usage: fwdoctor shutdown|halfclose|keepalive|orphan -p PORT [-c NETNS] [-s NETNS] "
-				"[-a CONNECT_ADDR] [-d CONNECT_PORT] [-b BIND_ADDR] [-l LINGER2_S] [-t MAX_S]\n");
+				"[-a CONNECT_ADDR] [-d CONNECT_PORT] [-b BIND_ADDR] [-l LINGER2_S] [-t MAX_S] [-F]\n");
 		return 2;
 	}
 	const char *scenario = argv[optind];
@@ -255,8 +264,13 @@ int main(int argc, char **argv)
 	if (c < 0)
 		die("socket");
 	setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &connect_timeout, sizeof(connect_timeout));
+	if (fast_open)
+		set_int(c, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 1, "TCP_FASTOPEN_CONNECT");
 	if (connect(c, (struct sockaddr *)&to, sizeof(to)))
 		die("connect");
+	/* With TCP_FASTOPEN_CONNECT, connect() returned at once and this rides the SYN. */
+	if (fast_open && send(c, "fast open data!", 16, MSG_NOSIGNAL) != 16)
+		die("send in the SYN");
 	struct sockaddr_in local;
 	socklen_t len = sizeof(local);
 

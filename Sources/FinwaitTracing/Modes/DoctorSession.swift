@@ -92,15 +92,18 @@ public struct DoctorSession {
       format.screen = nil
     }
     var first = true
+    // Each namespace that cannot be read is named once, not in every run.
+    var named: Set<UInt32> = []
     while true {
       let started = env.clock()
       let (input, unreadable) = read()
       env.sources.refresh()
       let diagnosis = Doctor.diagnose(input, lookups: env.sources, filter: options.filter)
       var warnings = env.sources.takeWarnings()
-      if !unreadable.isEmpty {
-        warnings.append("\(unreadable.count) network namespace\(unreadable.count == 1 ? "" : "s") could not be read "
-          + "(entering one needs CAP_SYS_ADMIN): \(unreadable.map(String.init).joined(separator: ", "))")
+      let unnamed = unreadable.filter { named.insert($0).inserted }
+      if !unnamed.isEmpty {
+        warnings.append("\(unnamed.count) network namespace\(unnamed.count == 1 ? "" : "s") could not be read "
+          + "(entering one needs CAP_SYS_ADMIN): \(unnamed.map(String.init).joined(separator: ", "))")
       }
       for warning in warnings { try env.stderr.write("finwait: warning: \(warning)") }
       try env.stderr.flush()
