@@ -42,6 +42,7 @@ if [ "$with_trace" = 1 ]; then
     kill -0 "$trace_pid" 2>/dev/null || { echo "doctor bench: trace failed: $(cat "$work/trace.err")" >&2; exit 1; }
     sleep 0.1
   done
+  grep -q ready "$work/trace.ready" || { echo "doctor bench: the trace did not get ready" >&2; exit 1; }
 fi
 ip netns exec "$ns" "$hold" -n "$n" -p "$base_port" -t 600 >"$work/hold.out" 2>"$work/hold.err" &
 hold_pid=$!

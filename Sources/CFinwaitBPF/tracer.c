@@ -334,11 +334,58 @@ void fw_tracer_stop(struct fw_tracer *t)
 }
 
 /*
- * Tracers other processes run (`finwait doctor`). A finwait program is
- * named after the tracepoint; its per-socket map is what makes it ours: a
- * map named "socks" whose BTF value type is struct fw_event of this size.
+ * Tracers other processes run (`finwait doctor`). What makes one ours is
+ * taken from this build's own object, never spelled again here: a program
+ * named as ours (the kernel keeps BPF_OBJ_NAME_LEN - 1 characters), and
+ * among its maps the per-socket map under our name whose BTF value type is
+ * struct fw_event laid out exactly as ours, member by member.
  */
-static const char running_prog_prefix[] = "inet_sock_set_s"; /* BPF_OBJ_NAME_LEN - 1 */
+static struct {
+	int tried;
+	struct finwait_bpf *skel; /* opened, never loaded: names and BTF only */
+	const struct btf *btf;
+	const struct btf_type *event;
+	char prog[BPF_OBJ_NAME_LEN];
+	const char *socks, *stacks, *notes;
+} ours;
+
+static int know_ours(void)
+{
+	if (ours.tried)
+		return ours.event ? 0 : -ENOENT;
+	ours.tried = 1;
+	ours.skel = finwait_bpf__open();
+	if (!ours.skel)
+		return -errno;
+	ours.btf = bpf_object__btf(ours.skel->obj);
+	__s32 id = ours.btf ? btf__find_by_name_kind(ours.btf, "fw_event", BTF_KIND_STRUCT) : -ENOENT;
+
+	if (id < 0)
+		return -ENOENT;
+	snprintf(ours.prog, sizeof(ours.prog), "%s", bpf_program__name(ours.skel->progs.inet_sock_set_state));
+	ours.socks = bpf_map__name(ours.skel->maps.socks);
+	ours.stacks = bpf_map__name(ours.skel->maps.stacks);
+	ours.notes = bpf_map__name(ours.skel->maps.stack_notes);
+	ours.event = btf__type_by_id(ours.btf, id);
+	return 0;
+}
+
+/* Whether type in btf has our struct fw_event's size, member names and offsets. */
+static int same_layout(const struct btf *btf, const struct btf_type *type)
+{
+	const struct btf_member *a, *b;
+
+	if (!type || !btf_is_struct(type) || type->size != ours.event->size || btf_vlen(type) != btf_vlen(ours.event))
+		return 0;
+	a = btf_members(type);
+	b = btf_members(ours.event);
+	for (int i = 0; i < btf_vlen(type); i++) {
+		if (strcmp(btf__name_by_offset(btf, a[i].name_off), btf__name_by_offset(ours.btf, b[i].name_off)) ||
+		    btf_member_bit_offset(type, i) != btf_member_bit_offset(ours.event, i))
+			return 0;
+	}
+	return 1;
+}
 
 static int map_info(int fd, struct bpf_map_info *info)
 {
@@ -348,42 +395,52 @@ static int map_info(int fd, struct bpf_map_info *info)
 	return bpf_obj_get_info_by_fd(fd, info, &len) ? -errno : 0;
 }
 
-static int is_event_map(const struct bpf_map_info *info)
+/* 1: our per-socket map; -1: a per-socket map of another layout (another
+ * finwait version); 0: some other map. */
+static int event_map(const struct bpf_map_info *info)
 {
 	struct btf *btf;
 	const struct btf_type *type;
-	int ours = 0;
+	int verdict = -1;
 
-	if (strcmp(info->name, "socks") || info->type != BPF_MAP_TYPE_HASH ||
-	    info->key_size != sizeof(__u64) || info->value_size != sizeof(struct fw_event) || !info->btf_id)
+	if (strcmp(info->name, ours.socks) || info->type != BPF_MAP_TYPE_HASH || info->key_size != sizeof(__u64))
 		return 0;
-	btf = btf__load_from_kernel_by_id(info->btf_id);
-	if (!btf)
-		return 0;
+	if (!info->btf_id || !(btf = btf__load_from_kernel_by_id(info->btf_id)))
+		return -1;
 	type = btf__type_by_id(btf, info->btf_value_type_id);
-	ours = type && btf_is_struct(type) && !strcmp(btf__name_by_offset(btf, type->name_off), "fw_event");
+	if (type && btf_is_struct(type) && !strcmp(btf__name_by_offset(btf, type->name_off), "fw_event"))
+		verdict = same_layout(btf, type) ? 1 : -1;
+	else
+		verdict = 0;
 	btf__free(btf);
-	return ours;
+	return verdict;
 }
 
-/* Fills r from one program's maps; 1 if the program is a finwait tracer. */
+/* Fills r from one program's maps, opened read-only. 1 if the program is a
+ * finwait tracer of this layout, -1 of another, 0 if not one. */
 static int take_maps(const __u32 *ids, __u32 n, struct fw_running *r)
 {
+	LIBBPF_OPTS(bpf_get_fd_by_id_opts, opts, .open_flags = BPF_F_RDONLY);
 	struct bpf_map_info info;
+	int other = 0;
 
 	r->socks_fd = r->stacks_fd = r->notes_fd = -1;
 	for (__u32 i = 0; i < n; i++) {
-		int fd = bpf_map_get_fd_by_id(ids[i]), *slot = NULL;
+		int fd = bpf_map_get_fd_by_id_opts(ids[i], &opts), *slot = NULL;
 
 		if (fd < 0)
 			continue;
 		if (!map_info(fd, &info)) {
-			if (r->socks_fd < 0 && is_event_map(&info)) {
+			int socks = r->socks_fd < 0 ? event_map(&info) : 0;
+
+			if (socks > 0) {
 				slot = &r->socks_fd;
 				r->socks_id = info.id;
-			} else if (!strcmp(info.name, "stacks") && info.type == BPF_MAP_TYPE_STACK_TRACE) {
+			} else if (socks < 0) {
+				other = 1;
+			} else if (!strcmp(info.name, ours.stacks) && info.type == BPF_MAP_TYPE_STACK_TRACE) {
 				slot = &r->stacks_fd;
-			} else if (!strcmp(info.name, "stack_notes") && info.value_size == sizeof(struct fw_stack_note)) {
+			} else if (!strcmp(info.name, ours.notes) && info.value_size == sizeof(struct fw_stack_note)) {
 				slot = &r->notes_fd;
 			}
 		}
@@ -395,7 +452,7 @@ static int take_maps(const __u32 *ids, __u32 n, struct fw_running *r)
 	if (r->socks_fd >= 0)
 		return 1;
 	fw_running_close(r);
-	return 0;
+	return other ? -1 : 0;
 }
 
 static int already(const struct fw_running *out, int n, __u32 socks_id)
@@ -406,14 +463,15 @@ static int already(const struct fw_running *out, int n, __u32 socks_id)
 	return 0;
 }
 
-/* The ids of the maps program fd uses (a second call, as bpftool makes). */
+/* The ids of the maps program fd uses, if it is named as ours (a second
+ * call for the ids, as bpftool makes). */
 static int prog_maps(int fd, __u32 *ids, __u32 max)
 {
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
 
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) ||
-	    strncmp(info.name, running_prog_prefix, sizeof(running_prog_prefix) - 1) || !info.nr_map_ids)
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || strncmp(info.name, ours.prog, BPF_OBJ_NAME_LEN - 1) ||
+	    !info.nr_map_ids)
 		return 0;
 	__u32 nr = info.nr_map_ids < max ? info.nr_map_ids : max;
 
@@ -426,37 +484,38 @@ static int prog_maps(int fd, __u32 *ids, __u32 max)
 	return nr < info.nr_map_ids ? nr : info.nr_map_ids;
 }
 
-int fw_running_find(struct fw_running *out, int max)
+int fw_running_find(struct fw_running *out, int max, int *other_layout)
 {
 	__u32 id = 0, map_ids[64];
-	int n = 0, err = 0;
+	int n = 0, err;
 
+	*other_layout = 0;
+	if ((err = know_ours()))
+		return err;
 	while (n < max) {
-		if (bpf_prog_get_next_id(id, &id)) {
-			if (errno != ENOENT) /* ENOENT: the last one */
-				err = -errno;
-			break;
-		}
+		/* Listing needs CAP_SYS_ADMIN: that refusal ends the search. */
+		if (bpf_prog_get_next_id(id, &id))
+			return errno == ENOENT || n ? n : -errno;
 		int fd = bpf_prog_get_fd_by_id(id);
 
-		if (fd < 0) {
-			if (errno == ENOENT)
-				continue; /* unloaded meanwhile */
-			err = -errno;
-			break;
-		}
+		if (fd < 0)
+			continue; /* unloaded meanwhile, or refused for this one program */
 		int maps = prog_maps(fd, map_ids, sizeof(map_ids) / sizeof(map_ids[0]));
 
 		close(fd);
 		out[n].prog_id = id;
-		if (maps && take_maps(map_ids, maps, &out[n])) {
+		int found = maps ? take_maps(map_ids, maps, &out[n]) : 0;
+
+		if (found < 0)
+			(*other_layout)++;
+		if (found > 0) {
 			if (already(out, n, out[n].socks_id))
 				fw_running_close(&out[n]);
 			else
 				n++;
 		}
 	}
-	return n ? n : err;
+	return n;
 }
 
 int fw_running_tracked(const struct fw_running *r, fw_record_fn fn, void *ctx)

@@ -130,13 +130,11 @@ public struct TracedClose: Sendable, Equatable {
     self.stack = stack
   }
 
-  /// From a tracer's per-socket map entry (`fw_event` as stored); nil before
-  /// FIN_WAIT2, and for an entry that does not decode.
+  /// From a tracer's per-socket map entry (`fw_event` as stored); nil for an
+  /// entry that does not decode. An entry whose FIN_WAIT2 the tracer did not
+  /// see (a skipped run) still tells how the FIN was sent, with no start.
   public init?(entry: fw_event) {
-    guard entry.finWait2At != nil else { return nil }
-    var copy = entry
-    copy.kind = UInt8(FW_KIND_IN_FLIGHT.rawValue)
-    guard let event = try? Event(decoding: copy) else { return nil }
+    guard let event = try? Event(mapEntry: entry) else { return nil }
     self.init(path: event.connection.path, syscall: event.connection.syscall, closer: event.connection.owner,
               finWait2At: event.finWait2Inferred ? nil : event.finWait2At)
   }

@@ -108,13 +108,10 @@ public struct DoctorFormat: Sendable {
     let e = f.socket.endpoints
     var head = "   - \(address(e.local, e.localPort)) -> \(address(e.remote, e.remotePort))"
       + " \(f.socket.state == .closeWait ? "CLOSE_WAIT" : "FIN_WAIT2") \(f.dwellExact ? "" : ">=")\(duration(f.dwellAtLeast))"
-    if f.orphaned {
-      head += " orphaned"
-      if let c = f.traced?.closer { head += " by \(c.comm) (pid \(c.pid))" }
-    } else if let o = f.owner {
-      head += " held by \(o.comm) (pid \(o.pid))"
-    }
+    if f.orphaned { head += " orphaned" } else if let o = f.owner { head += " held by \(o.comm) (pid \(o.pid))" }
     if let path = f.path { head += " after \(Self.call(path, syscall: f.traced?.syscall))" }
+    // Who sent the FIN, when a trace saw another process than the holder (or none holds it).
+    if let c = f.traced?.closer, f.orphaned || c.pid != f.owner?.pid { head += " by \(c.comm) (pid \(c.pid))" }
     head += " netns \(f.netns)"
     var lines = [head]
     if let p = f.peer {

@@ -155,6 +155,16 @@ extension fw_event {
   }
 }
 
+extension Event {
+  /// An entry of the kernel's per-socket map, as stored: its `kind` is 0
+  /// until FIN_WAIT2 (not a record kind), so it decodes as IN_FLIGHT.
+  public init(mapEntry raw: fw_event) throws(DecodeError) {
+    var copy = raw
+    copy.kind = UInt8(FW_KIND_IN_FLIGHT.rawValue)
+    try self.init(decoding: copy)
+  }
+}
+
 extension Endpoints {
   /// A record's endpoints; nil for a family other than AF_INET and AF_INET6.
   public init?(kernel raw: borrowing fw_event) {

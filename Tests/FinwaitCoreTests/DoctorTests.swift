@@ -367,7 +367,7 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(f.dwellAtLeast, 4 * s)
     XCTAssertNil(d.groups[0].culprit, "orphans stay grouped by namespace")
     let text = DoctorFormat(clock: WallClock(offset: 0)).text(d)
-    XCTAssertTrue(text.contains { $0.hasPrefix("   - 10.0.0.1:40002 -> 192.0.2.7:443 FIN_WAIT2 >=4.00s orphaned by server (pid 200) after dup2()") },
+    XCTAssertTrue(text.contains { $0.hasPrefix("   - 10.0.0.1:40002 -> 192.0.2.7:443 FIN_WAIT2 >=4.00s orphaned after dup2() by server (pid 200)") },
                   "\(text)")
     XCTAssertFalse(text.contains { $0.contains("call site") }, "no stack captured: \(text)")
   }
@@ -380,14 +380,16 @@ final class DoctorTests: XCTestCase {
     XCTAssertEqual(f.dwellAtLeast, 90 * s)
   }
 
-  func testTracedCloseDecodesAMapEntryOnlyOnceInFinWait2() {
+  func testTracedCloseDecodesAMapEntryWithItsStartWhenSeen() {
     var entry = fw_event()
     entry.family = 2
     entry.path = UInt8(FW_PATH_SHUTDOWN_RDWR.rawValue)
     entry.syscall = UInt8(FW_SYSCALL_SHUTDOWN.rawValue)
     entry.tgid = 7
     entry.flags = UInt8(FW_FLAG_OWNER_KNOWN)
-    XCTAssertNil(TracedClose(entry: entry), "FIN_WAIT1: not in FIN_WAIT2 yet")
+    // FIN_WAIT2 not seen (a skipped run; sock_diag shows it in FIN_WAIT2): how, but no start.
+    XCTAssertEqual(TracedClose(entry: entry)?.path, .shutdownReadWrite)
+    XCTAssertNil(TracedClose(entry: entry)?.finWait2At)
     entry.flags |= UInt8(FW_FLAG_FIN_WAIT2_SEEN)
     entry.ts_fin_wait2_ns = 5 * s
     let traced = TracedClose(entry: entry)

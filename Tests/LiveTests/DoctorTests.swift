@@ -310,7 +310,8 @@ final class DoctorTests: XCTestCase {
   func testServiceDNATInTheNodesNamespaceFindsTheBackendPod() throws {
     let port = Live.port(101)
     let node = try keep(PodsOnANode("svc"))
-    let service = "10.96.0.11"
+    // An address no real network uses (RFC 2544), so no route of the host's interferes.
+    let service = "198.18.0.11"
     try node.serviceDNAT(service, port: 80, to: PodsOnANode.serverAddress, port: port)
     let driver = try keep(DoctorScenario("shutdown", port: port, client: node.client.name, server: node.server.name,
                                          serverAddress: PodsOnANode.serverAddress, connect: (service, 80)))
@@ -435,7 +436,7 @@ final class DoctorTests: XCTestCase {
     let other = try TestNamespace("cap")
     defer { withExtendedLifetime(other) {} }
     let watch = try SpawnedProcess(["/usr/bin/setpriv", "--bounding-set=-sys_admin,-net_admin",
-                                    bin, "doctor", "--watch", "200ms", "--json"])
+                                    "--inh-caps=-sys_admin,-net_admin", bin, "doctor", "--watch", "200ms", "--json"])
     defer { if watch.process.isRunning { kill(watch.process.processIdentifier, SIGKILL) } }
     func runs() -> Int { watch.stdout.text.split(separator: "\n").count }
     XCTAssertTrue(waitUntil(20) { runs() >= 3 }, "three runs: \(watch.stdout.text) \(watch.stderr.text)")
@@ -474,7 +475,9 @@ final class DoctorTests: XCTestCase {
       + "then \(probes) probes every \(try ns("tcp_keepalive_intvl_ns"))"
 
     let run = try doctor(args)
+    // Without the lines of namespaces whose sysctls differ from a tuned host's.
     let lines = run.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+      .filter { !$0.hasPrefix("netns ") }
     XCTAssertGreaterThanOrEqual(lines.count, 8, run.stdout)
     guard lines.count >= 8 else { return }
     // Counts are of every namespace read, before filters.

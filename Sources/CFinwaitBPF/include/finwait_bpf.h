@@ -92,9 +92,10 @@ struct fw_running {
 	int notes_fd;    /* -1 if absent */
 };
 
-/* Opens the maps of up to max tracers. Returns how many, or -errno (-EPERM
- * without CAP_SYS_ADMIN). */
-int fw_running_find(struct fw_running *out, int max);
+/* Opens the maps of up to max tracers, read-only. Returns how many, or -errno
+ * (-EPERM without CAP_SYS_ADMIN); *other_layout counts the tracers skipped
+ * because their record is laid out differently (another finwait version). */
+int fw_running_find(struct fw_running *out, int max, int *other_layout);
 /* Calls fn with each entry of the tracer's per-socket map, as stored. */
 int fw_running_tracked(const struct fw_running *r, fw_record_fn fn, void *ctx);
 /* As fw_tracer_stack and fw_tracer_stack_note, from that tracer's maps. */

@@ -26,25 +26,16 @@ public final class RunningTracer: StackSource {
   /// The per-socket map's id: one per tracer.
   public var id: UInt32 { maps.pointee.socks_id }
 
-  public func stack(_ id: Int16) -> [UInt64] {
-    var ips = [UInt64](repeating: 0, count: Int(FW_STACK_DEPTH))
-    let n = fw_running_stack(maps, id, &ips, Int32(ips.count))
-    return n > 0 ? Array(ips.prefix(Int(n))) : []
-  }
+  public func stack(_ id: Int16) -> [UInt64] { Self.frames { fw_running_stack(maps, id, $0, $1) } }
 
-  public func stackTop(_ id: Int16) -> [UInt64] {
-    var note = fw_stack_note()
-    guard fw_running_stack_note(maps, id, &note) == 0 else { return [] }
-    let words = withUnsafeBytes(of: note.top) { Array($0.bindMemory(to: UInt64.self)) }
-    return words.allSatisfy { $0 == 0 } ? [] : words
-  }
+  public func stackTop(_ id: Int16) -> [UInt64] { Self.words { fw_running_stack_note(maps, id, $0) } }
 
-  /// Every entry of the per-socket map, as stored.
-  func forEachTracked(_ body: (fw_event) -> Void) {
+  /// Every entry of the per-socket map, as stored. Returns how many, or -errno.
+  func forEachTracked(_ body: (fw_event) -> Void) -> Int32 {
     withoutActuallyEscaping(body) { body in
       var box = body
-      withUnsafeMutablePointer(to: &box) { ctx in
-        _ = fw_running_tracked(maps, { ctx, raw in
+      return withUnsafeMutablePointer(to: &box) { ctx in
+        fw_running_tracked(maps, { ctx, raw in
           guard let ctx, let raw else { return 0 }
           ctx.assumingMemoryBound(to: ((fw_event) -> Void).self).pointee(raw.pointee)
           return 0
@@ -73,10 +64,12 @@ public final class RunningTracers {
   public var count: Int { tracers.count }
 
   /// Finds the tracers running now (keeping those already open) and reads
-  /// their per-socket maps. Throws without CAP_SYS_ADMIN.
-  public func refresh() throws(FinwaitError) {
+  /// their per-socket maps. Throws without CAP_SYS_ADMIN; returns what could
+  /// not be read (a tracer of another finwait version, a map walk refused).
+  public func refresh() throws(FinwaitError) -> [String] {
     var found = [fw_running](repeating: fw_running(), count: Self.limit)
-    let n = fw_running_find(&found, Int32(Self.limit))
+    var otherLayout: Int32 = 0
+    let n = fw_running_find(&found, Int32(Self.limit), &otherLayout)
     guard n >= 0 else {
       let errno = Errno(rawValue: -n)
       if errno == .notPermitted || errno == .permissionDenied {
@@ -95,15 +88,27 @@ public final class RunningTracers {
     }
     tracers = current
     seen.removeAll(keepingCapacity: true)
+    var problems: [String] = []
+    if otherLayout > 0 {
+      problems.append("\(otherLayout) running finwait tracer\(otherLayout == 1 ? " is" : "s are") of another version "
+        + "(its record is laid out differently) and not read")
+    }
     for tracer in tracers.values.sorted(by: { $0.id < $1.id }) {
-      tracer.forEachTracked { raw in
+      let read = tracer.forEachTracked { raw in
         guard var traced = TracedClose(entry: raw), let endpoints = Endpoints(kernel: raw) else { return }
-        if raw.stack_id >= 0 { traced.stack = tracer.stacks.stack(raw.stack_id, pid: traced.closer?.pid) }
+        if raw.stack_id >= 0 {
+          let stack = tracer.stacks.stack(raw.stack_id, pid: traced.closer?.pid)
+          traced.stack = stack.frames.isEmpty ? nil : stack
+        }
         let key = Key(netns: raw.netns, endpoints: endpoints)
         // Two tracers see the same connection: the one that named its call site.
         if seen[key]?.stack == nil { seen[key] = traced }
       }
+      if read < 0 {
+        problems.append("the map of a running finwait tracer (map id \(tracer.id)) cannot be read: \(Errno(rawValue: -read))")
+      }
     }
+    return problems
   }
 
   /// What a running tracer saw of the connection `endpoints` (its own view) in `netns`.

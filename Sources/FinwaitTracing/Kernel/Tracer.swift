@@ -169,19 +169,14 @@ public final class Tracer: RecordSource {
   /// if it is gone (or was never captured).
   public func stack(_ id: Int16) -> [UInt64] {
     guard let tracer else { return [] }
-    var ips = [UInt64](repeating: 0, count: Int(FW_STACK_DEPTH))
-    let n = fw_tracer_stack(tracer, id, &ips, Int32(ips.count))
-    return n > 0 ? Array(ips.prefix(Int(n))) : []
+    return Self.frames { fw_tracer_stack(tracer, id, $0, $1) }
   }
 
   /// The user stack words noted with stack `id`'s first capture, from the
   /// stack pointer up; empty if there are none.
   public func stackTop(_ id: Int16) -> [UInt64] {
     guard let tracer else { return [] }
-    var note = fw_stack_note()
-    guard fw_tracer_stack_note(tracer, id, &note) == 0 else { return [] }
-    let words = withUnsafeBytes(of: note.top) { Array($0.bindMemory(to: UInt64.self)) }
-    return words.allSatisfy { $0 == 0 } ? [] : words
+    return Self.words { fw_tracer_stack_note(tracer, id, $0) }
   }
 
   /// Calls `body` with every entry of the kernel map, as stored (its `kind`

@@ -52,7 +52,7 @@ final class MapAudit {
     meanwhile()
     var result = Result()
     for raw in suspects {
-      guard let entry = Self.decode(raw), KernelAudit.isSettled(entry, now: clock()) else { continue }
+      guard let entry = try? Event(mapEntry: raw), KernelAudit.isSettled(entry, now: clock()) else { continue }
       let socket = try? sockets.lookup(netns: raw.netns, endpoints: entry.connection.endpoints)
       result.at = clock()
       if let finding = KernelAudit.finding(for: entry, socket: socket ?? nil, now: result.at) {
@@ -80,7 +80,7 @@ final class MapAudit {
     inFinWait2.sort()
     result.at = clock()
     tracer.forEachTracked { raw in
-      guard raw.finWait2At != nil, let entry = Self.decode(raw),
+      guard raw.finWait2At != nil, let entry = try? Event(mapEntry: raw),
         !contains(entry.connection.endpoints.digest(in: raw.netns))
       else { return }
       guard KernelAudit.isSettled(entry, now: result.at) else {
@@ -101,12 +101,6 @@ final class MapAudit {
       if inFinWait2[mid] < digest { low = mid + 1 } else { high = mid }
     }
     return low < inFinWait2.count && inFinWait2[low] == digest
-  }
-
-  private static func decode(_ raw: fw_event) -> Event? {
-    var copy = raw
-    copy.kind = UInt8(FW_KIND_IN_FLIGHT.rawValue)  // 0 until FIN_WAIT2: not a record kind
-    return try? Event(decoding: copy)
   }
 
   /// Repairs or drops each finding's map entry and tells the tracker; an

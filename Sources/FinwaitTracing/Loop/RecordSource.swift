@@ -14,6 +14,24 @@ public protocol StackSource: AnyObject {
   func stackTop(_ id: Int16) -> [UInt64]
 }
 
+extension StackSource {
+  /// A stack's return addresses from `read`, a C call that fills at most
+  /// `max` of them and returns how many (or -errno).
+  static func frames(_ read: (UnsafeMutablePointer<UInt64>, Int32) -> Int32) -> [UInt64] {
+    var ips = [UInt64](repeating: 0, count: Int(FW_STACK_DEPTH))
+    let n = ips.withUnsafeMutableBufferPointer { read($0.baseAddress!, Int32($0.count)) }
+    return n > 0 ? Array(ips.prefix(Int(n))) : []
+  }
+
+  /// The stack words of a note `read` fills (0, or -errno); empty if none.
+  static func words(_ read: (UnsafeMutablePointer<fw_stack_note>) -> Int32) -> [UInt64] {
+    var note = fw_stack_note()
+    guard read(&note) == 0 else { return [] }
+    let words = withUnsafeBytes(of: note.top) { Array($0.bindMemory(to: UInt64.self)) }
+    return words.allSatisfy { $0 == 0 } ? [] : words
+  }
+}
+
 public protocol RecordSource: StackSource {
   /// Waits up to `timeoutMilliseconds` for a wakeup, then hands every queued
   /// record to `body`, in ring-buffer order. Returns how many; a signal returns 0.

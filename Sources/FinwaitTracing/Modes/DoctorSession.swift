@@ -132,10 +132,10 @@ public struct DoctorSession {
 
   /// The sockets and sysctls of every namespace, `--netns` or not: a peer
   /// in another namespace decides the verdict (`Doctor.matches` filters the
-  /// report, by either end); the namespaces that could not be dumped.
+  /// report, by either end); the namespaces that could not be dumped. A
+  /// `--netns` that is not there was named by the preflight warning.
   func read() -> (DoctorInput, unreadable: [UInt32]) {
-    var targets = env.sockets.namespaces()
-    if let netns = options.filter.netns, !targets.contains(netns) { targets.append(netns) }
+    let targets = env.sockets.namespaces()
     let states = SockDiag.mask([.finWait2, .closeWait])
     var dumps: [(netns: UInt32, sockets: [DiagSocket])] = []
     var sysctls: [UInt32: TCPSysctls] = [:]
@@ -189,6 +189,7 @@ final class SystemDoctorSources: DoctorSources {
   /// finwait tracers other processes run: paths, exact dwell, call sites.
   private let running = RunningTracers()
   private var runningOff = false
+  private var runningSaid: Set<String> = []
 
   init(namespaces: Namespaces, podLogs: String) {
     self.namespaces = namespaces
@@ -210,7 +211,8 @@ final class SystemDoctorSources: DoctorSources {
     settingsByNetns.removeAll(keepingCapacity: true)
     guard !runningOff else { return }
     do throws(FinwaitError) {
-      try running.refresh()
+      // Each said once a session, as the other warnings.
+      for problem in try running.refresh() where runningSaid.insert(problem).inserted { warnings.append(problem) }
     } catch {
       runningOff = true
       warnings.append("a running finwait trace cannot be read (\(error.message)): no call sites or exact dwells from it")
