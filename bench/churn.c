@@ -18,7 +18,10 @@
  * connections apart, so these counts are the truth a tracer's records can be
  * matched against one by one (bench/soak.sh does).
  *
- * usage: churn [-t THREADS] [-d SECONDS] [-p PORT] [-l FILE]
+ * -e ENDING runs only that ending (client_close, client_shutdown or
+ * server_close) instead of rotating through all three ("mix", the default).
+ *
+ * usage: churn [-t THREADS] [-d SECONDS] [-p PORT] [-l FILE] [-e ENDING]
  * Run it in a network namespace of its own with net.ipv4.tcp_tw_reuse=1
  * (bench/bench.sh does), or TIME_WAIT sockets exhaust the local ports.
  */
@@ -45,6 +48,8 @@ static atomic_long errors;
 static atomic_int stopping;
 static const char *const ending_names[3] = { "client_close", "client_shutdown", "server_close" };
 static atomic_long per_ending[3];
+/* -e: the one ending every connection takes; -1 rotates through all three. */
+static int only_ending = -1;
 /* Completed connections per ending and client port, with -l only. */
 static atomic_uint (*per_port)[65536];
 
@@ -114,7 +119,7 @@ static void *client(void *arg)
 
 	while (!atomic_load(&stopping)) {
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		char mode = '0' + n++ % 3;
+		char mode = '0' + (only_ending >= 0 ? only_ending : n++ % 3);
 
 		if (fd < 0)
 			die("socket");
@@ -155,14 +160,24 @@ int main(int argc, char **argv)
 	int threads = 4, opt, one = 1;
 	const char *log_path = NULL;
 
-	while ((opt = getopt(argc, argv, "t:d:p:l:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:d:p:l:e:")) != -1) {
 		switch (opt) {
 		case 't': threads = atoi(optarg); break;
 		case 'd': duration = atof(optarg); break;
 		case 'p': port = atoi(optarg); break;
 		case 'l': log_path = optarg; break;
+		case 'e':
+			only_ending = -1;
+			for (int m = 0; m < 3; m++)
+				if (!strcmp(optarg, ending_names[m]))
+					only_ending = m;
+			if (only_ending < 0 && strcmp(optarg, "mix")) {
+				fprintf(stderr, "churn: -e takes client_close, client_shutdown, server_close or mix\n");
+				return 2;
+			}
+			break;
 		default:
-			fprintf(stderr, "usage: churn [-t THREADS] [-d SECONDS] [-p PORT] [-l FILE]\n");
+			fprintf(stderr, "usage: churn [-t THREADS] [-d SECONDS] [-p PORT] [-l FILE] [-e ENDING]\n");
 			return 2;
 		}
 	}
