@@ -91,7 +91,9 @@ int fw_tracer_start(const struct fw_config *cfg, const char *btf_path, enum fw_a
 	    (err = bpf_map__set_max_entries(t->skel->maps.socks, cfg->max_tracked)) ||
 	    /* FW_STACK_ENTRIES x 256 bytes only when stacks are asked for. */
 	    (!cfg->capture_stack && ((err = bpf_map__set_max_entries(t->skel->maps.stacks, 1)) ||
-				     (err = bpf_map__set_max_entries(t->skel->maps.stack_notes, 1)))))
+				     (err = bpf_map__set_max_entries(t->skel->maps.stack_notes, 1)))) ||
+	    /* The histograms (7.4 MiB, preallocated) only for hist and serve. */
+	    (!cfg->hist_mode && (err = bpf_map__set_max_entries(t->skel->maps.hists, 1))))
 		return fail(t, FW_STAGE_OPEN, failed, err);
 
 	if ((err = finwait_bpf__load(t->skel)))
