@@ -136,8 +136,15 @@ public final class Tracer: RecordSource {
     case -Errno.notSupported.rawValue: counters.recursionMissesCounted = false
     default: break  // a failed read: the last value is not kept, 0 is shown
     }
+    // The classic tracepoint's skips are counted only from Linux 6.7
+    // (trace_call_bpf); before, the kernel reports 0 whatever it skipped.
+    if program == .tracepoint && !Self.classicTracepointCountsSkips { counters.recursionMissesCounted = false }
     return counters
   }
+
+  /// Linux 6.7+: a classic tracepoint program's skipped runs are counted.
+  public static let classicTracepointCountsSkips =
+    ProcText.kernelVersion(ofRelease: Preflight.kernelRelease()).map { $0.major > 6 || ($0.major == 6 && $0.minor >= 7) } ?? true
 
   /// Stops new records; what is queued can still be drained.
   public func detach() {

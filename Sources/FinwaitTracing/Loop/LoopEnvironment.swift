@@ -85,9 +85,9 @@ public struct LoopEnvironment {
             : "the closer's registers (path, syscall, --stack's recovered frame): read at the top of its kernel stack (no bpf_task_pt_regs before Linux 5.15)")
         }
         if !tracer.counters.recursionMissesCounted {
-          warn("this kernel does not count the state changes it skips while the program runs (Linux 5.12+ does): recursion_misses is unknown (n/a)")
-        } else if tracer.program == .tracepoint {
-          note("classic tracepoint: state changes skipped while any BPF kprobe or tracepoint program runs on that CPU are counted from Linux 6.7")
+          warn(tracer.program == .tracepoint && !Tracer.classicTracepointCountsSkips
+            ? "through the classic tracepoint, this kernel does not count the state changes it skips while any BPF kprobe or tracepoint program runs on that CPU (Linux 6.7+ does): recursion_misses is unknown (n/a)"
+            : "this kernel does not count the state changes it skips while the program runs (Linux 5.12+ does): recursion_misses is unknown (n/a)")
         }
         return tracer
       },
