@@ -505,7 +505,6 @@ int fw_running_find(struct fw_running *out, int max, int *other_layout)
 		int maps = prog_maps(fd, map_ids, sizeof(map_ids) / sizeof(map_ids[0]));
 
 		close(fd);
-		out[n].prog_id = id;
 		int found = maps ? take_maps(map_ids, maps, &out[n]) : 0;
 
 		if (found < 0)

@@ -50,12 +50,10 @@ public struct DoctorFormat: Sendable {
     var used = lines.reduce(0) { $0 + (screen?.rows($1) ?? 1) }
     for (n, g) in d.groups.prefix(maxGroups).enumerated() {
       let group = [""] + groupText(g, number: n + 1, diagnosis: d)
-      if let screen, shown > 0 {
-        // Room for this group, and for the "more" lines after it if others follow.
-        let rows = group.reduce(0) { $0 + screen.rows($1) } + (n + 1 < d.groups.count ? 2 : 0)
-        if used + rows > screen.rows { break }
-      }
-      used += group.reduce(0) { $0 + (screen?.rows($1) ?? 1) }
+      let rows = group.reduce(0) { $0 + (screen?.rows($1) ?? 1) }
+      // Room for this group, and for the "more" lines after it if others follow.
+      if let screen, shown > 0, used + rows + (n + 1 < d.groups.count ? 2 : 0) > screen.rows { break }
+      used += rows
       lines += group
       shown += 1
     }

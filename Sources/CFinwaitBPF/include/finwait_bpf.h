@@ -85,7 +85,6 @@ void fw_tracer_stop(struct fw_tracer *tracer);
  * saw (their programs' maps, found by id; read only). Needs CAP_SYS_ADMIN.
  */
 struct fw_running {
-	__u32 prog_id;
 	__u32 socks_id;  /* the per-socket map's id: one per tracer */
 	int socks_fd;    /* key: socket address; value: struct fw_event */
 	int stacks_fd;   /* -1 if absent */

@@ -32,16 +32,7 @@ public final class RunningTracer: StackSource {
 
   /// Every entry of the per-socket map, as stored. Returns how many, or -errno.
   func forEachTracked(_ body: (fw_event) -> Void) -> Int32 {
-    withoutActuallyEscaping(body) { body in
-      var box = body
-      return withUnsafeMutablePointer(to: &box) { ctx in
-        fw_running_tracked(maps, { ctx, raw in
-          guard let ctx, let raw else { return 0 }
-          ctx.assumingMemoryBound(to: ((fw_event) -> Void).self).pointee(raw.pointee)
-          return 0
-        }, ctx)
-      }
-    }
+    EntryVisitor.walk({ fw_running_tracked(maps, $0, $1) }, body)
   }
 }
 
@@ -59,9 +50,6 @@ public final class RunningTracers {
   }
 
   public init() {}
-
-  /// How many tracers the last `refresh` found.
-  public var count: Int { tracers.count }
 
   /// Finds the tracers running now (keeping those already open) and reads
   /// their per-socket maps. Throws without CAP_SYS_ADMIN; returns what could

@@ -191,14 +191,7 @@ public final class Tracer: RecordSource {
   /// gathering them: the map can hold hundreds of thousands.
   public func forEachTracked(_ body: (fw_event) -> Void) {
     guard let tracer else { return }
-    withoutActuallyEscaping(body) { body in
-      let visitor = EntryVisitor(body)
-      _ = fw_tracer_tracked(tracer, { ctx, event in
-        guard let ctx, let event else { return 0 }
-        Unmanaged<EntryVisitor>.fromOpaque(ctx).takeUnretainedValue().body(event.pointee)
-        return 0
-      }, Unmanaged.passUnretained(visitor).toOpaque())
-    }
+    _ = EntryVisitor.walk({ fw_tracer_tracked(tracer, $0, $1) }, body)
   }
 
   /// Marks the entry `copy` was read from as in FIN_WAIT2 since `at`
@@ -236,7 +229,21 @@ private final class RecordVisitor {
   init(_ body: @escaping (borrowing fw_event) -> Void) { self.body = body }
 }
 
-private final class EntryVisitor {
+/// Hands each entry a C map walk (`fw_record_fn`) visits to a Swift closure.
+final class EntryVisitor {
   let body: (fw_event) -> Void
   init(_ body: @escaping (fw_event) -> Void) { self.body = body }
+
+  /// Runs `walk` (a C call taking the callback and its context) with `body`
+  /// as the callback; returns what `walk` returns.
+  static func walk(_ walk: (fw_record_fn, UnsafeMutableRawPointer) -> Int32, _ body: (fw_event) -> Void) -> Int32 {
+    withoutActuallyEscaping(body) { body in
+      let visitor = EntryVisitor(body)
+      return walk({ ctx, event in
+        guard let ctx, let event else { return 0 }
+        Unmanaged<EntryVisitor>.fromOpaque(ctx).takeUnretainedValue().body(event.pointee)
+        return 0
+      }, Unmanaged.passUnretained(visitor).toOpaque())
+    }
+  }
 }

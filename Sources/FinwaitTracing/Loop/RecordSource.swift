@@ -1,10 +1,6 @@
 import CFinwaitEvent
 import FinwaitCore
 
-/// Where the tracing loop's records come from, and the kernel state behind
-/// them: the libbpf `Tracer` in production, a `ScriptedRecordSource` in
-/// tests and in bench/replay. Everything the loop asks of the kernel goes
-/// through here, so the loop runs the same with either.
 /// Where a tracer's captured user stacks are read: the running `Tracer`, or
 /// another process's (`RunningTracer`, for the doctor).
 public protocol StackSource: AnyObject {
@@ -32,6 +28,10 @@ extension StackSource {
   }
 }
 
+/// Where the tracing loop's records come from, and the kernel state behind
+/// them: the libbpf `Tracer` in production, a `ScriptedRecordSource` in
+/// tests and in bench/replay. Everything the loop asks of the kernel goes
+/// through here, so the loop runs the same with either.
 public protocol RecordSource: StackSource {
   /// Waits up to `timeoutMilliseconds` for a wakeup, then hands every queued
   /// record to `body`, in ring-buffer order. Returns how many; a signal returns 0.
