@@ -264,11 +264,27 @@ struct fw_sock_settings {
 
 _Static_assert(sizeof(struct fw_sock_settings) == 96, "fw_sock_settings layout changed: update both sides");
 
-/* Configuration of the iterator, set in its read-only data before load. */
+/* Configuration of the iterators, set in their read-only data before load. */
 struct fw_sockets_config {
 	__u32 states; /* bit (1 << state) for each TCP state to report */
 	__u8 cookie;  /* call bpf_get_socket_cookie (iterators may since Linux 5.12) */
 	__u8 __pad[3];
 };
+
+/*
+ * Who holds each TCP socket, as `ss -p` finds it from /proc/PID/fd, but read
+ * in one pass over every process's file table by the iter/task_file program
+ * of bpf/sockets.bpf.c: one record per descriptor of an IPv4 or IPv6 TCP
+ * socket in a state of fw_sockets_config.states. A socket open in several
+ * processes (fork, SCM_RIGHTS) has a record in each, lowest pid first.
+ */
+struct fw_sock_owner {
+	__u64 inode;           /* the socket's inode, as "socket:[inode]" names it */
+	__u32 tgid;            /* the holding process, as the initial pid namespace numbers it */
+	__u32 __pad;
+	char comm[FW_COMM_LEN]; /* the process's name (its main thread's, as /proc/PID/comm) */
+};
+
+_Static_assert(sizeof(struct fw_sock_owner) == 32, "fw_sock_owner layout changed: update both sides");
 
 #endif /* __FINWAIT_H */

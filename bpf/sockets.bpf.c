@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * `finwait doctor`: the settings a process made on each TCP socket with
+ * Two iterators, each loaded alone (the other's autoload is off).
+ *
+ * dump_settings, for `finwait doctor`: the settings a process made on each TCP socket with
  * setsockopt (keepalive, TCP_LINGER2, TCP_USER_TIMEOUT), which decide
  * whether a socket in FIN_WAIT2 will ever be freed and which sock_diag does
  * not report. An iter/tcp program: reading a fd created from its link walks
  * the TCP hash tables of the creating task's network namespace and writes
  * one struct fw_sock_settings per full socket in a chosen state.
  * Kept apart from finwait.bpf.c so the doctor loads no tracer maps.
+ *
+ * dump_owners, for every mode that names the process holding a socket: an
+ * iter/task_file program writing one struct fw_sock_owner per descriptor of
+ * a TCP socket in a chosen state, for every process at once. It replaces
+ * readlink() of every /proc/PID/fd entry where it loads (Linux 5.11+:
+ * bpf_sock_from_file).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -16,6 +24,7 @@
 
 #define AF_INET 2
 #define AF_INET6 10
+#define IPPROTO_TCP 6
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -104,6 +113,38 @@ int dump_settings(struct bpf_iter__tcp *ctx)
 	if (sockets_cfg.cookie)
 		r.cookie = bpf_get_socket_cookie(skc);
 
+	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
+	return 0;
+}
+
+SEC("iter/task_file")
+int dump_owners(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct fw_sock_owner r = {};
+	struct socket *sock;
+	struct sock *sk;
+	__u8 state;
+
+	if (!task || !file)
+		return 0;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = sock->sk;
+	if (!sk)
+		return 0;
+	state = sk->__sk_common.skc_state;
+	if (state >= 32 || !(sockets_cfg.states & (1u << state)))
+		return 0;
+	if (sk->__sk_common.skc_family != AF_INET && sk->__sk_common.skc_family != AF_INET6)
+		return 0;
+	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	r.inode = file->f_inode->i_ino;
+	r.tgid = task->tgid;
+	bpf_probe_read_kernel(r.comm, sizeof(r.comm), task->group_leader->comm);
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;
 }

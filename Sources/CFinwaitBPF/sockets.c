@@ -1,6 +1,8 @@
 /*
- * `finwait doctor`'s socket settings: the iter/tcp object of
- * bpf/sockets.bpf.c, loaded once, read once per network namespace.
+ * The iterators of bpf/sockets.bpf.c: `finwait doctor`'s socket settings
+ * (iter/tcp, loaded once, read once per network namespace), and the owners of
+ * TCP sockets (iter/task_file, loaded for one scan). Each is loaded alone, so
+ * a kernel without one's helpers still has the other.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +33,7 @@ static int open_and_load(struct fw_sockets *s, __u32 states, int cookie, enum fw
 	}
 	s->skel->rodata->sockets_cfg.states = states;
 	s->skel->rodata->sockets_cfg.cookie = cookie;
+	bpf_program__set_autoload(s->skel->progs.dump_owners, false);
 	if ((err = finwait_sockets_bpf__load(s->skel))) {
 		*failed = FW_STAGE_LOAD;
 		finwait_sockets_bpf__destroy(s->skel);
@@ -92,46 +95,115 @@ static int create_iter(int link_fd, int netns_fd)
 	return fw_in_netns(netns_fd, create_iter_job, &link_fd);
 }
 
-#define RECORD_SIZE sizeof(struct fw_sock_settings)
+typedef int (*record_fn)(void *ctx, const void *record);
 
-int fw_sockets_read(struct fw_sockets *s, int netns_fd, fw_settings_fn fn, void *ctx)
+/* Reads an iterator's fixed-size records to the end, or until fn returns
+ * non-zero. Returns the number of records or -errno. */
+static int read_records(int fd, size_t size, record_fn fn, void *ctx)
 {
-	/* A whole number of records; the kernel never splits one, but a short
-	 * read that did would be carried over rather than misparsed. */
-	char buf[64 * RECORD_SIZE];
-	struct fw_sock_settings record;
+	/* Whole records; the kernel never splits one, but a short read that did
+	 * would be carried over rather than misparsed. */
+	char buf[8192] __attribute__((aligned(8)));
 	size_t have = 0, at;
-	int fd, count = 0, err = 0;
+	int count = 0;
 	ssize_t n;
 
-	fd = create_iter(bpf_link__fd(s->link), netns_fd);
-	if (fd < 0)
-		return fd;
 	for (;;) {
 		n = read(fd, buf + have, sizeof(buf) - have);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			err = -errno;
-			break;
-		}
+		if (n < 0)
+			return -errno;
 		if (n == 0)
 			break;
 		have += n;
-		for (at = 0; at + RECORD_SIZE <= have; at += RECORD_SIZE) {
-			memcpy(&record, buf + at, RECORD_SIZE);
+		for (at = 0; at + size <= have; at += size) {
 			count++;
-			if (fn && fn(ctx, &record))
-				goto out;
+			if (fn(ctx, buf + at))
+				return count;
 		}
 		memmove(buf, buf + at, have - at);
 		have -= at;
 	}
-	if (!err && have)
-		err = -EPROTO; /* a partial record at the end: the layouts disagree */
-out:
+	/* A partial record at the end: the layouts disagree. */
+	return have ? -EPROTO : count;
+}
+
+struct settings_reader {
+	fw_settings_fn fn;
+	void *ctx;
+};
+
+static int each_settings(void *ctx, const void *raw)
+{
+	struct settings_reader *r = ctx;
+	struct fw_sock_settings record;
+
+	memcpy(&record, raw, sizeof(record));
+	return r->fn ? r->fn(r->ctx, &record) : 0;
+}
+
+int fw_sockets_read(struct fw_sockets *s, int netns_fd, fw_settings_fn fn, void *ctx)
+{
+	struct settings_reader r = { fn, ctx };
+	int fd, count;
+
+	fd = create_iter(bpf_link__fd(s->link), netns_fd);
+	if (fd < 0)
+		return fd;
+	count = read_records(fd, sizeof(struct fw_sock_settings), each_settings, &r);
 	close(fd);
-	return err ? err : count;
+	return count;
+}
+
+struct owners_reader {
+	fw_owner_fn fn;
+	void *ctx;
+};
+
+static int each_owner(void *ctx, const void *raw)
+{
+	struct owners_reader *r = ctx;
+	struct fw_sock_owner record;
+
+	memcpy(&record, raw, sizeof(record));
+	return r->fn(r->ctx, &record);
+}
+
+int fw_owners_scan(__u32 states, fw_owner_fn fn, void *ctx, enum fw_stage *failed)
+{
+	struct finwait_sockets_bpf *skel;
+	struct bpf_link *link = NULL;
+	struct owners_reader r = { fn, ctx };
+	int err, fd;
+
+	*failed = FW_STAGE_OPEN;
+	skel = finwait_sockets_bpf__open();
+	if (!skel)
+		return -errno;
+	skel->rodata->sockets_cfg.states = states;
+	bpf_program__set_autoload(skel->progs.dump_settings, false);
+	*failed = FW_STAGE_LOAD;
+	if ((err = finwait_sockets_bpf__load(skel)))
+		goto out;
+	*failed = FW_STAGE_ATTACH;
+	link = bpf_program__attach_iter(skel->progs.dump_owners, NULL);
+	if (!link) {
+		err = -errno;
+		goto out;
+	}
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	*failed = FW_STAGE_NONE;
+	err = read_records(fd, sizeof(struct fw_sock_owner), each_owner, &r);
+	close(fd);
+out:
+	bpf_link__destroy(link);
+	finwait_sockets_bpf__destroy(skel);
+	return err;
 }
 
 void fw_sockets_close(struct fw_sockets *s)

@@ -23,6 +23,12 @@ public struct Owner: Sendable, Hashable {
     self.init(pid: pid, tid: tid, name: TaskName(comm), cgroupID: cgroupID)
   }
 
+  /// The process holding a socket, as the owners iterator reports it (its
+  /// cgroup is not read: 0).
+  public init(holder raw: borrowing fw_sock_owner) {
+    self.init(pid: raw.tgid, tid: raw.tgid, name: TaskName(kernel: raw.comm), cgroupID: 0)
+  }
+
   init(pid: UInt32, tid: UInt32, name: TaskName, cgroupID: UInt64) {
     self.pid = pid
     self.tid = tid

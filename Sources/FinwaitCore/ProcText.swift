@@ -28,6 +28,18 @@ public enum ProcText {
     return nil
   }
 
+  /// Whether /proc/PID/status says its process is in the initial pid
+  /// namespace: an `NSpid:` line with one number (one per nested namespace,
+  /// Linux 4.1+). Without the line, not known to be: false.
+  public static func inInitialPIDNamespace(status: String) -> Bool {
+    let key = Array("NSpid:".utf8)
+    for line in status.utf8.split(separator: UInt8(ascii: "\n")) where line.starts(with: key) {
+      let fields = line.dropFirst(key.count).split(whereSeparator: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: " ") })
+      return fields.count == 1 && fields[0].allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    }
+    return false
+  }
+
   /// `tcp_fin_timeout` as procfs prints it (`60\n`) -> 60. The kernel's value
   /// is a C int, so anything beyond Int32 is garbage. A negative value (the
   /// kernel floors it at 3.5 RTO) is no timeout that can be stated, so nil, as

@@ -1,17 +1,80 @@
 /// Connections already in FIN_WAIT2 when finwait looked: what `finwait
 /// snapshot` prints and what tracing starts from.
 public enum Snapshot {
+  /// What a snapshot keeps of a FIN_WAIT2 or CLOSE_WAIT socket: 48 bytes where
+  /// a `DiagSocket` takes 136, for the 100,000s a busy node can have.
+  public struct Socket: Sendable {
+    public var endpoints: Endpoints
+    public var inode: UInt32
+    public var expiresMilliseconds: UInt32
+    /// UInt32.max: not reported (timewait sockets have no tcp_info).
+    var lastAck: UInt32
+    public var isCloseWait: Bool
+    public var isTimewait: Bool
+
+    /// nil for a socket in any other state.
+    public init?(_ s: DiagSocket) {
+      guard s.state == .finWait2 || s.state == .closeWait else { return nil }
+      endpoints = s.endpoints
+      inode = s.inode
+      expiresMilliseconds = s.expiresMilliseconds
+      lastAck = s.lastAckReceivedMilliseconds.map { min($0, UInt32.max - 1) } ?? UInt32.max
+      isCloseWait = s.state == .closeWait
+      isTimewait = s.isTimewait
+    }
+
+    public var lastAckReceivedMilliseconds: UInt32? { lastAck == UInt32.max ? nil : lastAck }
+  }
+
   /// One namespace's dump: FIN_WAIT2 (full and timewait) and CLOSE_WAIT sockets.
   public struct Dump: Sendable {
     public var netns: UInt32
-    public var sockets: [DiagSocket]
+    public private(set) var sockets: [Socket] = []
     /// The namespace's tcp_fin_timeout: how long timewait orphans were given.
     public var finTimeout: UInt64?
 
-    public init(netns: UInt32, sockets: [DiagSocket], finTimeout: UInt64?) {
+    public init(netns: UInt32, sockets: [DiagSocket] = [], finTimeout: UInt64?) {
       self.netns = netns
-      self.sockets = sockets
       self.finTimeout = finTimeout
+      for socket in sockets { add(socket) }
+    }
+
+    /// Keeps a FIN_WAIT2 or CLOSE_WAIT socket; any other is not kept.
+    public mutating func add(_ socket: DiagSocket) {
+      if let kept = Socket(socket) { sockets.append(kept) }
+    }
+  }
+
+  /// A local peer in CLOSE_WAIT, as matching needs it.
+  struct PeerSocket {
+    var netns: UInt32
+    var inode: UInt32
+    var lastAckReceivedMilliseconds: UInt32?
+  }
+
+  /// CLOSE_WAIT sockets by endpoints. The same endpoints in several
+  /// namespaces (pods) are rare: the first is inline, the rest apart.
+  struct PeerTable {
+    private var first: [Endpoints: PeerSocket] = [:]
+    private var more: [Endpoints: [PeerSocket]] = [:]
+
+    init(_ dumps: [Dump]) {
+      for dump in dumps {
+        for s in dump.sockets where s.isCloseWait {
+          let peer = PeerSocket(netns: dump.netns, inode: s.inode, lastAckReceivedMilliseconds: s.lastAckReceivedMilliseconds)
+          if first[s.endpoints] == nil { first[s.endpoints] = peer } else { more[s.endpoints, default: []].append(peer) }
+        }
+      }
+    }
+
+    /// The peer of a connection with `endpoints` in `netns`: a loopback
+    /// peer lives in the same namespace; others may be anywhere on the node.
+    func peer(of endpoints: Endpoints, in netns: UInt32) -> PeerSocket? {
+      let reversed = endpoints.reversed
+      guard let head = first[reversed] else { return nil }
+      if head.netns == netns { return head }
+      if let same = more[reversed]?.first(where: { $0.netns == netns }) { return same }
+      return endpoints.remote.isLoopback ? nil : head
     }
   }
 
@@ -22,43 +85,48 @@ public enum Snapshot {
   public static func records(
     _ dumps: [Dump], owner: (UInt32) -> Owner?, now: UInt64
   ) -> [Record] {
-    var closeWait: [Endpoints: [(netns: UInt32, socket: DiagSocket)]] = [:]
-    for dump in dumps {
-      for s in dump.sockets where s.state == .closeWait { closeWait[s.endpoints, default: []].append((dump.netns, s)) }
-    }
-    /// A loopback peer lives in the same namespace; others may be anywhere on the node.
-    func peerSocket(of endpoints: Endpoints, in netns: UInt32) -> (netns: UInt32, socket: DiagSocket)? {
-      let candidates = closeWait[endpoints.reversed] ?? []
-      if endpoints.remote.isLoopback { return candidates.first { $0.netns == netns } }
-      return candidates.first { $0.netns == netns } ?? candidates.first
-    }
     var records: [Record] = []
-    for dump in dumps {
-      for s in dump.sockets where s.state == .finWait2 {
-        let orphaned = s.inode == 0
-        var lowerBound: UInt64 = 0
-        var deadline: UInt64?
-        if s.isTimewait {
-          let remaining = UInt64(s.expiresMilliseconds) * 1_000_000
-          deadline = now + remaining
-          lowerBound = timewaitOrphanDwell(left: remaining, finTimeout: dump.finTimeout)
-        } else if let lastAck = s.lastAckReceivedMilliseconds {
-          lowerBound = UInt64(lastAck) * 1_000_000
-        }
-        let connection = Connection(
-          socket: 0, owner: owner(s.inode), endpoints: s.endpoints, path: .unknown, syscall: .unknown,
-          syscallNumber: -1, orphanedAtEntry: orphaned, netns: dump.netns)
-        var peer: Peer?
-        if let p = peerSocket(of: s.endpoints, in: dump.netns) {
-          let age = UInt64(p.socket.lastAckReceivedMilliseconds ?? 0) * 1_000_000
-          peer = Peer(netns: p.netns, closeWaitSince: now - min(now, age), owner: owner(p.socket.inode))
-        }
-        records.append(Record(
-          kind: .existing, timestamp: now, connection: connection, orphaned: orphaned,
-          dwell: .atLeast(lowerBound), end: nil, peer: peer, deadline: deadline))
+    forEachRecord(dumps, owner: owner, now: now) { records.append($0) }
+    return records
+  }
+
+  /// As `records`, one at a time: a `Record` (440 bytes) is made as it is
+  /// handed over, never all of them at once.
+  public static func forEachRecord<E: Error>(
+    _ dumps: [Dump], owner: (UInt32) -> Owner?, now: UInt64, _ body: (Record) throws(E) -> Void
+  ) throws(E) {
+    let peers = PeerTable(dumps)
+    var order: [(dwell: UInt64, dump: UInt32, socket: UInt32)] = []
+    for (d, dump) in dumps.enumerated() {
+      for (i, s) in dump.sockets.enumerated() where !s.isCloseWait {
+        order.append((dwellLowerBound(s, finTimeout: dump.finTimeout), UInt32(d), UInt32(i)))
       }
     }
-    return records.sorted { $0.dwell.knownNanoseconds > $1.dwell.knownNanoseconds }
+    order.sort { $0.dwell != $1.dwell ? $0.dwell > $1.dwell : ($0.dump, $0.socket) < ($1.dump, $1.socket) }
+    for entry in order {
+      let dump = dumps[Int(entry.dump)]
+      let s = dump.sockets[Int(entry.socket)]
+      let orphaned = s.inode == 0
+      let connection = Connection(
+        socket: 0, owner: owner(s.inode), endpoints: s.endpoints, path: .unknown, syscall: .unknown,
+        syscallNumber: -1, orphanedAtEntry: orphaned, netns: dump.netns)
+      var peer: Peer?
+      if let p = peers.peer(of: s.endpoints, in: dump.netns) {
+        let age = UInt64(p.lastAckReceivedMilliseconds ?? 0) * 1_000_000
+        peer = Peer(netns: p.netns, closeWaitSince: now - min(now, age), owner: owner(p.inode))
+      }
+      try body(Record(
+        kind: .existing, timestamp: now, connection: connection, orphaned: orphaned,
+        dwell: .atLeast(entry.dwell), end: nil, peer: peer,
+        deadline: s.isTimewait ? now + UInt64(s.expiresMilliseconds) * 1_000_000 : nil))
+    }
+  }
+
+  static func dwellLowerBound(_ s: Socket, finTimeout: UInt64?) -> UInt64 {
+    if s.isTimewait {
+      return timewaitOrphanDwell(left: UInt64(s.expiresMilliseconds) * 1_000_000, finTimeout: finTimeout)
+    }
+    return s.lastAckReceivedMilliseconds.map { UInt64($0) * 1_000_000 } ?? 0
   }
 }
 

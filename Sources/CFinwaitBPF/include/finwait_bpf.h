@@ -123,6 +123,15 @@ int fw_sockets_read(struct fw_sockets *s, int netns_fd, fw_settings_fn fn, void 
 /* Detaches and frees; safe with NULL. */
 void fw_sockets_close(struct fw_sockets *s);
 
+/* Called once per descriptor of a TCP socket; return non-zero to stop. */
+typedef int (*fw_owner_fn)(void *ctx, const struct fw_sock_owner *owner);
+/* Loads the iter/task_file program of bpf/sockets.bpf.c (states as for
+ * fw_sockets_open), walks every process's file table once and frees it
+ * again. Returns the number of records read, or -errno with *failed set to
+ * the stage that failed (Linux before 5.11 refuses the load: no
+ * bpf_sock_from_file). */
+int fw_owners_scan(__u32 states, fw_owner_fn fn, void *ctx, enum fw_stage *failed);
+
 /* libbpf's own messages go to stderr only when verbose. */
 void fw_set_libbpf_verbose(int verbose);
 /* libbpf's text for an error it returned (its own 4000+ codes included). */

@@ -39,6 +39,7 @@ public final class Reconciliation {
     public var sockets = 0
     public var dumpNanoseconds: UInt64 = 0
     public var ownersNanoseconds: UInt64 = 0
+    public var ownersSource = SocketOwners.Source.proc
   }
 
   public private(set) var lastSnapshotCost = SnapshotCost()
@@ -46,15 +47,24 @@ public final class Reconciliation {
   /// FIN_WAIT2 (full and timewait) and CLOSE_WAIT sockets of every namespace
   /// (or only `netns`), as `existing` records that pass `filter`.
   public func snapshot(filter: KernelConfig, at now: UInt64) -> [Record] {
+    var records: [Record] = []
+    snapshot(filter: filter, at: now) { records.append($0) }
+    return records
+  }
+
+  /// As `snapshot(filter:at:)`, one record at a time, oldest first: what is
+  /// kept of each socket is compact, and no record outlives `body`.
+  public func snapshot<E: Error>(filter: KernelConfig, at now: UInt64, _ body: (Record) throws(E) -> Void) throws(E) {
     var cost = SnapshotCost()
     let started = clock()
     let targets = filter.netns.map { [$0] } ?? sockets.namespaces()
     let states = SockDiag.mask([.finWait2, .closeWait])
     var dumps: [Snapshot.Dump] = []
     for netns in targets {
-      guard let dumped = try? sockets.dump(netns: netns, states: states) else { continue }
-      dumps.append(Snapshot.Dump(netns: netns, sockets: dumped, finTimeout: finTimeout(of: netns)))
-      cost.sockets += dumped.count
+      var dump = Snapshot.Dump(netns: netns, finTimeout: finTimeout(of: netns))
+      guard (try? sockets.forEach(netns: netns, states: states, { dump.add($0) })) != nil else { continue }
+      cost.sockets += dump.sockets.count
+      dumps.append(dump)
       if netns != sockets.ownNamespace { sockets.release(netns) }
     }
     cost.namespaces = dumps.count
@@ -62,8 +72,11 @@ public final class Reconciliation {
     cost.dumpNanoseconds = dumped - started
     let owners = sockets.owners()
     cost.ownersNanoseconds = clock() - dumped
+    cost.ownersSource = owners.source
     lastSnapshotCost = cost
-    return Snapshot.records(dumps, owner: { owners.owner(ofInode: $0) }, now: now).filter(filter.matches)
+    try Snapshot.forEachRecord(dumps, owner: { owners.owner(ofInode: $0) }, now: now) { (record: Record) throws(E) in
+      if filter.matches(record) { try body(record) }
+    }
   }
 
   /// The sockets of followed orphans, per namespace, as one poll found them.

@@ -20,27 +20,28 @@ public struct SnapshotSession {
       try err.write("finwait: warning: \(warning)")
     }
     let clock = WallClock.now()
-    var records = reconciliation.snapshot(filter: filter, at: monotonicNow())
-    if let workloads = Workloads() {
-      for i in records.indices { workloads.attribute(&records[i]) }
-    }
+    let workloads = Workloads()
     let out = LineOutput.standardOutput
-    if json {
-      let format = JSONFormat(clock: clock)
-      for r in records { try out.write(format.line(r)) }
-    } else {
-      let format = TextFormat(clock: clock, ownNetns: reconciliation.sockets.ownNamespace)
-      try out.write(format.header)
-      for r in records { try out.write(format.line(r)) }
-      let orphans = records.filter(\.orphaned).count
-      try out.write("\(records.count) connections in FIN_WAIT2: \(records.count - orphans) attached, \(orphans) orphaned in timewait. Dwell is a lower bound.")
+    var count = 0, orphans = 0
+    let json = json ? JSONFormat(clock: clock) : nil
+    let text = json == nil ? TextFormat(clock: clock, ownNetns: reconciliation.sockets.ownNamespace) : nil
+    if let text { try out.write(text.header) }
+    try reconciliation.snapshot(filter: filter, at: monotonicNow()) { (record: Record) throws(FinwaitError) in
+      var record = record
+      workloads?.attribute(&record)
+      count += 1
+      if record.orphaned { orphans += 1 }
+      if let json { try out.write(json.line(record)) } else if let text { try out.write(text.line(record)) }
+    }
+    if text != nil {
+      try out.write("\(count) connections in FIN_WAIT2: \(count - orphans) attached, \(orphans) orphaned in timewait. Dwell is a lower bound.")
     }
     try out.flush()
     if verbose {
       let c = reconciliation.lastSnapshotCost
       try err.write(
         "finwait: dumped \(c.sockets) sockets in \(c.namespaces) namespaces in \(formatDuration(nanoseconds: c.dumpNanoseconds)); "
-          + "owners from /proc in \(formatDuration(nanoseconds: c.ownersNanoseconds))")
+          + "owners from \(c.ownersSource.rawValue) in \(formatDuration(nanoseconds: c.ownersNanoseconds))")
       try err.flush()
     }
   }

@@ -1,11 +1,22 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CFinwaitBPF
+import CFinwaitEvent
 import FinwaitCore
 
-/// Which process holds a socket, found the way `ss -p` does: socket inode ->
-/// /proc/PID/fd/N -> "socket:[inode]".
+/// Which process holds a socket: socket inode -> process. Read in one pass
+/// over every process's file table by a BPF iterator (bpf/sockets.bpf.c,
+/// Linux 5.11+, CAP_BPF and CAP_PERFMON), else found the way `ss -p` does,
+/// by reading every /proc/PID/fd/N link ("socket:[inode]").
 public struct SocketOwners {
+  /// Where a scan found the owners.
+  public enum Source: String, Sendable {
+    case iterator = "a BPF iterator"
+    case proc = "/proc"
+  }
+
+  public private(set) var source = Source.proc
   /// Each process once; sockets point at it. A node with 400,000 sockets
   /// costs 8 bytes a socket, not an `Owner` (about 70) each.
   private var processes: [Owner] = []
@@ -19,8 +30,69 @@ public struct SocketOwners {
     }
   }
 
+  /// The states whose holders finwait names: FIN_WAIT2 and the local peer's
+  /// CLOSE_WAIT, and the states around them, so that a socket that moved on
+  /// between a sock_diag dump and the scan (a peer's shutdown: LAST_ACK) still
+  /// has its owner.
+  public static let states: [DiagSocket.State] = [.finWait1, .finWait2, .closing, .closeWait, .lastAck]
+
+  /// Owners of the TCP sockets in `states` (and, from /proc, of every other
+  /// socket too), from the iterator where it loads, else from /proc.
+  public static func scan(states: [DiagSocket.State] = states) -> SocketOwners {
+    if usesIterator, let owners = fromIterator(states: states) { return owners }
+    return fromProc()
+  }
+
+  /// The iterator numbers processes as the initial pid namespace does: in
+  /// any other (a container without hostPID), /proc's numbers are the ones
+  /// that mean something.
+  static let usesIterator: Bool = {
+    guard let status = try? readSmallFile("/proc/self/status", limit: 8192) else { return false }
+    return ProcText.inInitialPIDNamespace(status: status)
+  }()
+
+  /// nil when the iterator cannot load here (kernel, capabilities).
+  static func fromIterator(states: [DiagSocket.State]) -> SocketOwners? {
+    let mask = states.reduce(UInt32(0)) { $0 | 1 << UInt32($1.rawValue) }
+    let collector = IteratorCollector()
+    var failed = FW_STAGE_NONE
+    let rc = fw_owners_scan(mask, { ctx, raw in
+      guard let ctx, let raw else { return 0 }
+      Unmanaged<IteratorCollector>.fromOpaque(ctx).takeUnretainedValue().add(raw.pointee)
+      return 0
+    }, Unmanaged.passUnretained(collector).toOpaque(), &failed)
+    guard rc >= 0 else { return nil }
+    collector.owners.source = .iterator
+    return collector.owners
+  }
+
+  /// Records arrive grouped by task, so a process is looked up once per
+  /// task, not once per socket.
+  private final class IteratorCollector {
+    var owners = SocketOwners()
+    var processByPID: [UInt32: UInt32] = [:]
+    var last: (pid: UInt32, index: UInt32)?
+
+    func add(_ raw: fw_sock_owner) {
+      let inode = UInt32(truncatingIfNeeded: raw.inode)
+      guard owners.byInode[inode] == nil else { return }  // the lowest pid holding it, as /proc's order gives
+      let index: UInt32
+      if let last, last.pid == raw.tgid {
+        index = last.index
+      } else if let known = processByPID[raw.tgid] {
+        index = known
+      } else {
+        index = UInt32(owners.processes.count)
+        owners.processes.append(Owner(holder: raw))
+        processByPID[raw.tgid] = index
+      }
+      last = (raw.tgid, index)
+      owners.byInode[inode] = index
+    }
+  }
+
   /// Scans every process's descriptors once: O(processes x fds).
-  public static func scan() -> SocketOwners {
+  static func fromProc() -> SocketOwners {
     var owners = SocketOwners()
     var target = [CChar](repeating: 0, count: 64)
     for pid in directoryEntries("/proc") {
