@@ -29,7 +29,7 @@ public enum Snapshot {
   /// One namespace's dump: FIN_WAIT2 (full and timewait) and CLOSE_WAIT sockets.
   public struct Dump: Sendable {
     public var netns: UInt32
-    public private(set) var sockets: [Socket] = []
+    public private(set) var sockets = SocketList()
     /// The namespace's tcp_fin_timeout: how long timewait orphans were given.
     public var finTimeout: UInt64?
 
@@ -45,6 +45,31 @@ public enum Snapshot {
     }
   }
 
+  /// Sockets in chunks of 4,096 (256 KB): a dump of 100,000s grows without
+  /// the copy an array makes when it doubles, which alone was 6 MB of a
+  /// snapshot's peak.
+  public struct SocketList: RandomAccessCollection, Sendable {
+    private static let shift = 12
+    private var chunks: [[Socket]] = []
+    public private(set) var count = 0
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { count }
+
+    public subscript(i: Int) -> Socket {
+      chunks[i >> Self.shift][i & (1 << Self.shift - 1)]
+    }
+
+    mutating func append(_ socket: Socket) {
+      if count & (1 << Self.shift - 1) == 0 {
+        chunks.append([])
+        chunks[chunks.count - 1].reserveCapacity(1 << Self.shift)
+      }
+      chunks[chunks.count - 1].append(socket)
+      count += 1
+    }
+  }
+
   /// A local peer in CLOSE_WAIT, as matching needs it.
   struct PeerSocket {
     var netns: UInt32
@@ -52,29 +77,46 @@ public enum Snapshot {
     var lastAckReceivedMilliseconds: UInt32?
   }
 
-  /// CLOSE_WAIT sockets by endpoints. The same endpoints in several
-  /// namespaces (pods) are rare: the first is inline, the rest apart.
+  /// CLOSE_WAIT sockets by endpoints, as indices into the dumps: 16 bytes a
+  /// socket where a dictionary keyed by `Endpoints` took 250. The same
+  /// endpoints in several namespaces (pods), and digest collisions, chain.
   struct PeerTable {
-    private var first: [Endpoints: PeerSocket] = [:]
-    private var more: [Endpoints: [PeerSocket]] = [:]
+    private let dumps: [Dump]
+    /// By digest of the endpoints: the newest of its chain in `links`.
+    private var heads: [UInt64: UInt32] = [:]
+    private var links: [(dump: UInt32, socket: UInt32, next: UInt32)] = []
+    private static let end = UInt32.max
 
     init(_ dumps: [Dump]) {
-      for dump in dumps {
-        for s in dump.sockets where s.isCloseWait {
-          let peer = PeerSocket(netns: dump.netns, inode: s.inode, lastAckReceivedMilliseconds: s.lastAckReceivedMilliseconds)
-          if first[s.endpoints] == nil { first[s.endpoints] = peer } else { more[s.endpoints, default: []].append(peer) }
+      self.dumps = dumps
+      for (d, dump) in dumps.enumerated() {
+        for (i, s) in dump.sockets.enumerated() where s.isCloseWait {
+          let key = s.endpoints.digest(in: 0)
+          links.append((UInt32(d), UInt32(i), heads[key] ?? Self.end))
+          heads[key] = UInt32(links.count - 1)
         }
       }
     }
 
     /// The peer of a connection with `endpoints` in `netns`: a loopback
     /// peer lives in the same namespace; others may be anywhere on the node.
+    /// Of several, the first dumped (chains run newest first).
     func peer(of endpoints: Endpoints, in netns: UInt32) -> PeerSocket? {
       let reversed = endpoints.reversed
-      guard let head = first[reversed] else { return nil }
-      if head.netns == netns { return head }
-      if let same = more[reversed]?.first(where: { $0.netns == netns }) { return same }
-      return endpoints.remote.isLoopback ? nil : head
+      var at = heads[reversed.digest(in: 0)] ?? Self.end
+      var first: PeerSocket?, sameNamespace: PeerSocket?
+      while at != Self.end {
+        let link = links[Int(at)]
+        let dump = dumps[Int(link.dump)]
+        let s = dump.sockets[Int(link.socket)]
+        if s.endpoints == reversed {
+          let peer = PeerSocket(netns: dump.netns, inode: s.inode, lastAckReceivedMilliseconds: s.lastAckReceivedMilliseconds)
+          first = peer
+          if dump.netns == netns { sameNamespace = peer }
+        }
+        at = link.next
+      }
+      return sameNamespace ?? (endpoints.remote.isLoopback ? nil : first)
     }
   }
 

@@ -41,6 +41,38 @@ final class SnapshotTests: XCTestCase {
     XCTAssertNil(records[2].peer, "a peer is matched within its own tuple, not across namespaces' owners")
   }
 
+  /// Pods: the same endpoints in two namespaces. A peer is looked for in the
+  /// connection's own namespace first, then (not for loopback) anywhere;
+  /// thousands of sockets span the dump's chunks in order.
+  func testPeersAcrossNamespacesAndLargeDumps() {
+    let pod = IPAddress.v4(10, 0, 0, 2), service = IPAddress.v4(10, 0, 0, 3)
+    func e(_ a: IPAddress, _ ap: UInt16, _ b: IPAddress, _ bp: UInt16) -> Endpoints {
+      Endpoints(local: a, localPort: ap, remote: b, remotePort: bp)
+    }
+    var client: [DiagSocket] = []
+    for i in 0..<5_000 {
+      client.append(DiagSocket(state: .finWait2, endpoints: e(pod, UInt16(30_000 + i), service, 80),
+                               inode: UInt32(1_000 + i), lastAckReceivedMilliseconds: UInt32(i)))
+    }
+    let serverA = DiagSocket(state: .closeWait, endpoints: e(service, 80, pod, 30_000), inode: 1)
+    let serverB = DiagSocket(state: .closeWait, endpoints: e(service, 80, pod, 30_001), inode: 2)
+    let sameAsB = DiagSocket(state: .closeWait, endpoints: e(service, 80, pod, 30_001), inode: 3)
+    let records = Snapshot.records(
+      [Snapshot.Dump(netns: 10, sockets: [serverA, serverB], finTimeout: nil),
+       Snapshot.Dump(netns: 20, sockets: client + [sameAsB], finTimeout: nil)],
+      owner: { Owner(pid: $0, tid: $0, comm: "p", cgroupID: 0) }, now: 10_000 * s)
+    XCTAssertEqual(records.count, 5_000)
+    XCTAssertEqual(records.first?.connection.owner?.pid, 5_999, "oldest first")
+    XCTAssertEqual(records.last?.connection.owner?.pid, 1_000)
+    XCTAssertEqual(records.map(\.connection.owner!.pid), (1_000..<6_000).reversed().map(UInt32.init))
+    func peer(_ port: UInt16) -> Peer? { records.first { $0.connection.endpoints.localPort == port }?.peer }
+    XCTAssertEqual(peer(30_000)?.netns, 10, "the only peer, in another namespace")
+    XCTAssertEqual(peer(30_000)?.owner?.pid, 1)
+    XCTAssertEqual(peer(30_001)?.netns, 20, "the peer in the connection's own namespace first")
+    XCTAssertEqual(peer(30_001)?.owner?.pid, 3)
+    XCTAssertNil(peer(30_002))
+  }
+
   func testFilter() {
     let r = Snapshot.records(
       [Snapshot.Dump(netns: 1, sockets: [DiagSocket(state: .finWait2, endpoints: endpoints(40000, 8080), inode: 1)], finTimeout: nil)],

@@ -59,6 +59,23 @@ final class PreflightTests: XCTestCase {
     XCTAssertEqual(FinwaitError.tracefs(path: "/sys/kernel/tracing", errno: .init(rawValue: ENODEV)).exitCode, 69)
   }
 
+  func testInitialPIDNamespaceFromNSpid() {
+    XCTAssertTrue(ProcText.inInitialPIDNamespace(status: "Name:\tfinwait\nNSpid:\t4242\nNStgid:\t4242\n"))
+    XCTAssertFalse(ProcText.inInitialPIDNamespace(status: "NSpid:\t4242\t1\n"), "a container's: two numbers")
+    XCTAssertFalse(ProcText.inInitialPIDNamespace(status: "Name:\tfinwait\n"), "no line (before 4.1): not known to be")
+    XCTAssertFalse(ProcText.inInitialPIDNamespace(status: "NSpid:\n"))
+    XCTAssertFalse(ProcText.inInitialPIDNamespace(status: "NSpid:\t12x\n"))
+  }
+
+  func testBackgroundWorkRunsOnAnotherThreadAndJoins() {
+    let caller = pthread_self()
+    let work = BackgroundWork { () -> (Bool, Int) in (pthread_equal(pthread_self(), caller) == 0, 42) }
+    let (elsewhere, value) = work.wait()
+    XCTAssertTrue(elsewhere)
+    XCTAssertEqual(value, 42)
+    XCTAssertEqual(work.wait().1, 42, "a second wait returns the same result")
+  }
+
   func testCapabilities() throws {
     let status = "Name:\tfinwait\nCapInh:\t0000000000000000\nCapEff:\t000001c000000000\n"
     XCTAssertEqual(ProcText.capabilities(fromStatus: status), 0x1c0_0000_0000)

@@ -45,6 +45,19 @@ enum Live {
   /// client port still held by an earlier test's timewait socket.
   static func port(_ offset: Int) -> Int { 20_000 + offset * 7 + Int(getpid() % 5) * 1_000 }
 
+  /// The running kernel's release, as uname gives it: the test's own truth,
+  /// where finwait decides by probes.
+  static var kernelRelease: String {
+    var names = utsname()
+    uname(&names)
+    return withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+  }
+
+  static func kernelAtLeast(_ major: Int, _ minor: Int) -> Bool {
+    let parts = kernelRelease.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+    return parts.count == 2 && (parts[0], parts[1]) >= (major, minor)
+  }
+
   /// This process's network namespace inode, as `--netns` takes it.
   static var ownNetns: String {
     let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")) ?? ""  // net:[4026531840]

@@ -154,6 +154,30 @@ final class ReconciliationTests: XCTestCase {
     XCTAssertLessThanOrEqual(Double(ms(r2["dwell_ns"])), elapsed * 1000 + 100, "\(r2)")
   }
 
+  /// Owners come from one BPF iterator pass over every file table (Linux
+  /// 5.11+), else from /proc/PID/fd: both name the same processes. In a pid
+  /// namespace of its own the iterator's pids would not be finwait's, so it
+  /// reads /proc there (the node's, still mounted).
+  func testSnapshotOwnersFromTheIteratorAndFromProcAgree() throws {
+    let port = Live.port(127)
+    let held = try DriverProcess("shutdown_wr", port: port, holdMs: 60_000)
+    defer { kill(held.process.processIdentifier, SIGKILL) }
+    let truth = try held.truth()
+    usleep(200_000)
+
+    let expected = Live.kernelAtLeast(5, 11) ? "owners from a BPF iterator" : "owners from /proc"
+    let runs = [("node", [String]()), ("own pid namespace", ["/usr/bin/unshare", "--pid", "--fork"])]
+    for (name, wrapper) in runs {
+      let snapshot = try FinwaitProcess(["snapshot", "--json", "-v", "--port", String(port)], wrapper: wrapper, waitForAttach: false)
+      XCTAssertEqual(try snapshot.waitForExit(), 0, snapshot.stderr.text)
+      XCTAssertTrue(snapshot.stderr.text.contains(name == "node" ? expected : "owners from /proc"), "\(name): \(snapshot.stderr.text)")
+      let r = try XCTUnwrap(try snapshot.jsonRecords().first { $0["sport"] as? Int == truth.clientPort }, "\(name): \(snapshot.stdout.text)")
+      XCTAssertEqual(r["pid"] as? Int, truth.ownerPid, "\(name): \(r)")
+      XCTAssertEqual(r["comm"] as? String, "fwdrive", "\(name): \(r)")
+      XCTAssertEqual(r["peer_pid"] as? Int, truth.ownerPid, "\(name): the server side in CLOSE_WAIT: \(r)")
+    }
+  }
+
   func testSameFourTupleInTwoNamespacesIsTwoConnections() throws {
     let a = try TestNamespace("a")
     let b = try TestNamespace("b")

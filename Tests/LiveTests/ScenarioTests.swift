@@ -32,11 +32,8 @@ final class ScenarioTests: XCTestCase {
   /// number there, and before that null with one warning, never a 0. The
   /// release string is the test's own truth; finwait decides by a probe.
   func assertSkippedRunsShownAsTheKernelCountsThem(_ run: ScenarioRun, file: StaticString = #filePath, line: UInt = #line) {
-    var names = utsname()
-    uname(&names)
-    let release = withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-    let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
-    let counts = parts.count == 2 && (parts[0], parts[1]) >= (5, 12)
+    let release = Live.kernelRelease
+    let counts = Live.kernelAtLeast(5, 12)
     let value = run.summary?["recursion_misses"]
     let warned = run.stderr.contains("does not count the state changes it skips")
     if counts {

@@ -57,6 +57,13 @@ public final class Reconciliation {
   public func snapshot<E: Error>(filter: KernelConfig, at now: UInt64, _ body: (Record) throws(E) -> Void) throws(E) {
     var cost = SnapshotCost()
     let started = clock()
+    // The owner scan needs nothing from the dump: it runs alongside it.
+    let table = sockets, tick = clock
+    let scan = BackgroundWork { () -> (SocketOwners, UInt64) in
+      let from = tick()
+      let owners = table.owners()
+      return (owners, tick() - from)
+    }
     let targets = filter.netns.map { [$0] } ?? sockets.namespaces()
     let states = SockDiag.mask([.finWait2, .closeWait])
     var dumps: [Snapshot.Dump] = []
@@ -68,10 +75,9 @@ public final class Reconciliation {
       if netns != sockets.ownNamespace { sockets.release(netns) }
     }
     cost.namespaces = dumps.count
-    let dumped = clock()
-    cost.dumpNanoseconds = dumped - started
-    let owners = sockets.owners()
-    cost.ownersNanoseconds = clock() - dumped
+    cost.dumpNanoseconds = clock() - started
+    let (owners, scanned) = scan.wait()
+    cost.ownersNanoseconds = scanned
     cost.ownersSource = owners.source
     lastSnapshotCost = cost
     try Snapshot.forEachRecord(dumps, owner: { owners.owner(ofInode: $0) }, now: now) { (record: Record) throws(E) in

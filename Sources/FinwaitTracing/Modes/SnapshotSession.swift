@@ -41,7 +41,7 @@ public struct SnapshotSession {
       let c = reconciliation.lastSnapshotCost
       try err.write(
         "finwait: dumped \(c.sockets) sockets in \(c.namespaces) namespaces in \(formatDuration(nanoseconds: c.dumpNanoseconds)); "
-          + "owners from \(c.ownersSource.rawValue) in \(formatDuration(nanoseconds: c.ownersNanoseconds))")
+          + "owners from \(c.ownersSource.rawValue) in \(formatDuration(nanoseconds: c.ownersNanoseconds)), alongside the dump")
       try err.flush()
     }
   }
