@@ -76,15 +76,19 @@ static __always_inline __u32 netns_of(struct sock *sk, const bool typed)
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
-/* inet_sport, not skc_num: moving to CLOSE releases the port (skc_num = 0)
- * before the tracepoint fires, and the end must name the same connection. */
-static __always_inline __u16 local_port(struct sock *sk)
+/* skc_num, a direct load, while the socket holds its port; inet_sport (a
+ * probe read: it lies beyond struct sock) where the move to CLOSE may have
+ * released it (skc_num = 0) before the tracepoint fires, and the end must
+ * name the same connection. */
+static __always_inline __u16 local_port(struct sock *sk, const bool typed, const bool bound)
 {
+	if (typed && bound)
+		return sk->__sk_common.skc_num;
 	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 }
 
 /* Fills the 4-tuple; false if the socket is not one we trace. */
-static __always_inline bool read_tuple(struct sock *sk, struct fw_event *e, const bool typed)
+static __always_inline bool read_tuple(struct sock *sk, struct fw_event *e, const bool typed, const bool bound)
 {
 	__u16 family = SK_READ(typed, sk, __sk_common.skc_family);
 
@@ -99,7 +103,7 @@ static __always_inline bool read_tuple(struct sock *sk, struct fw_event *e, cons
 	if (cfg.netns && e->netns != cfg.netns)
 		return false;
 	e->family = family;
-	e->sport = local_port(sk);
+	e->sport = local_port(sk, typed, bound);
 	e->dport = bpf_ntohs(SK_READ(typed, sk, __sk_common.skc_dport));
 	if (cfg.port && e->sport != cfg.port && e->dport != cfg.port)
 		return false;
@@ -124,6 +128,28 @@ static __always_inline void set_owner(struct fw_event *e)
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->flags |= FW_FLAG_OWNER_KNOWN;
+}
+
+/* TCP_LINGER2: a field of tcp_sock, beyond what the verifier knows of a
+ * tp_btf sk. bpf_skc_to_tcp_sock (5.9) gives a typed pointer and a direct
+ * load; before it, and in the classic tracepoint, a probe read. */
+static __always_inline int tcp_linger2(struct sock *sk, const bool typed)
+{
+	if (typed && bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_skc_to_tcp_sock)) {
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+		return tp ? tp->linger2 : 0;
+	}
+	return BPF_CORE_READ((struct tcp_sock *)sk, linger2);
+}
+
+/* The current task's flags: a direct load through bpf_get_current_task_btf
+ * (5.11), else a probe read. */
+static __always_inline __u32 current_task_flags(void)
+{
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf))
+		return bpf_get_current_task_btf()->flags;
+	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), flags);
 }
 
 static __always_inline bool sock_flag_set(struct sock *sk, int bit, const bool typed)

@@ -36,8 +36,7 @@
 /* Decides the code path at ESTABLISHED -> FIN_WAIT1, in the caller's context. */
 static __always_inline void classify(struct sock *sk, struct fw_event *e)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u32 flags = BPF_CORE_READ(task, flags);
+	__u32 flags = current_task_flags();
 	struct user_regs regs;
 	bool known = current_user_regs(&regs);
 	long nr = known ? regs.nr : -1, how = known ? regs.arg2 : -1;

@@ -39,9 +39,14 @@ public struct SocketOwners {
   /// Owners of the TCP sockets in `states` (and, from /proc, of every other
   /// socket too), from the iterator where it loads, else from /proc.
   public static func scan(states: [DiagSocket.State] = states) -> SocketOwners {
-    if usesIterator, let owners = fromIterator(states: states) { return owners }
+    if usesIterator, iteratorLoads, let owners = fromIterator(states: states) { return owners }
     return fromProc()
   }
+
+  /// Cleared by the first load that fails (an old kernel, or the
+  /// capabilities a tracer dropped once attached): no later scan pays for a
+  /// load that cannot work. A race on it costs one more attempt at most.
+  nonisolated(unsafe) static var iteratorLoads = true
 
   /// The iterator numbers processes as the initial pid namespace does: in
   /// any other (a container without hostPID), /proc's numbers are the ones
@@ -61,7 +66,10 @@ public struct SocketOwners {
       Unmanaged<IteratorCollector>.fromOpaque(ctx).takeUnretainedValue().add(raw.pointee)
       return 0
     }, Unmanaged.passUnretained(collector).toOpaque(), &failed)
-    guard rc >= 0 else { return nil }
+    guard rc >= 0 else {
+      iteratorLoads = false
+      return nil
+    }
     collector.owners.source = .iterator
     return collector.owners
   }
