@@ -62,7 +62,7 @@ static __always_inline int on_fin_wait1(void *ctx, struct sock *sk, __u64 key, _
 		return 0;
 	if (cfg.filter_comm && !comm_matches(st.comm))
 		return 0;
-	if (!read_tuple(sk, &st, typed, true))
+	if (!read_tuple(sk, &st, typed))
 		return 0;
 
 	st.skaddr = key;
@@ -83,7 +83,7 @@ static __always_inline int on_fin_wait1(void *ctx, struct sock *sk, __u64 key, _
 
 /* The socket's state, or, for a FIN_WAIT2 whose FIN_WAIT1 we did not see,
  * new state without an owner. NULL when it is filtered out or the map is full. */
-static __always_inline struct fw_event *tracked(struct sock *sk, __u64 key, const bool typed, const bool bound)
+static __always_inline struct fw_event *tracked(struct sock *sk, __u64 key, const bool typed)
 {
 	struct fw_event *st = bpf_map_lookup_elem(&socks, &key);
 
@@ -91,7 +91,7 @@ static __always_inline struct fw_event *tracked(struct sock *sk, __u64 key, cons
 		return st;
 	struct fw_event fresh = {};
 
-	if (owner_filter_active() || !read_tuple(sk, &fresh, typed, bound))
+	if (owner_filter_active() || !read_tuple(sk, &fresh, typed))
 		return NULL;
 	fresh.skaddr = key;
 	fresh.syscall_nr = -1;
@@ -106,7 +106,7 @@ static __always_inline struct fw_event *tracked(struct sock *sk, __u64 key, cons
 
 static __always_inline int on_fin_wait2(struct sock *sk, __u64 key, __u64 now, const bool typed)
 {
-	struct fw_event *st = tracked(sk, key, typed, true);
+	struct fw_event *st = tracked(sk, key, typed);
 
 	if (!st)
 		return 0;
@@ -129,7 +129,7 @@ static __always_inline int on_fin_wait2(struct sock *sk, __u64 key, __u64 now, c
 
 static __always_inline int on_fin_wait2_exit(struct sock *sk, __u64 key, __u64 now, const bool typed)
 {
-	struct fw_event *st = tracked(sk, key, typed, false);
+	struct fw_event *st = tracked(sk, key, typed);
 
 	if (!st)
 		return 0;

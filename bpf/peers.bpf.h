@@ -69,7 +69,7 @@ static __always_inline __u32 peer_tuple_of(struct sock *sk, struct fw_tuple *t, 
 		bpf_core_read(e.daddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 	}
 	e.sport = bpf_ntohs(SK_READ(typed, sk, __sk_common.skc_dport));
-	e.dport = local_port(sk, typed, true); /* CLOSE_WAIT, LAST_ACK: still bound */
+	e.dport = local_port(sk);
 	e.netns = netns_of(sk, typed);
 	tuple_of(&e, t);
 	return e.netns;

@@ -40,6 +40,15 @@ public enum ProcText {
     return false
   }
 
+  /// The number of open files on the node, the first of /proc/sys/fs/file-nr's
+  /// three numbers (`320\t0\t2466097\n`); nil if it is not a number.
+  public static func openFiles(fromFileNr text: String) -> Int? {
+    guard let first = text.utf8.split(whereSeparator: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") }).first,
+          (1...19).contains(first.count), first.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
+    else { return nil }
+    return Int(String(decoding: first, as: UTF8.self))
+  }
+
   /// `tcp_fin_timeout` as procfs prints it (`60\n`) -> 60. The kernel's value
   /// is a C int, so anything beyond Int32 is garbage. A negative value (the
   /// kernel floors it at 3.5 RTO) is no timeout that can be stated, so nil, as

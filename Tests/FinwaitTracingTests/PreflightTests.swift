@@ -67,6 +67,20 @@ final class PreflightTests: XCTestCase {
     XCTAssertFalse(ProcText.inInitialPIDNamespace(status: "NSpid:\t12x\n"))
   }
 
+  func testOwnersFromTheIteratorOnlyWhereItPays() {
+    XCTAssertEqual(ProcText.openFiles(fromFileNr: "320\t0\t2466097\n"), 320)
+    XCTAssertNil(ProcText.openFiles(fromFileNr: "x\t0\t1\n"))
+    XCTAssertNil(ProcText.openFiles(fromFileNr: ""))
+    let many = SocketOwners.iteratorFromOpenFiles
+    XCTAssertEqual(SocketOwners.preferred(openFiles: 320, forced: nil, initialPIDNamespace: true), .proc)
+    XCTAssertEqual(SocketOwners.preferred(openFiles: many, forced: nil, initialPIDNamespace: true), .iterator)
+    XCTAssertEqual(SocketOwners.preferred(openFiles: nil, forced: nil, initialPIDNamespace: true), .iterator, "unknown: maybe many")
+    XCTAssertEqual(SocketOwners.preferred(openFiles: 320, forced: "iterator", initialPIDNamespace: true), .iterator)
+    XCTAssertEqual(SocketOwners.preferred(openFiles: many, forced: "proc", initialPIDNamespace: true), .proc)
+    XCTAssertEqual(SocketOwners.preferred(openFiles: many, forced: "iterator", initialPIDNamespace: false), .proc,
+                   "another pid namespace: the iterator's pids are not finwait's")
+  }
+
   func testBackgroundWorkRunsOnAnotherThreadAndJoins() {
     let caller = pthread_self()
     let work = BackgroundWork { () -> (Bool, Int) in (pthread_equal(pthread_self(), caller) == 0, 42) }

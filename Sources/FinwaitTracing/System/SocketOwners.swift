@@ -39,8 +39,32 @@ public struct SocketOwners {
   /// Owners of the TCP sockets in `states` (and, from /proc, of every other
   /// socket too), from the iterator where it loads, else from /proc.
   public static func scan(states: [DiagSocket.State] = states) -> SocketOwners {
-    if usesIterator, iteratorLoads, let owners = fromIterator(states: states) { return owners }
+    let forced = getenv("FINWAIT_OWNERS").map { String(cString: $0) }
+    let openFiles = (try? readSmallFile("/proc/sys/fs/file-nr", limit: 128)).flatMap(ProcText.openFiles(fromFileNr:))
+    if preferred(openFiles: openFiles, forced: forced, initialPIDNamespace: inInitialPIDNamespace) == .iterator,
+       iteratorLoads, let owners = fromIterator(states: states) {
+      return owners
+    }
     return fromProc()
+  }
+
+  /// Below this many open files on the node (the first number of
+  /// /proc/sys/fs/file-nr), a readlink of every /proc/PID/fd entry costs
+  /// less than loading the iterator, which parses the kernel's BTF first
+  /// (measured in docs/performance.md).
+  public static let iteratorFromOpenFiles = 4096
+
+  /// The source a scan tries first: the iterator on a node with many open
+  /// files (or an unknown number), /proc on a quiet one, and always in a pid
+  /// namespace other than the node's. `forced` is FINWAIT_OWNERS
+  /// (`iterator` or `proc`), for tests.
+  static func preferred(openFiles: Int?, forced: String?, initialPIDNamespace: Bool) -> Source {
+    guard initialPIDNamespace else { return .proc }
+    switch forced {
+    case "iterator": return .iterator
+    case "proc": return .proc
+    default: return (openFiles ?? Int.max) >= iteratorFromOpenFiles ? .iterator : .proc
+    }
   }
 
   /// Cleared by the first load that fails (an old kernel, or the
@@ -51,7 +75,7 @@ public struct SocketOwners {
   /// The iterator numbers processes as the initial pid namespace does: in
   /// any other (a container without hostPID), /proc's numbers are the ones
   /// that mean something.
-  static let usesIterator: Bool = {
+  static let inInitialPIDNamespace: Bool = {
     guard let status = try? readSmallFile("/proc/self/status", limit: 8192) else { return false }
     return ProcText.inInitialPIDNamespace(status: status)
   }()
