@@ -55,7 +55,7 @@ SWIFT_TESTING_XUNIT := $(TEST_RESULTS)/host-swift-testing.xml
 # $(call kernel_xunit,6.1): one file per kernel
 kernel_xunit = $(TEST_RESULTS)/kernel-$(1).xml
 
-.PHONY: all deps build run test test-kernel bench bench-replay bench-doctor soak install clean vmlinux \
+.PHONY: all deps build run test test-kernel bench bench-replay bench-doctor bench-snapshot soak install clean vmlinux \
 	bpf-arm64 vmlinux-arm64 test-arm64
 
 all: build
@@ -184,6 +184,10 @@ $(FLOOR): bench/floor.c bench/floor.bpf.c $(VMLINUX) | deps
 
 bench: build $(CHURN) $(HOLD) $(FLOOR)
 	FINWAIT=$(BIN) CHURN=$(CHURN) HOLD=$(HOLD) FLOOR=$(FLOOR) bench/bench.sh
+
+# finwait snapshot with 50,000 held FIN_WAIT2 connections against ss and netstat (root).
+bench-snapshot: build $(HOLD)
+	FINWAIT=$(BIN) HOLD=$(HOLD) bench/snapshot.sh
 
 # finwait doctor with CONNECTIONS held connections against ss (root).
 bench-doctor: build $(HOLD)

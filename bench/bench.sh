@@ -6,8 +6,9 @@
 # (interleaved rounds, medians); with, from the same runs, the BPF program's
 # ns per connection (kernel.bpf_stats_enabled) and the tracer's CPU us per
 # connection, and drops per run. Then the time from exec to attached, memory
-# at 200,000 connections in FIN_WAIT2 (bench/memory.sh) and, if present, the
-# consumer replay (bench/replay.sh). Needs root.
+# at 200,000 connections in FIN_WAIT2 (bench/memory.sh), `finwait snapshot`
+# with 50,000 held against ss and netstat (bench/snapshot.sh) and, if present,
+# the consumer replay (bench/replay.sh). Needs root.
 #
 #   ROUNDS=5 BENCH_SECONDS=5 THREADS=<cores> bench/bench.sh
 #   MODES="none hist serve" PATTERNS=mix THROUGHPUT_ONLY=1 bench/bench.sh   # a subset, no memory or replay
@@ -201,6 +202,11 @@ echo "exec -> ready: median $(echo "$starts" | median) ms over 10 runs (each:$st
 # A failure there is reported, and the sections after it still run.
 echo
 HOLD=${HOLD:-.build/bench/hold} FINWAIT=$finwait bench/memory.sh || echo "bench: memory section FAILED (exit $?)"
+
+# finwait snapshot with 50,000 attached FIN_WAIT2 sockets against ss and
+# netstat (bench/snapshot.sh).
+echo
+HOLD=${HOLD:-.build/bench/hold} FINWAIT=$finwait bench/snapshot.sh || echo "bench: snapshot section FAILED (exit $?)"
 
 # The consumer replay benchmark, when present.
 if [ -x bench/replay.sh ]; then
