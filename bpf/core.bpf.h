@@ -78,9 +78,8 @@ static __always_inline __u32 netns_of(struct sock *sk, const bool typed)
 
 /* inet_sport, not skc_num: moving to CLOSE releases the port (skc_num = 0)
  * before the tracepoint fires, and the end must name the same connection.
- * (A direct load of skc_num where the port is still held was measured: it
- * made the verifier's work 7 times longer, 60 -> 450 ms of every start, for
- * about 0.2 us a connection.) */
+ * Not skc_num elsewhere either: the verifier's work grew sevenfold with it
+ * (docs/performance.md). */
 static __always_inline __u16 local_port(struct sock *sk)
 {
 	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));

@@ -1,8 +1,8 @@
 /// Connections already in FIN_WAIT2 when finwait looked: what `finwait
 /// snapshot` prints and what tracing starts from.
 public enum Snapshot {
-  /// What a snapshot keeps of a FIN_WAIT2 or CLOSE_WAIT socket: 48 bytes where
-  /// a `DiagSocket` takes 136, for the 100,000s a busy node can have.
+  /// What a snapshot keeps of a FIN_WAIT2 or CLOSE_WAIT socket: no tcp_info,
+  /// a fraction of a `DiagSocket`, for the 100,000s a busy node can have.
   public struct Socket: Sendable {
     public var endpoints: Endpoints
     public var inode: UInt32
@@ -45,9 +45,8 @@ public enum Snapshot {
     }
   }
 
-  /// Sockets in chunks of 4,096 (256 KB): a dump of 100,000s grows without
-  /// the copy an array makes when it doubles, which alone was 6 MB of a
-  /// snapshot's peak.
+  /// Sockets in chunks of 4,096: a dump of 100,000s grows without the copy
+  /// an array makes when it doubles, which would raise the snapshot's peak.
   public struct SocketList: RandomAccessCollection, Sendable {
     private static let shift = 12
     private var chunks: [[Socket]] = []
@@ -77,9 +76,10 @@ public enum Snapshot {
     var lastAckReceivedMilliseconds: UInt32?
   }
 
-  /// CLOSE_WAIT sockets by endpoints, as indices into the dumps: 16 bytes a
-  /// socket where a dictionary keyed by `Endpoints` took 250. The same
-  /// endpoints in several namespaces (pods), and digest collisions, chain.
+  /// CLOSE_WAIT sockets by endpoints, as indices into the dumps, keyed by a
+  /// digest: a few words a socket, not a dictionary entry holding `Endpoints`.
+  /// The same endpoints in several namespaces (pods), and digest collisions,
+  /// chain.
   struct PeerTable {
     private let dumps: [Dump]
     /// By digest of the endpoints: the newest of its chain in `links`.
