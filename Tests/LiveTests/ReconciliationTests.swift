@@ -157,12 +157,18 @@ final class ReconciliationTests: XCTestCase {
   /// Owners come from one BPF iterator pass over every file table (Linux
   /// 5.11+), else from /proc/PID/fd: both name the same processes. In a pid
   /// namespace of its own the iterator's pids would not be finwait's, so it
-  /// reads /proc there (the node's, still mounted).
+  /// reads /proc there (the node's, still mounted). An IPv4 and an IPv6
+  /// connection on one port: one sock_diag dump returns both families.
   func testSnapshotOwnersFromTheIteratorAndFromProcAgree() throws {
     let port = Live.port(127)
     let held = try DriverProcess("shutdown_wr", port: port, holdMs: 60_000)
-    defer { kill(held.process.processIdentifier, SIGKILL) }
+    let held6 = try DriverProcess("shutdown_wr", port: port, holdMs: 60_000, family: 6)
+    defer {
+      kill(held.process.processIdentifier, SIGKILL)
+      kill(held6.process.processIdentifier, SIGKILL)
+    }
     let truth = try held.truth()
+    let truth6 = try held6.truth()
     usleep(200_000)
 
     // A quiet test machine has few open files, where /proc is chosen: the
@@ -175,10 +181,13 @@ final class ReconciliationTests: XCTestCase {
       let snapshot = try FinwaitProcess(["snapshot", "--json", "-v", "--port", String(port)], wrapper: wrapper, waitForAttach: false)
       XCTAssertEqual(try snapshot.waitForExit(), 0, snapshot.stderr.text)
       XCTAssertTrue(snapshot.stderr.text.contains(expected), "\(name): \(snapshot.stderr.text)")
-      let r = try XCTUnwrap(try snapshot.jsonRecords().first { $0["sport"] as? Int == truth.clientPort }, "\(name): \(snapshot.stdout.text)")
-      XCTAssertEqual(r["pid"] as? Int, truth.ownerPid, "\(name): \(r)")
-      XCTAssertEqual(r["comm"] as? String, "fwdrive", "\(name): \(r)")
-      XCTAssertEqual(r["peer_pid"] as? Int, truth.ownerPid, "\(name): the server side in CLOSE_WAIT: \(r)")
+      for (t, family) in [(truth, "ipv4"), (truth6, "ipv6")] {
+        let r = try XCTUnwrap(try snapshot.jsonRecords().first { $0["sport"] as? Int == t.clientPort && $0["family"] as? String == family },
+                              "\(name) \(family): \(snapshot.stdout.text)")
+        XCTAssertEqual(r["pid"] as? Int, t.ownerPid, "\(name): \(r)")
+        XCTAssertEqual(r["comm"] as? String, "fwdrive", "\(name): \(r)")
+        XCTAssertEqual(r["peer_pid"] as? Int, t.ownerPid, "\(name): the server side in CLOSE_WAIT: \(r)")
+      }
     }
   }
 
