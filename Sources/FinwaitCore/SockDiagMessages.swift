@@ -4,9 +4,6 @@
 public enum SockDiagMessages {
   /// SOCK_DIAG_BY_FAMILY
   static let messageByFamily: UInt16 = 20
-  /// TCPDIAG_GETSOCK: the older inet_diag request, whose dump takes both
-  /// address families in one walk of the kernel's hash tables.
-  static let messageTCPBothFamilies: UInt16 = 18
   static let diagMessageLength = 72
   /// INET_DIAG_INFO: the struct tcp_info attribute.
   static let attributeInfo: UInt16 = 2
@@ -45,27 +42,6 @@ public enum SockDiagMessages {
     bytes += [family, 6 /* IPPROTO_TCP */, UInt8(1 << (attributeInfo - 1)), 0]
     u32(states)
     bytes += [UInt8](repeating: 0, count: 48)  // inet_diag_sockid: any
-    return bytes
-  }
-
-  /// A dump request for IPv4 and IPv6 TCP sockets at once in `states`, asking
-  /// for tcp_info: TCPDIAG_GETSOCK with struct inet_diag_req (60 bytes). The
-  /// kernel dumps it with family AF_UNSPEC, so it walks the established hash
-  /// (shared by every namespace) once, not once per family.
-  public static func dumpRequestBothFamilies(states: UInt32, sequence: UInt32) -> [UInt8] {
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(76)
-    func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
-    func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
-    u32(76)                       // nlmsg_len: header + inet_diag_req (60)
-    u16(messageTCPBothFamilies)   // nlmsg_type
-    u16(0x0001 | 0x0300)          // NLM_F_REQUEST | NLM_F_DUMP
-    u32(sequence)
-    u32(0)
-    bytes += [0 /* family: ignored, both */, 0, 0, UInt8(1 << (attributeInfo - 1))]
-    bytes += [UInt8](repeating: 0, count: 48)  // inet_diag_sockid: any
-    u32(states)
-    u32(0)                        // idiag_dbs
     return bytes
   }
 
@@ -110,7 +86,7 @@ public enum SockDiagMessages {
       case NetlinkReply.messageError:
         guard let errno = NetlinkReply.errno(ofError: body) else { throw .truncated(offset: offset) }
         if errno != 0 { throw .kernel(errno: errno) }
-      case messageByFamily, messageTCPBothFamilies:
+      case messageByFamily:
         guard body.count >= diagMessageLength else { throw .truncated(offset: offset) }
         if let socket = try socket(body, at: offset + NetlinkReply.headerLength) { batch.sockets.append(socket) }
       default:

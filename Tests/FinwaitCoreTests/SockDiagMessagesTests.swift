@@ -47,28 +47,6 @@ final class SockDiagMessagesTests: XCTestCase {
     XCTAssertEqual(Array(r[20..<24]), DiagBytes.le32(32))
   }
 
-  /// TCPDIAG_GETSOCK (inet_diag_req, 60 bytes): both families in one walk.
-  func testBothFamiliesRequestLayoutAndItsReplies() throws {
-    let r = SockDiagMessages.dumpRequestBothFamilies(states: 1 << 5 | 1 << 8, sequence: 7)
-    XCTAssertEqual(r.count, 76)
-    XCTAssertEqual(Array(r[0..<4]), DiagBytes.le32(76))
-    XCTAssertEqual(Array(r[4..<6]), DiagBytes.le16(18))
-    XCTAssertEqual(Array(r[6..<8]), DiagBytes.le16(0x301))
-    XCTAssertEqual(Array(r[8..<12]), DiagBytes.le32(7))
-    XCTAssertEqual(Array(r[16..<20]), [0, 0, 0, 2], "any family; tcp_info")
-    XCTAssertEqual(Array(r[20..<68]), [UInt8](repeating: 0, count: 48), "any socket")
-    XCTAssertEqual(Array(r[68..<72]), DiagBytes.le32(1 << 5 | 1 << 8))
-    XCTAssertEqual(Array(r[72..<76]), DiagBytes.le32(0))
-
-    // Its replies carry the request's type, 18, and parse as the others do.
-    var reply = DiagBytes.socket(state: 5, sport: 41234, dport: 8080, inode: 555, lastAckRecv: 1500)
-    reply.replaceSubrange(4..<6, with: DiagBytes.le16(18))
-    let batch = try parse(reply + DiagBytes.done)
-    XCTAssertTrue(batch.done)
-    XCTAssertEqual(batch.sockets.map(\.inode), [555])
-    XCTAssertEqual(batch.sockets.first?.lastAckReceivedMilliseconds, 1500)
-  }
-
   func testLookupRequestNamesOneSocketInAnyState() {
     let endpoints = Endpoints(local: .v4(10, 0, 0, 1), localPort: 41234, remote: .v6(high: 0x2001_0db8 << 32, low: 2),
                               remotePort: 8080)

@@ -22,6 +22,9 @@ final class ScriptedSockets: SocketTable {
   var onDump: (UInt32) -> Void = { _ in }
   /// Namespaces listed but whose dump fails (not ours to enter).
   var unenterable: Set<UInt32> = []
+  /// Sockets a dump skips though they exist (a bucket changed under it);
+  /// an exact lookup still finds them.
+  var skippedByDumps: Set<Endpoints> = []
   private(set) var dumps = 0
 
   func namespaces() -> [UInt32] { Set(sockets.keys).union(unenterable).sorted() }
@@ -31,7 +34,10 @@ final class ScriptedSockets: SocketTable {
     dumps += 1
     onDump(netns)
     if unenterable.contains(netns) { throw .notPermitted("entering network namespace \(netns) needs CAP_SYS_ADMIN") }
-    for socket in sockets[netns] ?? [] where states & (1 << UInt32(socket.state.rawValue)) != 0 { body(socket) }
+    for socket in sockets[netns] ?? []
+    where states & (1 << UInt32(socket.state.rawValue)) != 0 && !skippedByDumps.contains(socket.endpoints) {
+      body(socket)
+    }
   }
 
   func lookup(netns: UInt32, endpoints: Endpoints) throws(FinwaitError) -> DiagSocket? {

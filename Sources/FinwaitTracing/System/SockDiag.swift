@@ -42,20 +42,13 @@ public final class SockDiag: SocketTable {
   /// as each reply arrives: nothing is gathered.
   public func forEach(netns: UInt32, states: UInt32, _ body: (DiagSocket) -> Void) throws(FinwaitError) {
     let fd = try socket(for: netns)
-    do throws(FinwaitError) {
-      if oneWalk {
-        guard try dump(fd: fd, request: { SockDiagMessages.dumpRequestBothFamilies(states: states, sequence: $0) }, body) != nil
-        else { return }
-        oneWalk = false  // refused by this kernel: one request per family from here on
+    for family: UInt8 in [2, 10] {
+      do {
+        try dump(fd: fd, family: family, states: states, body)
+      } catch {
+        release(netns)
+        throw error
       }
-      for family: UInt8 in [2, 10] {
-        if let refused = try dump(fd: fd, request: { SockDiagMessages.dumpRequest(family: family, states: states, sequence: $0) }, body) {
-          throw FinwaitError.diag("sock_diag reply malformed: \(SockDiagMessages.ParseError.kernel(errno: refused))")
-        }
-      }
-    } catch {
-      release(netns)
-      throw error
     }
   }
 
@@ -89,16 +82,9 @@ public final class SockDiag: SocketTable {
     return fd
   }
 
-  /// Both families in one walk of the kernel's table (TCPDIAG_GETSOCK) until
-  /// a kernel refuses it.
-  private var oneWalk = true
-
-  /// The errno with which the kernel refused the request before answering
-  /// with any socket (then nothing was passed to `body`); nil once done.
-  private func dump(fd: Int32, request make: (UInt32) -> [UInt8], _ body: (DiagSocket) -> Void) throws(FinwaitError) -> Int32? {
+  private func dump(fd: Int32, family: UInt8, states: UInt32, _ body: (DiagSocket) -> Void) throws(FinwaitError) {
     sequence &+= 1
-    let request = make(sequence)
-    var answered = false
+    let request = SockDiagMessages.dumpRequest(family: family, states: states, sequence: sequence)
     let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
     guard sent == request.count else { throw .diag("sock_diag request: \(Errno(rawValue: errno))") }
     while true {
@@ -107,15 +93,11 @@ public final class SockDiag: SocketTable {
       let batch: SockDiagMessages.Batch
       do {
         batch = try buffer.withUnsafeBytes { try SockDiagMessages.parse(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-      } catch let error as SockDiagMessages.ParseError {
-        if case .kernel(let errno) = error, !answered { return errno }
-        throw .diag("sock_diag reply malformed: \(error)")
       } catch {
         throw .diag("sock_diag reply malformed: \(error)")
       }
-      answered = true
       batch.sockets.forEach(body)
-      if batch.done { return nil }
+      if batch.done { return }
     }
   }
 }
