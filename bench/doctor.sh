@@ -44,21 +44,7 @@ if [ "$with_trace" = 1 ]; then
   done
   grep -q ready "$work/trace.ready" || { echo "doctor bench: the trace did not get ready" >&2; exit 1; }
 fi
-ip netns exec "$ns" "$hold" -n "$n" -p "$base_port" -t 600 >"$work/hold.out" 2>"$work/hold.err" &
-hold_pid=$!
-for _ in $(seq 1 3000); do
-  grep -q "^ready" "$work/hold.out" && break
-  kill -0 "$hold_pid" 2>/dev/null || { echo "doctor bench: hold failed: $(cat "$work/hold.err")" >&2; exit 1; }
-  sleep 0.1
-done
-grep -q "^ready" "$work/hold.out" || { echo "doctor bench: hold did not get ready" >&2; exit 1; }
-
-# measure NAME COMMAND...: appends "seconds max_rss_kb" to $work/NAME.
-measure() {
-  local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/$name.out" 2>"$work/$name.err"
-  cat "$work/time" >>"$work/$name"
-}
+start_hold "doctor bench" "$ns" "$n" "$base_port" "$work"
 
 for _ in $(seq 1 "$rounds"); do
   measure doctor "$finwait" doctor --json --netns "$inode"

@@ -48,3 +48,27 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { prin
 # CPU time of PID's threads so far, in microseconds, from schedstat (ns): the
 # 10 ms ticks of utime+stime are about 0.3 us per connection of a 5 s churn.
 cpu_us() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s / 1000 }'; }
+
+# start_hold WHO NS N BASE_PORT WORK: bench/hold ($hold) with N connections
+# in namespace NS, its output in WORK/hold.out; waits until it is ready (up to
+# 300 s). Sets hold_pid; exits with WHO's message if it fails.
+start_hold() {
+  local who=$1 ns=$2 n=$3 base_port=$4 work=$5
+  ip netns exec "$ns" "$hold" -n "$n" -p "$base_port" -t 600 >"$work/hold.out" 2>"$work/hold.err" &
+  hold_pid=$!
+  for _ in $(seq 1 3000); do
+    grep -q "^ready" "$work/hold.out" && return 0
+    kill -0 "$hold_pid" 2>/dev/null || { echo "$who: hold failed: $(cat "$work/hold.err")" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "$who: hold did not get ready" >&2
+  exit 1
+}
+
+# measure NAME COMMAND...: appends "seconds max_rss_kb" to $work/NAME, with
+# the command's output in $work/NAME.out and .err.
+measure() {
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/$name.out" 2>"$work/$name.err"
+  cat "$work/time" >>"$work/$name"
+}

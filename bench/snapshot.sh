@@ -33,21 +33,7 @@ trap cleanup EXIT
 
 command -v netstat >/dev/null || apt-get install -y -qq net-tools >/dev/null 2>&1 || true
 new_namespace "$ns" "10000 60999"
-ip netns exec "$ns" "$hold" -n "$n" -p "$base_port" -t 600 >"$work/hold.out" 2>"$work/hold.err" &
-hold_pid=$!
-for _ in $(seq 1 3000); do
-  grep -q "^ready" "$work/hold.out" && break
-  kill -0 "$hold_pid" 2>/dev/null || { echo "snapshot bench: hold failed: $(cat "$work/hold.err")" >&2; exit 1; }
-  sleep 0.1
-done
-grep -q "^ready" "$work/hold.out" || { echo "snapshot bench: hold did not get ready" >&2; exit 1; }
-
-# measure NAME COMMAND...: appends "seconds max_rss_kb" to $work/NAME.
-measure() {
-  local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/$name.out" 2>"$work/$name.err"
-  cat "$work/time" >>"$work/$name"
-}
+start_hold "snapshot bench" "$ns" "$n" "$base_port" "$work"
 
 names="snapshot ss_owners ss"
 command -v netstat >/dev/null && names="snapshot ss_owners netstat ss"
