@@ -7,8 +7,9 @@ struct SnapshotCommand: ParsableCommand {
     commandName: "snapshot",
     abstract: "List the connections in FIN_WAIT2 now, in every network namespace, and exit.",
     discussion: """
-      Attached sockets and orphans in timewait, with the owning process (from \
-      /proc/PID/fd, as ss -p finds it), a lower bound of the dwell, the deadline of \
+      Attached sockets and orphans in timewait, with the owning process (read in \
+      one BPF pass over every process's file table on a busy node, else from \
+      /proc/PID/fd as ss -p finds it), a lower bound of the dwell, the deadline of \
       timewait orphans, and the local peer holding CLOSE_WAIT with how long it has.
       """
   )
