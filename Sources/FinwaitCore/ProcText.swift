@@ -35,7 +35,7 @@ public enum ProcText {
     let key = Array("NSpid:".utf8)
     for line in status.utf8.split(separator: UInt8(ascii: "\n")) where line.starts(with: key) {
       let fields = line.dropFirst(key.count).split(whereSeparator: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: " ") })
-      return fields.count == 1 && fields[0].allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+      return fields.count == 1 && fields[0].allSatisfy(isASCIIDigit)
     }
     return false
   }
@@ -43,10 +43,8 @@ public enum ProcText {
   /// The number of open files on the node, the first of /proc/sys/fs/file-nr's
   /// three numbers (`320\t0\t2466097\n`); nil if it is not a number.
   public static func openFiles(fromFileNr text: String) -> Int? {
-    guard let first = text.utf8.split(whereSeparator: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") }).first,
-          (1...19).contains(first.count), first.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
-    else { return nil }
-    return Int(String(decoding: first, as: UTF8.self))
+    let first = text.utf8.split(whereSeparator: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") }).first
+    return first.flatMap { asciiDecimal($0) }
   }
 
   /// `tcp_fin_timeout` as procfs prints it (`60\n`) -> 60. The kernel's value

@@ -20,7 +20,7 @@ public final class SocketSettingsReader {
 
   /// Loads and attaches the iterator (CAP_BPF and CAP_PERFMON).
   public init(namespaces: Namespaces) throws(FinwaitError) {
-    let mask = Self.states.reduce(UInt32(0)) { $0 | 1 << UInt32($1.rawValue) }
+    let mask = SockDiag.mask(Self.states)
     var out: OpaquePointer?
     var failed = FW_STAGE_NONE
     let rc = fw_sockets_open(mask, &out, &failed)

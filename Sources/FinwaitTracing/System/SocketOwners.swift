@@ -82,7 +82,7 @@ public struct SocketOwners {
 
   /// nil when the iterator cannot load here (kernel, capabilities).
   static func fromIterator(states: [DiagSocket.State]) -> SocketOwners? {
-    let mask = states.reduce(UInt32(0)) { $0 | 1 << UInt32($1.rawValue) }
+    let mask = SockDiag.mask(states)
     let collector = IteratorCollector()
     var failed = FW_STAGE_NONE
     let rc = fw_owners_scan(mask, { ctx, raw in
