@@ -78,7 +78,7 @@ final class CommandTests: XCTestCase {
 
   func testDurationStopsAndTextOutputHasHeaderAndSummary() throws {
     let port = Live.port(11)
-    let finwait = try FinwaitProcess(["--port", String(port), "--duration", "1500ms"])
+    let finwait = try FinwaitProcess(["--port", String(port), "--duration", "4s"])
     let driver = try DriverProcess("shutdown_wr", port: port, holdMs: 200)
     let truth = try driver.truth()
     try driver.finish()
@@ -173,16 +173,23 @@ final class CommandTests: XCTestCase {
     // `finwait --json | head -1`: the reader goes away after the first line.
     let port = Live.port(13)
     let before = finwaitProgramIDs()
+    let readyFile = NSTemporaryDirectory() + "finwait-ready-head-\(getpid())"
+    FileManager.default.createFile(atPath: readyFile, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: readyFile) }
     let shell = try SpawnedProcess(
-      ["/bin/bash", "-c", "'\(Live.finwait ?? "")' --json --port \(port) --duration 5s | head -1; echo \"status=${PIPESTATUS[0]}\""])
+      ["/bin/bash", "-c", "'\(Live.finwait ?? "")' --json --port \(port) --duration 30s --ready-fd 3 3>'\(readyFile)'"
+        + " | head -1; echo \"status=${PIPESTATUS[0]}\""])
     let (stdout, stderr) = (shell.stdout, shell.stderr)
-    usleep(800_000)
+    XCTAssertTrue(waitUntil(30) { (try? String(contentsOfFile: readyFile, encoding: .utf8))?.contains("ready") == true },
+                  "finwait did not get ready: \(stderr.text)")
     let ours = finwaitProgramIDs().subtracting(before)
+    XCTAssertFalse(ours.isEmpty, "finwait's program is loaded")
     for _ in 0..<2 {
       let driver = try DriverProcess("shutdown_wr", port: port, holdMs: 50)
       try driver.finish()
     }
-    XCTAssertTrue(waitUntil(10) { !shell.process.isRunning })
+    // Within the 30 s --duration: the exit came from the reader going away.
+    XCTAssertTrue(waitUntil(20) { !shell.process.isRunning && stdout.isClosed && stderr.isClosed })
     XCTAssertEqual(stdout.lines.filter { $0.hasPrefix("{") }.count, 1, stdout.text)
     XCTAssertTrue(stdout.text.contains("status=0"), "finwait exits 0 when its reader goes away: \(stdout.text)")
     XCTAssertFalse(stderr.text.contains("error"), stderr.text)

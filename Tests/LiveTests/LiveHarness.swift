@@ -355,6 +355,25 @@ func command(_ arguments: [String]) throws {
   guard p.process.terminationStatus == 0 else { throw LiveError("\(arguments) failed: \(p.stderr.text)") }
 }
 
+/// Local ports `ss` lists in FIN_WAIT2 (full sockets and timewait's), in
+/// `namespace` or the test's own: what the kernel holds, read without finwait.
+func finWait2Ports(in namespace: TestNamespace? = nil) -> Set<Int> {
+  let prefix = namespace.map { ["ip", "netns", "exec", $0.name] } ?? []
+  guard let ss = try? SpawnedProcess(["/usr/bin/env"] + prefix + ["ss", "-Htn", "state", "fin-wait-2"]),
+        waitUntil(10, { !ss.process.isRunning && ss.stdout.isClosed }) else { return [] }
+  return Set(ss.stdout.lines.compactMap { line in
+    let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+    guard fields.count >= 3, let colon = fields[2].lastIndex(of: ":") else { return nil }
+    return Int(fields[2][fields[2].index(after: colon)...])
+  })
+}
+
+/// Waits until every one of `ports` is a local port in FIN_WAIT2.
+@discardableResult
+func waitForFinWait2(_ ports: [Int], in namespace: TestNamespace? = nil, _ seconds: Double = 30) -> Bool {
+  waitUntil(seconds) { finWait2Ports(in: namespace).isSuperset(of: ports) }
+}
+
 extension FinwaitProcess {
   /// Waits until stdout has a JSON record matching `predicate`.
   func waitForRecord(_ seconds: Double, _ predicate: @escaping ([String: Any]) -> Bool) -> Bool {

@@ -125,7 +125,8 @@ final class ReconciliationTests: XCTestCase {
     let a = try attached.truth()
     let o = try orphan.truth()
     let orphanedBy = monotonicSeconds()  // the orphan's close() follows its truth line
-    usleep(300_000)
+    XCTAssertTrue(waitForFinWait2([a.clientPort, o.clientPort]), "the two sockets did not reach FIN_WAIT2")
+    usleep(300_000)  // so the local peer has sat in CLOSE_WAIT at least 200 ms
 
     let snapshot = try FinwaitProcess(["snapshot", "--json", "--port", String(attachedPort)], waitForAttach: false)
     XCTAssertEqual(try snapshot.waitForExit(), 0, snapshot.stderr.text)
@@ -169,7 +170,7 @@ final class ReconciliationTests: XCTestCase {
     }
     let truth = try held.truth()
     let truth6 = try held6.truth()
-    usleep(200_000)
+    XCTAssertTrue(waitForFinWait2([truth.clientPort, truth6.clientPort]), "the two sockets did not reach FIN_WAIT2")
 
     // A quiet test machine has few open files, where /proc is chosen: the
     // iterator is forced to be shown (FINWAIT_OWNERS, for tests).

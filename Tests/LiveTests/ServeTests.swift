@@ -298,18 +298,8 @@ final class ServeTests: XCTestCase {
     let attached = try DriverProcess("shutdown_wr", port: port + 1, holdMs: 20_000, in: namespace)
     let orphan = try DriverProcess("close", port: port + 2, holdMs: 20_000, in: namespace)
     let truths = [try attached.truth(), try orphan.truth()]
-    func held() -> Int {
-      let ss = Process()
-      ss.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-      ss.arguments = ["netns", "exec", namespace.name, "ss", "-Htn", "state", "fin-wait-2"]
-      let out = Pipe()
-      ss.standardOutput = out
-      guard (try? ss.run()) != nil else { return -1 }
-      let data = out.fileHandleForReading.readDataToEndOfFile()
-      ss.waitUntilExit()
-      return String(decoding: data, as: UTF8.self).split(separator: "\n").count
-    }
-    XCTAssertTrue(waitUntil(10) { held() == 2 }, "the two sockets did not reach FIN_WAIT2 before serve started")
+    XCTAssertTrue(waitForFinWait2(truths.map(\.clientPort), in: namespace, 10),
+                  "the two sockets did not reach FIN_WAIT2 before serve started")
 
     let finwait = try FinwaitProcess(["serve", "--listen", "127.0.0.1:\(port)", "--stuck", "off",
                                       "--netns", String(namespace.inode)])
