@@ -169,6 +169,8 @@ struct fw_hist {
  * stacks kept (ids are below it, so they fit fw_event.stack_id). */
 #define FW_STACK_DEPTH 32
 #define FW_STACK_ENTRIES 16384
+/* Announcements in flight: 480 records (128 bytes + 8-byte header). */
+#define FW_STACK_RINGBUF_BYTES (64u << 10)
 #define FW_STACK_TOP_WORDS 8
 
 /* What the frame-pointer walk cannot give, per stack id, taken with its first

@@ -16,6 +16,14 @@ struct {
 	__uint(value_size, FW_STACK_DEPTH * sizeof(__u64));
 } stacks SEC(".maps");
 
+/* Announcements only (FW_KIND_STACK records), each with a wakeup: a thread
+ * of their own reads the closer's maps while the closer still runs, however
+ * busy the main consumer is. Resized to one page without --stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FW_STACK_RINGBUF_BYTES);
+} stack_events SEC(".maps");
+
 /* By stack id: announced yet, and the top of the user stack. Racy on
  * purpose: two CPUs may both announce an id, and user space keeps the first. */
 struct {
@@ -38,8 +46,9 @@ static __always_inline void read_user_stack_top(struct fw_stack_note *note)
 }
 
 /* In process context, the closer's own user stack: its id, or -1. The first
- * time an id is seen, user space is told at once (forced wakeup), so it can
- * read the closer's /proc/PID/maps while the process is still there. */
+ * time an id is seen, user space is told at once (forced wakeup, on
+ * stack_events), so it can read the closer's /proc/PID/maps while the
+ * process is still there. */
 static __always_inline __s16 capture_user_stack(void *ctx, const struct fw_event *st)
 {
 	long id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
@@ -62,7 +71,7 @@ static __always_inline __s16 capture_user_stack(void *ctx, const struct fw_event
 		return id;
 	note->announced = 1;
 	read_user_stack_top(note);
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	e = bpf_ringbuf_reserve(&stack_events, sizeof(*e), 0);
 	if (!e) {
 		/* User space names it later, from the owner if still alive. */
 		__sync_fetch_and_add(&counters.ringbuf_drops, 1);

@@ -1,14 +1,29 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include "finwait_bpf.h"
 #include "finwait.skel.h"
+
+/* A stack announcement, with the closer's /proc/PID/maps as read on its wakeup. */
+struct fw_announcement {
+	struct fw_event event;
+	char *maps; /* NULL: the closer was already gone */
+	size_t maps_len;
+	struct fw_announcement *next;
+};
 
 struct fw_tracer {
 	struct finwait_bpf *skel;
@@ -16,7 +31,126 @@ struct fw_tracer {
 	struct ring_buffer *rb;
 	fw_record_fn fn;
 	void *ctx;
+
+	/* --stack: the thread that reads each announced closer's maps. */
+	struct ring_buffer *stack_rb;
+	pthread_t reader;
+	int reader_running;
+	int reader_realtime;
+	int stop_fd; /* eventfd that ends the reader */
+	pthread_mutex_t lock; /* guards the queue below */
+	struct fw_announcement *head, **tail;
 };
+
+#define FW_MAPS_MAX (8u << 20)
+
+/* /proc/PID/maps whole, or NULL if the process (or its memory) is gone. */
+static char *read_maps(__u32 pid, size_t *len)
+{
+	char path[32], *buf = NULL, *grown;
+	size_t cap = 0, n = 0;
+	ssize_t got;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%u/maps", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	for (;;) {
+		if (cap - n < 4096) {
+			if (cap >= FW_MAPS_MAX || !(grown = realloc(buf, cap ? cap * 2 : 16384)))
+				break;
+			buf = grown;
+			cap = cap ? cap * 2 : 16384;
+		}
+		got = read(fd, buf + n, cap - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		n += got;
+	}
+	close(fd);
+	if (!n) {
+		free(buf);
+		return NULL;
+	}
+	*len = n;
+	return buf;
+}
+
+static int on_announcement(void *ctx, void *data, size_t size)
+{
+	struct fw_tracer *t = ctx;
+	struct fw_announcement *a;
+
+	if (size < sizeof(struct fw_event) || !(a = calloc(1, sizeof(*a))))
+		return 0;
+	memcpy(&a->event, data, sizeof(a->event));
+	a->maps = read_maps(a->event.tgid, &a->maps_len);
+	pthread_mutex_lock(&t->lock);
+	*t->tail = a;
+	t->tail = &a->next;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+/* Sleeps until the kernel announces a stack (each announcement wakes it) or
+ * the tracer stops. */
+static void *read_announcements(void *arg)
+{
+	struct fw_tracer *t = arg;
+	struct pollfd fds[2] = {
+		{ .fd = ring_buffer__epoll_fd(t->stack_rb), .events = POLLIN },
+		{ .fd = t->stop_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents)
+			break;
+		if (fds[0].revents)
+			ring_buffer__consume(t->stack_rb);
+	}
+	return NULL;
+}
+
+/* The closer may exit a millisecond after its FIN, and its maps go with its
+ * memory. The scheduler may not preempt for a normal-priority thread (lazy
+ * or voluntary preemption), so the reader asks for SCHED_FIFO; it runs only
+ * when a call site is new. Signals stay with the main thread (its poll must
+ * see EINTR). */
+static int start_reader(struct fw_tracer *t)
+{
+	struct sched_param param = { .sched_priority = 1 };
+	pthread_attr_t attr;
+	sigset_t all, old;
+	int err;
+
+	t->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (t->stop_fd < 0)
+		return -errno;
+	t->tail = &t->head;
+	if ((err = pthread_mutex_init(&t->lock, NULL)))
+		return -err;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+	pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
+	pthread_attr_setschedparam(&attr, &param);
+	err = pthread_create(&t->reader, &attr, read_announcements, t);
+	t->reader_realtime = !err;
+	if (err == EPERM)
+		err = pthread_create(&t->reader, NULL, read_announcements, t);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		return -err;
+	t->reader_running = 1;
+	return 0;
+}
 
 static int on_sample(void *ctx, void *data, size_t size)
 {
@@ -71,6 +205,7 @@ int fw_tracer_start(const struct fw_config *cfg, const char *btf_path, enum fw_a
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return fail(NULL, FW_STAGE_OPEN, failed, -ENOMEM);
+	t->stop_fd = -1;
 
 	open_opts.btf_custom_path = btf_path;
 	t->skel = finwait_bpf__open_opts(&open_opts);
@@ -91,7 +226,8 @@ int fw_tracer_start(const struct fw_config *cfg, const char *btf_path, enum fw_a
 	    (err = bpf_map__set_max_entries(t->skel->maps.socks, cfg->max_tracked)) ||
 	    /* FW_STACK_ENTRIES x 256 bytes only when stacks are asked for. */
 	    (!cfg->capture_stack && ((err = bpf_map__set_max_entries(t->skel->maps.stacks, 1)) ||
-				     (err = bpf_map__set_max_entries(t->skel->maps.stack_notes, 1)))) ||
+				     (err = bpf_map__set_max_entries(t->skel->maps.stack_notes, 1)) ||
+				     (err = bpf_map__set_max_entries(t->skel->maps.stack_events, getpagesize())))) ||
 	    /* The histograms (7.4 MiB, preallocated) only for hist and serve. */
 	    (!cfg->hist_mode && (err = bpf_map__set_max_entries(t->skel->maps.hists, 1))))
 		return fail(t, FW_STAGE_OPEN, failed, err);
@@ -104,6 +240,13 @@ int fw_tracer_start(const struct fw_config *cfg, const char *btf_path, enum fw_a
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_sample, t, NULL);
 	if (!t->rb)
 		return fail(t, FW_STAGE_RINGBUF, failed, -errno);
+	if (cfg->capture_stack) {
+		t->stack_rb = ring_buffer__new(bpf_map__fd(t->skel->maps.stack_events), on_announcement, t, NULL);
+		if (!t->stack_rb)
+			return fail(t, FW_STAGE_RINGBUF, failed, -errno);
+		if ((err = start_reader(t)))
+			return fail(t, FW_STAGE_RINGBUF, failed, err);
+	}
 	*out = t;
 	return 0;
 }
@@ -326,10 +469,54 @@ void fw_tracer_detach(struct fw_tracer *t)
 	finwait_bpf__detach(t->skel);
 }
 
+int fw_tracer_take_announcements(struct fw_tracer *t, fw_announcement_fn fn, void *ctx)
+{
+	struct fw_announcement *a, *next;
+	int n = 0;
+
+	if (!t->tail) /* no reader was started */
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	a = t->head;
+	t->head = NULL;
+	t->tail = &t->head;
+	pthread_mutex_unlock(&t->lock);
+	for (; a; a = next, n++) {
+		next = a->next;
+		if (fn)
+			fn(ctx, &a->event, a->maps, a->maps_len);
+		free(a->maps);
+		free(a);
+	}
+	return n;
+}
+
+int fw_tracer_reads_announcements_in_real_time(const struct fw_tracer *t)
+{
+	return t->reader_running && t->reader_realtime;
+}
+
+static void stop_reader(struct fw_tracer *t)
+{
+	__u64 one = 1;
+
+	if (t->reader_running) {
+		/* An eventfd write fails only past 2^64 - 2 writes. */
+		(void)!write(t->stop_fd, &one, sizeof(one));
+		pthread_join(t->reader, NULL);
+		t->reader_running = 0;
+	}
+	fw_tracer_take_announcements(t, NULL, NULL);
+	if (t->stop_fd >= 0)
+		close(t->stop_fd);
+	ring_buffer__free(t->stack_rb);
+}
+
 void fw_tracer_stop(struct fw_tracer *t)
 {
 	if (!t)
 		return;
+	stop_reader(t);
 	ring_buffer__free(t->rb);
 	finwait_bpf__destroy(t->skel);
 	free(t);

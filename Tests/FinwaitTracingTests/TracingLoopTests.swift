@@ -222,6 +222,40 @@ final class TracingLoopTests: XCTestCase {
     XCTAssertEqual(run.processes.mapsRead.filter { $0 == 500 }.count, 1, "each stack is named once")
   }
 
+  /// A closer that exited before the loop got to its announcement is still
+  /// named, from the maps the source read on the announcement's wakeup.
+  /// Pinned maps are dropped once their announcements are handled: a stack
+  /// of the same process never announced is not named from them.
+  func testAGoneCloserIsNamedFromTheMapsReadOnItsWakeup() throws {
+    let fw2 = start + 20 * ms
+    let maps = "00400000-00401000 r-xp 00000000 fd:01 1234 /usr/bin/brief\n"
+    let announce = KernelRecords.raw(kind: FW_KIND_STACK, ts: fw2 - ms, owner: (501, "brief"), stack: 4, netns: 1)
+    var first = KernelRecords.raw(kind: FW_KIND_LEAVE, socket: socket, ts: fw2 + 5 * ms, fw1: fw2 - ms, fw2: fw2,
+                                  end: FW_END_PEER_FIN, owner: (501, "brief"), stack: 4, sport: 41300, netns: 1)
+    first.stack_id = 4
+    var later = KernelRecords.raw(kind: FW_KIND_LEAVE, socket: socket + 64, ts: fw2 + 6 * ms, fw1: fw2 - ms, fw2: fw2,
+                                  end: FW_END_PEER_FIN, owner: (501, "brief"), stack: 6, sport: 41301, netns: 1)
+    later.stack_id = 6
+    let run = LoopRun([[], [first], [later], []])
+    run.configuration.kernel.captureStacks = true
+    run.reconcile = false
+    run.source.stacks = [4: [0x40_0120], 6: [0x40_0130]]
+    // The closer is gone from /proc (run.processes has no maps for it).
+    run.source.beforeDrain = { [clock = run.clock, source = run.source] i in
+      clock.now += 100 * ms
+      if i == 1 { source.announced = [(announce, maps)] }
+    }
+    try run.run(jsonTrace())
+    let records = run.records("fin_wait2")
+    XCTAssertEqual(records.count, 2, "\(run.stdout.lines)")
+    let named = try XCTUnwrap(records.first { $0["stack_id"] as? Int == 4 }, "\(records)")
+    let frames = try XCTUnwrap(named["stack"] as? [[String: Any]])
+    XCTAssertEqual(frames.first?["module"] as? String, "/usr/bin/brief", "\(named)")
+    let bare = try XCTUnwrap((records.first { $0["stack_id"] as? Int == 6 })?["stack"] as? [[String: Any]])
+    XCTAssertTrue(bare.first?["module"] is NSNull, "\(bare)")
+    XCTAssertEqual(run.processes.mapsRead, [501], "/proc is read only for the stack never announced")
+  }
+
   func testReadyComesAfterTheConnectionsFoundAtStart() throws {
     let fw2 = start + 50 * ms
     let run = LoopRun([[leave(at: fw2 + 10 * ms, enteredAt: fw2)], []])

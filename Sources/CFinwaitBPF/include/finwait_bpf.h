@@ -74,6 +74,16 @@ int fw_tracer_take_hists(struct fw_tracer *tracer, fw_hist_fn fn, void *ctx);
 int fw_tracer_stack(struct fw_tracer *tracer, __s16 id, __u64 *ips, int max);
 /* What was noted with stack `id`'s first capture. 0, or -errno. */
 int fw_tracer_stack_note(struct fw_tracer *tracer, __s16 id, struct fw_stack_note *note);
+/* Called with each stack announcement (a FW_KIND_STACK record) and the
+ * closer's /proc/PID/maps as read when it came (maps NULL: already gone). */
+typedef void (*fw_announcement_fn)(void *ctx, const struct fw_event *event, const char *maps, size_t maps_len);
+/* With --stack, a thread of the tracer's own takes each announcement as the
+ * kernel wakes it and reads the closer's maps at once. Hands over, in order,
+ * what it took since the last call; returns how many. */
+int fw_tracer_take_announcements(struct fw_tracer *tracer, fw_announcement_fn fn, void *ctx);
+/* 1 if that thread runs under SCHED_FIFO (CAP_SYS_NICE or RLIMIT_RTPRIO),
+ * 0 if at normal priority or without --stack. */
+int fw_tracer_reads_announcements_in_real_time(const struct fw_tracer *tracer);
 /* Detaches the program: no record is produced after this returns, so a last
  * drain and an in-flight walk see a settled state. */
 void fw_tracer_detach(struct fw_tracer *tracer);

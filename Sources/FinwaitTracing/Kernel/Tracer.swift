@@ -108,9 +108,37 @@ public final class Tracer: RecordSource {
     }
   }
 
+  /// --stack: what the tracer's reader thread took (fw_tracer_take_announcements).
+  private lazy var announcements = Announcements { [unowned self] each in
+    guard let tracer else { return }
+    withoutActuallyEscaping(each) { each in
+      var each = each
+      withUnsafeMutablePointer(to: &each) { context in
+        _ = fw_tracer_take_announcements(tracer, { ctx, event, maps, length in
+          guard let ctx, let event else { return }
+          typealias Each = (fw_event, UnsafeBufferPointer<UInt8>?) -> Void
+          let bytes = maps.map { UnsafeBufferPointer(start: UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self), count: length) }
+          ctx.assumingMemoryBound(to: Each.self).pointee(event.pointee, bytes)
+        }, context)
+      }
+    }
+  }
+
+  /// Whether --stack's announcements are read under SCHED_FIFO (else a
+  /// closer that exits within milliseconds of its FIN, on a busy node, may
+  /// be gone before its maps are read).
+  public var readsAnnouncementsInRealTime: Bool {
+    tracer.map { fw_tracer_reads_announcements_in_real_time($0) == 1 } ?? false
+  }
+
+  public func processImages(over processes: any ProcessImages) -> any ProcessImages {
+    announcements.images(over: processes)
+  }
+
   @discardableResult
   public func drain(timeoutMilliseconds: Int32, _ body: (borrowing fw_event) -> Void) throws(FinwaitError) -> Int {
     guard let tracer else { return 0 }
+    let announced = announcements.deliver(body)
     // One box per drain (10 a second), not per record.
     let n = withoutActuallyEscaping(body) { body in
       let visitor = RecordVisitor(body)
@@ -120,9 +148,9 @@ public final class Tracer: RecordSource {
         return 0
       }, Unmanaged.passUnretained(visitor).toOpaque())
     }
-    if n == -Errno.interrupted.rawValue { return 0 }
+    if n == -Errno.interrupted.rawValue { return announced }
     if n < 0 { throw .bpf(stage: "poll", errno: Errno(rawValue: -n)) }
-    return Int(n)
+    return announced + Int(n)
   }
 
   public var counters: KernelCounters {

@@ -84,6 +84,9 @@ public struct LoopEnvironment {
             ? "the closer's registers (path, syscall, --stack's recovered frame): bpf_task_pt_regs"
             : "the closer's registers (path, syscall, --stack's recovered frame): read at the top of its kernel stack (no bpf_task_pt_regs before Linux 5.15)")
         }
+        if kernel.captureStacks && !tracer.readsAnnouncementsInRealTime {
+          warn("--stack: without CAP_SYS_NICE (or an RLIMIT_RTPRIO) a new call site's maps are read at normal priority: on a busy node, a closer that exits within milliseconds of its FIN may keep bare addresses")
+        }
         if !tracer.counters.recursionMissesCounted {
           warn(tracer.program == .tracepoint && !Tracer.classicTracepointCountsSkips
             ? "through the classic tracepoint, this kernel does not count the state changes it skips while any BPF kprobe or tracepoint program runs on that CPU (Linux 6.7+ does): recursion_misses is unknown (n/a)"

@@ -53,10 +53,14 @@ public protocol RecordSource: StackSource {
   func takeHistograms(_ body: (fw_hist_key, _ slots: UnsafeBufferPointer<UInt64>, _ sums: UnsafeBufferPointer<UInt64>) -> Void)
   /// The kernel program records come from; nil for a scripted source.
   var attachProgram: AttachProgram? { get }
+  /// What stacks are named from, given the loop's `processes`: a source
+  /// that reads a closer's maps when its stack is announced serves those.
+  func processImages(over processes: any ProcessImages) -> any ProcessImages
 }
 
 extension RecordSource {
   public var attachProgram: AttachProgram? { nil }
+  public func processImages(over processes: any ProcessImages) -> any ProcessImages { processes }
 
   /// Moves the histograms the kernel counted since the last call into `intervals`.
   public func takeHistograms(into intervals: inout IntervalHistograms) {

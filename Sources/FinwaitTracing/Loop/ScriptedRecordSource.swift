@@ -19,6 +19,21 @@ public final class ScriptedRecordSource: RecordSource {
   public var histograms: [(key: fw_hist_key, slots: [UInt64], sums: [UInt64])] = []
   public var stacks: [Int16: [UInt64]] = [:]
   public var stackTops: [Int16: [UInt64]] = [:]
+  /// Stack announcements taken "on their wakeup", each with the closer's
+  /// maps as read then (nil: already gone), as the `Tracer`'s reader thread
+  /// takes them: the loop gets them at its next drain, before `queued`.
+  public var announced: [(event: fw_event, maps: String?)] = []
+  private lazy var announcements = Announcements { [unowned self] each in
+    let taken = announced
+    announced.removeAll()
+    for (event, maps) in taken {
+      guard var maps else {
+        each(event, nil)
+        continue
+      }
+      maps.withUTF8 { each(event, $0) }
+    }
+  }
   /// Runs before each timed drain with its index (advance a clock, change the node).
   public var beforeDrain: (Int) -> Void = { _ in }
   public private(set) var timedDrains = 0
@@ -38,10 +53,15 @@ public final class ScriptedRecordSource: RecordSource {
       if timedDrains < batches.count { queued += batches[timedDrains] }
       timedDrains += 1
     }
+    let announcedNow = announcements.deliver(body)
     let handed = queued
     queued.removeAll()
     for raw in handed { body(raw) }
-    return handed.count
+    return announcedNow + handed.count
+  }
+
+  public func processImages(over processes: any ProcessImages) -> any ProcessImages {
+    announcements.images(over: processes)
   }
 
   public func detach() { detached = true }

@@ -104,7 +104,7 @@ public final class TracingLoop {
     startedAt = env.clock()
     tracker = ConnectionTracker(
       stuckAfter: configuration.stuckAfter, tracingSince: startedAt, reconcilesOrphans: env.reconciliation != nil)
-    if kernel.captureStacks { stacks = CallStacks(tracer: source, processes: env.processes) }
+    if kernel.captureStacks { stacks = CallStacks(tracer: source, processes: source.processImages(over: env.processes)) }
     try mode.started(self)
 
     // Attached first, then listed: a connection ending in between is seen by the tracepoint.
