@@ -42,8 +42,6 @@ struct fw_tracer {
 	struct fw_announcement *head, **tail;
 };
 
-#define FW_MAPS_MAX (8u << 20)
-
 /* /proc/PID/maps whole, or NULL if the process (or its memory) is gone. */
 static char *read_maps(__u32 pid, size_t *len)
 {
@@ -58,7 +56,7 @@ static char *read_maps(__u32 pid, size_t *len)
 		return NULL;
 	for (;;) {
 		if (cap - n < 4096) {
-			if (cap >= FW_MAPS_MAX || !(grown = realloc(buf, cap ? cap * 2 : 16384)))
+			if (cap >= FW_MAPS_MAX_BYTES || !(grown = realloc(buf, cap ? cap * 2 : 16384)))
 				break;
 			buf = grown;
 			cap = cap ? cap * 2 : 16384;

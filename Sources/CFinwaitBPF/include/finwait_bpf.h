@@ -74,6 +74,8 @@ int fw_tracer_take_hists(struct fw_tracer *tracer, fw_hist_fn fn, void *ctx);
 int fw_tracer_stack(struct fw_tracer *tracer, __s16 id, __u64 *ips, int max);
 /* What was noted with stack `id`'s first capture. 0, or -errno. */
 int fw_tracer_stack_note(struct fw_tracer *tracer, __s16 id, struct fw_stack_note *note);
+/* The most of a /proc/PID/maps that naming a stack reads (C reader thread and Swift alike). */
+#define FW_MAPS_MAX_BYTES (8u << 20)
 /* Called with each stack announcement (a FW_KIND_STACK record) and the
  * closer's /proc/PID/maps as read when it came (maps NULL: already gone). */
 typedef void (*fw_announcement_fn)(void *ctx, const struct fw_event *event, const char *maps, size_t maps_len);

@@ -116,9 +116,8 @@ public final class Tracer: RecordSource {
       withUnsafeMutablePointer(to: &each) { context in
         _ = fw_tracer_take_announcements(tracer, { ctx, event, maps, length in
           guard let ctx, let event else { return }
-          typealias Each = (fw_event, UnsafeBufferPointer<UInt8>?) -> Void
           let bytes = maps.map { UnsafeBufferPointer(start: UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self), count: length) }
-          ctx.assumingMemoryBound(to: Each.self).pointee(event.pointee, bytes)
+          ctx.assumingMemoryBound(to: Announcements.Each.self).pointee(event.pointee, bytes)
         }, context)
       }
     }

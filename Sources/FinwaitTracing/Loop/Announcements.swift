@@ -7,7 +7,10 @@ import FinwaitCore
 /// The `Tracer` takes them from its reader thread; a scripted source from
 /// its script.
 public final class Announcements {
-  public typealias Take = (_ each: (fw_event, _ maps: UnsafeBufferPointer<UInt8>?) -> Void) -> Void
+  /// One announcement and the closer's maps as read (nil: already gone).
+  public typealias Each = (fw_event, _ maps: UnsafeBufferPointer<UInt8>?) -> Void
+  /// Calls `each` with every announcement taken since the last call.
+  public typealias Take = (_ each: Each) -> Void
   private let take: Take
   private var pending: [fw_event] = []
   private var images: PinnedImages?

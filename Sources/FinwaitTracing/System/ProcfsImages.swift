@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CFinwaitBPF
 import FinwaitCore
 import SystemPackage
 
@@ -9,7 +10,7 @@ public final class ProcfsImages: ProcessImages {
   public init() {}
 
   public func maps(of pid: UInt32) -> String? {
-    guard pid != 0, let text = try? readSmallFile("/proc/\(pid)/maps", limit: 8 << 20), !text.isEmpty else { return nil }
+    guard pid != 0, let text = try? readSmallFile("/proc/\(pid)/maps", limit: Int(FW_MAPS_MAX_BYTES)), !text.isEmpty else { return nil }
     return text
   }
 
