@@ -66,3 +66,34 @@ struct BoundedSet<Element: Hashable> {
     members.remove(element) != nil
   }
 }
+
+/// A dictionary that forgets its oldest entries beyond `capacity`.
+struct BoundedDictionary<Key: Hashable, Value> {
+  private var entries: [Key: (value: Value, serial: UInt64)] = [:]
+  /// Insertion order; an entry removed or replaced since leaves a stale
+  /// serial here, which eviction skips.
+  private var order = FIFO<(key: Key, serial: UInt64)>()
+  private var nextSerial: UInt64 = 0
+  let capacity: Int
+
+  init(capacity: Int) {
+    self.capacity = capacity
+  }
+
+  var count: Int { entries.count }
+  var isEmpty: Bool { entries.isEmpty }
+
+  mutating func set(_ value: Value, for key: Key) {
+    nextSerial += 1
+    entries[key] = (value, nextSerial)
+    order.append((key, nextSerial))
+    while order.count > capacity, let oldest = order.first {
+      order.removeFirst()
+      if entries[oldest.key]?.serial == oldest.serial { entries.removeValue(forKey: oldest.key) }
+    }
+  }
+
+  mutating func removeValue(forKey key: Key) -> Value? {
+    entries.removeValue(forKey: key)?.value
+  }
+}

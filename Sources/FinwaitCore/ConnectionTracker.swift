@@ -40,6 +40,16 @@ public struct ConnectionTracker {
   /// Recently ended (socket, FIN_WAIT2 entry) pairs whose `enter` is still due.
   private var endedBeforeEnter = BoundedSet<SocketEntry>(capacity: 4096)
 
+  /// Local peers' closes of orphans the kernel kept as full sockets (a
+  /// tcp_fin_timeout or TCP_LINGER2 above TCP_TIMEWAIT_LEN, or the ACK of
+  /// their FIN handled while close() still held the socket): no record is
+  /// open for them, and their `leave` follows the peer's FIN. Held by
+  /// socket until it does.
+  private var peerClosesBeforeLeave = BoundedDictionary<UInt64, (endpoints: Endpoints, peer: Peer)>(capacity: 4096)
+
+  /// Peer closes held for their leave (tests: it stays bounded).
+  var peerClosesAwaitingLeave: Int { peerClosesBeforeLeave.count }
+
   private struct SocketEntry: Hashable {
     var socket: UInt64
     var enteredAt: UInt64
@@ -104,10 +114,13 @@ public struct ConnectionTracker {
 
   private mutating func peerClosed(_ event: Event, emit: (Record) -> Void) {
     // Attached: the peer's FIN follows; the leave record will carry this.
-    if let peer = event.peer, open.merge(peer, into: event.connection.socket, endpoints: event.connection.endpoints) {
+    guard let peer = event.peer else { return }
+    if open.merge(peer, into: event.connection.socket, endpoints: event.connection.endpoints) {
       return
     }
-    orphans?.peerClosed(event, emit: emit)
+    // Handed to timewait: followed there. Else a full orphan: its leave is due.
+    if orphans?.peerClosed(event, emit: emit) == true { return }
+    peerClosesBeforeLeave.set((event.connection.endpoints, peer), for: event.connection.socket)
   }
 
   private mutating func enter(_ event: Event, emit: (Record) -> Void) {
@@ -174,6 +187,10 @@ public struct ConnectionTracker {
     }
     if let known = opened?.peer {
       record.peer = (event.peer ?? known).merged(with: known)
+    } else if !peerClosesBeforeLeave.isEmpty, let closed = peerClosesBeforeLeave.removeValue(forKey: event.connection.socket),
+      closed.endpoints == event.connection.endpoints
+    {
+      record.peer = (record.peer ?? closed.peer).merged(with: closed.peer)
     }
     record.end(end, at: event.timestamp)
     if end == .timewaitOrphan, orphans != nil {

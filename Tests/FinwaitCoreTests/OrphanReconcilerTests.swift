@@ -108,6 +108,48 @@ final class OrphanReconcilerTests: XCTestCase {
     XCTAssertEqual(h.records[0].peer?.closeWait(now: 99 * s), 3 * s)
   }
 
+  /// tcp_fin_timeout or TCP_LINGER2 above a minute (or the ACK of its FIN
+  /// handled while close() still held the socket): the orphan stays a full
+  /// socket in FIN_WAIT2, without an enter record, and its peer's close comes
+  /// before the leave that the peer's FIN brings.
+  func testAnOrphanKeptAsAFullSocketKeepsItsPeersClose() {
+    for reconciles in [true, false] {
+      var h = TrackerHarness(reconcilesOrphans: reconciles)
+      var close = Fixture.event(FW_KIND_PEER_CLOSE, ts: 4 * s)
+      close.peer = Peer(netns: 5, closeWaitSince: 1 * s, closedAt: 4 * s, owner: Owner(pid: 3, tid: 3, comm: "slow", cgroupID: 1))
+      var leave = Fixture.event(FW_KIND_LEAVE, ts: 4 * s + 1, fw2: 1 * s, end: FW_END_PEER_FIN, orphanAtEntry: true,
+                                orphanAtEnd: true, path: FW_PATH_CLOSE)
+      leave.peer = Peer(netns: 5, closeWaitSince: 1 * s)
+      h.feed(close, leave)
+      XCTAssertEqual(h.records.count, 1)
+      XCTAssertEqual(h.records[0].peer?.owner?.pid, 3, "reconciles: \(reconciles)")
+      XCTAssertEqual(h.records[0].peer?.closeWait(now: 99 * s), 3 * s)
+      XCTAssertEqual(h.records[0].dwell, .exact(3 * s + 1))
+    }
+  }
+
+  func testAPeersCloseIsNotGivenToAnotherConnectionOnItsSocket() {
+    var h = TrackerHarness(reconcilesOrphans: true)
+    var close = Fixture.event(FW_KIND_PEER_CLOSE, ts: 4 * s)
+    close.peer = Peer(netns: 5, closeWaitSince: 1 * s, closedAt: 4 * s, owner: Owner(pid: 3, tid: 3, comm: "slow", cgroupID: 1))
+    // The same socket address, reused by a connection on other ports.
+    var leave = Fixture.event(FW_KIND_LEAVE, ts: 9 * s, fw2: 8 * s, end: FW_END_PEER_FIN, orphanAtEntry: true, path: FW_PATH_CLOSE)
+    leave.connection.endpoints.localPort &+= 1
+    h.feed(close, leave)
+    XCTAssertEqual(h.records.count, 1)
+    XCTAssertNil(h.records[0].peer)
+  }
+
+  func testPeerClosesWithoutALeaveStayBounded() {
+    var t = ConnectionTracker(stuckAfter: nil, tracingSince: 0, reconcilesOrphans: true)
+    for i in 0..<10_000 as Range<UInt64> {
+      var close = Fixture.event(FW_KIND_PEER_CLOSE, socket: 0x1000 + i * 64, ts: i)
+      close.peer = Peer(netns: 5, closedAt: i)
+      t.handle(close) { _ in XCTFail("a peer's close alone is no record") }
+    }
+    XCTAssertLessThanOrEqual(t.peerClosesAwaitingLeave, 4096)
+  }
+
   func testExistingConnectionsAreTrackedToTheirEnd() {
     var h = TrackerHarness(reconcilesOrphans: true)
     let attached = Record(

@@ -81,7 +81,8 @@ final class AttachTests: XCTestCase {
     let misses = close.summary?["recursion_misses"]
     let skipped = misses is NSNull || (misses as? Int ?? 0) > 0
     if !(program == "tracepoint" && c["peer_pid"] is NSNull && skipped) {
-      XCTAssertEqual(c["peer_pid"] as? Int, close.truth.ownerPid, "the local peer that closed (recursion_misses \(String(describing: misses)))",
+      XCTAssertEqual(c["peer_pid"] as? Int, close.truth.ownerPid,
+                     "the local peer that closed (recursion_misses \(String(describing: misses))): \(c); summary \(String(describing: close.summary)); stderr \(close.stderr)",
                      file: file, line: line)
     }
   }

@@ -57,6 +57,23 @@ final class ReconciliationTests: XCTestCase {
     XCTAssertLessThanOrEqual(ms(r["dwell_ns"]), 1_150)
   }
 
+  /// A tcp_fin_timeout above TCP_TIMEWAIT_LEN keeps the orphan a full
+  /// socket in FIN_WAIT2 (not handed to timewait): its local peer's close
+  /// comes before its end, and names the peer all the same.
+  func testAnOrphanKeptPastAMinuteNamesThePeerThatClosed() throws {
+    let ns = try TestNamespace("fin90", finTimeoutSeconds: 90)
+    let (r, truth) = try traced("close", port: Live.port(128), holdMs: 500, in: ns)
+    XCTAssertEqual(r["end"] as? String, "peer_fin")
+    XCTAssertEqual(r["orphaned_at_entry"] as? Bool, true)
+    XCTAssertEqual(r["orphaned"] as? Bool, true)
+    XCTAssertNil(r["dwell_lower_bound"])
+    XCTAssertGreaterThanOrEqual(ms(r["dwell_ns"]), 450)
+    XCTAssertEqual(r["peer_pid"] as? Int, truth.ownerPid, "\(r)")
+    XCTAssertEqual(r["peer_comm"] as? String, "fwdrive")
+    XCTAssertEqual(r["peer_closed"] as? Bool, true)
+    XCTAssertGreaterThanOrEqual(ms(r["peer_close_wait_ns"]), 450)
+  }
+
   func testPeerFinFromTheTimewaitTimerAlone() throws {
     // --no-peers: only sock_diag's TIME_WAIT timer tells when the FIN came.
     let ns = try TestNamespace("fin3c", finTimeoutSeconds: 3)
