@@ -422,6 +422,7 @@ final class DoctorTests: XCTestCase {
     XCTAssertTrue(waitUntil(20) { reports().last.map { groups($0).isEmpty } ?? false }, watch.stdout.text)
     kill(watch.process.processIdentifier, SIGINT)
     XCTAssertTrue(waitUntil(10) { !watch.process.isRunning }, "still running 10 s after SIGINT")
+    XCTAssertTrue(watch.outputEnds(), "its output did not reach EOF")
     XCTAssertEqual(watch.process.terminationStatus, 0, watch.stderr.text)
     XCTAssertEqual(watch.process.terminationReason, .exit)
     for line in watch.stdout.text.split(separator: "\n") { try validate(String(line)) }
@@ -442,6 +443,7 @@ final class DoctorTests: XCTestCase {
     XCTAssertTrue(waitUntil(20) { runs() >= 3 }, "three runs: \(watch.stdout.text) \(watch.stderr.text)")
     kill(watch.process.processIdentifier, SIGTERM)
     XCTAssertTrue(waitUntil(10) { !watch.process.isRunning }, "still running 10 s after SIGTERM")
+    XCTAssertTrue(watch.outputEnds(), "its output did not reach EOF")
     XCTAssertEqual(watch.process.terminationStatus, 0, watch.stderr.text)
     XCTAssertEqual(watch.process.terminationReason, .exit)
     let warnings = watch.stderr.text.split(separator: "\n").map(String.init)

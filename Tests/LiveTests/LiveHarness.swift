@@ -144,6 +144,12 @@ class SpawnedProcess {
     try process.run()
   }
 
+  /// Whether both pipes reached EOF within `seconds`: output read after an
+  /// exit without it can miss the last lines.
+  func outputEnds(within seconds: Double = 15) -> Bool {
+    waitUntil(seconds) { stdout.isClosed && stderr.isClosed }
+  }
+
   /// A test that throws midway must not leave processes (or a tracer) behind.
   deinit {
     if process.isRunning { kill(process.processIdentifier, SIGKILL) }
