@@ -525,7 +525,7 @@ final class DoctorTests: XCTestCase {
   func doctor(_ arguments: [String]) throws -> (stdout: String, stderr: String) {
     let p = try SpawnedProcess([Live.finwait ?? "finwait", "doctor"] + arguments)
     guard waitUntil(30, { !p.process.isRunning }) else { throw LiveError("finwait doctor \(arguments) ran over 30 s") }
-    guard waitUntil(10, { p.stdout.isClosed && p.stderr.isClosed }) else {
+    guard p.outputEnds(within: 10) else {
       throw LiveError("finwait doctor exited but its output did not reach EOF")
     }
     guard p.process.terminationStatus == 0 else {

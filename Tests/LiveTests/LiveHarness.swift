@@ -199,7 +199,7 @@ final class FinwaitProcess: SpawnedProcess {
       throw LiveError("finwait did not exit within \(seconds)s")
     }
     // Parsing output that has not all arrived would fail far from the cause.
-    guard waitUntil(15, { stdout.isClosed && stderr.isClosed }) else {
+    guard outputEnds(within: 15) else {
       throw LiveError("finwait exited (status \(process.terminationStatus)) but its output did not reach EOF "
                       + "within 15 s: \(stdout.text.utf8.count) bytes of stdout read")
     }

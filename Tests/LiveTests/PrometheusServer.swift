@@ -20,7 +20,7 @@ func runToEnd(_ arguments: [String], within seconds: Double = 10) throws -> Fini
     kill(p.process.processIdentifier, SIGKILL)
     throw LiveError("\(arguments) did not finish within \(seconds) s")
   }
-  guard waitUntil(5, { p.stdout.isClosed && p.stderr.isClosed }) else {
+  guard p.outputEnds(within: 5) else {
     throw LiveError("\(arguments) exited but its output did not reach EOF")
   }
   return FinishedCommand(status: p.process.terminationStatus, stdout: p.stdout.text, stderr: p.stderr.text)
