@@ -126,14 +126,16 @@ test: build $(DRIVER) $(STACK_DRIVER) $(DOCTOR_DRIVER) $(CHURN)
 # The live tests that depend on the kernel. Not here: the JSON schema check
 # (FINWAIT_SCHEMA_CHECK=0: the output format does not depend on the kernel,
 # and Python under emulation costs about 10 s a run), and the closer that
-# exits 1 ms after its FIN (named on real hardware; under TCG finwait's
-# wakeup alone takes longer than that process lives).
+# exits 1 ms after its FIN (a timing test: under TCG finwait's wakeup alone
+# takes longer than that process lives; the closers named after they are
+# gone, which needs no timing, run here).
 KERNEL_TESTS := LiveTests.ScenarioTests,LiveTests.AttachTests,LiveTests.ReconciliationTests,LiveTests.MapAuditTests,$\
 	LiveTests.StackTests/testTheFunctionsThatSentTheFinAreNamed,$\
 	LiveTests.StackTests/testTextLinesAndTheSummaryShowTheCallSite,$\
 	LiveTests.StackTests/testHistByStackCountsOneCallSiteAcrossProcesses,$\
 	LiveTests.StackTests/testExitAndExecHaveNoStackButStillTheirPath,$\
 	LiveTests.StackTests/testTheCallerIsRecoveredWithRegistersReadFromTheTopOfTheKernelStack,$\
+	LiveTests.StackTests/testClosersGoneBeforeFinwaitRunsAreNamedFromWhatTheKernelSaw,$\
 	LiveTests.ServeTests/testStuckSocketLogsOneLogfmtLine,$\
 	LiveTests.DoctorTests/testOrphanWithTCPLinger2AboveAMinuteEndsWhenLinger2Says,$\
 	LiveTests.DoctorTests/testLocalPeerInCloseWaitInAnotherNamespaceIsTheCulprit,$\

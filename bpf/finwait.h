@@ -169,9 +169,14 @@ struct fw_hist {
  * stacks kept (ids are below it, so they fit fw_event.stack_id). */
 #define FW_STACK_DEPTH 32
 #define FW_STACK_ENTRIES 16384
-/* Announcements in flight: 480 records (128 bytes + 8-byte header). */
-#define FW_STACK_RINGBUF_BYTES (64u << 10)
+/* Announcements in flight: 96 (struct fw_stack_announcement + 8-byte header). */
+#define FW_STACK_RINGBUF_BYTES (256u << 10)
 #define FW_STACK_TOP_WORDS 8
+/* The closer's executable path as its announcement carries it: up to this
+ * many steps (a component, or a mount crossed), each name shorter than
+ * FW_EXE_NAME_BYTES. */
+#define FW_EXE_DEPTH 24
+#define FW_EXE_NAME_BYTES 64
 
 /* What the frame-pointer walk cannot give, per stack id, taken with its first
  * capture. A libc wrapper such as shutdown() or close() sets up no frame
@@ -183,6 +188,34 @@ struct fw_stack_note {
 	__u64 top[FW_STACK_TOP_WORDS]; /* the user stack from sp up; 0s if unreadable */
 	__u32 announced;               /* a FW_KIND_STACK record was sent for the id */
 	__u32 __pad;
+};
+
+/* One frame as bpf_get_stack(BPF_F_USER_BUILD_ID) writes it (the layout of
+ * the uapi struct bpf_stack_build_id, which the BPF side asserts). */
+enum fw_frame_status {
+	FW_FRAME_EMPTY = 0,    /* past the last frame */
+	FW_FRAME_BUILD_ID = 1, /* build_id and the file offset are set */
+	FW_FRAME_IP = 2,       /* the kernel could not read the file: the address only */
+};
+
+struct fw_build_id_frame {
+	__s32 status;      /* enum fw_frame_status */
+	__u8 build_id[20]; /* the mapped file's GNU build id, zero-padded */
+	__u64 offset;      /* FW_FRAME_BUILD_ID: file offset; FW_FRAME_IP: the address */
+};
+
+/* A FW_KIND_STACK record on stack_events: the record, then what the kernel
+ * saw of the closer's files at its FIN, so that a closer gone before user
+ * space reads its /proc/PID/maps is still named (from files found by build
+ * id). */
+struct fw_stack_announcement {
+	struct fw_event event;
+	struct fw_build_id_frame frames[FW_STACK_DEPTH]; /* as the stack map's, innermost first */
+	__u32 exe_depth;  /* steps in exe; 0: unknown (no file, too deep, or a name too long) */
+	__u32 __pad;
+	/* The executable's path in the closer's mount namespace, from its last
+	 * component up: a name per step, empty where a mount was crossed. */
+	char exe[FW_EXE_DEPTH][FW_EXE_NAME_BYTES];
 };
 
 /*

@@ -45,6 +45,61 @@ static __always_inline void read_user_stack_top(struct fw_stack_note *note)
 		__builtin_memset(note->top, 0, sizeof(note->top));
 }
 
+_Static_assert(sizeof(struct fw_build_id_frame) == sizeof(struct bpf_stack_build_id),
+	       "fw_build_id_frame mirrors struct bpf_stack_build_id");
+
+/* The path of the closer's executable, a step per slot from the leaf up,
+ * crossing mounts up to its root directory (a chroot's, else its mount
+ * namespace's), as its /proc/PID/exe would show it to itself: a component's
+ * name, or an empty slot for a mount crossed. The slot is the loop's own index, so the
+ * verifier sees one state per step whatever the path. Left unknown
+ * (exe_depth 0) when longer than FW_EXE_DEPTH steps or a name does not fit
+ * its slot. */
+static __always_inline void note_executable(struct fw_stack_announcement *a)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct vfsmount *vfsmnt;
+	struct mount *mnt, *parent_mnt;
+	struct dentry *d, *parent;
+	struct qstr name;
+	struct path path, root;
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+
+	a->exe_depth = 0;
+	if (!exe || !fs || bpf_core_read(&path, sizeof(path), &exe->f_path) ||
+	    bpf_core_read(&root, sizeof(root), &fs->root))
+		return;
+	d = path.dentry;
+	vfsmnt = path.mnt;
+	mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	for (__u32 i = 0; i < FW_EXE_DEPTH; i++) {
+		char *slot = a->exe[i];
+
+		slot[0] = '\0';
+		if (d == root.dentry && vfsmnt == root.mnt) {
+			a->exe_depth = i;
+			return;
+		}
+		parent = BPF_CORE_READ(d, d_parent);
+		if (d == BPF_CORE_READ(vfsmnt, mnt_root) || d == parent) {
+			parent_mnt = BPF_CORE_READ(mnt, mnt_parent);
+			if (parent_mnt == mnt || !parent_mnt) {
+				a->exe_depth = i;
+				return;
+			}
+			d = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = parent_mnt;
+			vfsmnt = (void *)mnt + bpf_core_field_offset(struct mount, mnt);
+			continue;
+		}
+		if (bpf_core_read(&name, sizeof(name), &d->d_name) || name.len >= FW_EXE_NAME_BYTES ||
+		    bpf_probe_read_kernel_str(slot, FW_EXE_NAME_BYTES, name.name) <= 1)
+			return;
+		d = parent;
+	}
+}
+
 /* In process context, the closer's own user stack: its id, or -1. The first
  * time an id is seen, user space is told at once (forced wakeup, on
  * stack_events), so it can read the closer's /proc/PID/maps while the
@@ -52,7 +107,7 @@ static __always_inline void read_user_stack_top(struct fw_stack_note *note)
 static __always_inline __s16 capture_user_stack(void *ctx, const struct fw_event *st)
 {
 	long id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
-	struct fw_event *e;
+	struct fw_stack_announcement *a;
 	__u32 key;
 	struct fw_stack_note *note;
 
@@ -71,17 +126,23 @@ static __always_inline __s16 capture_user_stack(void *ctx, const struct fw_event
 		return id;
 	note->announced = 1;
 	read_user_stack_top(note);
-	e = bpf_ringbuf_reserve(&stack_events, sizeof(*e), 0);
-	if (!e) {
+	a = bpf_ringbuf_reserve(&stack_events, sizeof(*a), 0);
+	if (!a) {
 		/* User space names it later, from the owner if still alive. */
 		__sync_fetch_and_add(&counters.ringbuf_drops, 1);
 		return id;
 	}
-	__builtin_memcpy(e, st, sizeof(*e));
-	e->kind = FW_KIND_STACK;
-	e->ts_ns = st->ts_fin_wait1_ns;
-	e->stack_id = id;
-	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	__builtin_memcpy(&a->event, st, sizeof(a->event));
+	a->event.kind = FW_KIND_STACK;
+	a->event.ts_ns = st->ts_fin_wait1_ns;
+	a->event.stack_id = id;
+	/* The same frame-pointer walk as the id's, each frame as (build id, file
+	 * offset) read from the closer's mappings now: nothing left to race
+	 * its exit for. Frames the kernel cannot place stay addresses. */
+	if (bpf_get_stack(ctx, a->frames, sizeof(a->frames), BPF_F_USER_STACK | BPF_F_USER_BUILD_ID) < 0)
+		__builtin_memset(a->frames, 0, sizeof(a->frames));
+	note_executable(a);
+	bpf_ringbuf_submit(a, BPF_RB_FORCE_WAKEUP);
 	return id;
 }
 

@@ -19,7 +19,7 @@
 
 /* A stack announcement, with the closer's /proc/PID/maps as read on its wakeup. */
 struct fw_announcement {
-	struct fw_event event;
+	struct fw_stack_announcement taken;
 	char *maps; /* NULL: the closer was already gone */
 	size_t maps_len;
 	struct fw_announcement *next;
@@ -82,10 +82,11 @@ static int on_announcement(void *ctx, void *data, size_t size)
 	struct fw_tracer *t = ctx;
 	struct fw_announcement *a;
 
-	if (size < sizeof(struct fw_event) || !(a = calloc(1, sizeof(*a))))
+	if (size < sizeof(struct fw_stack_announcement) || !(a = calloc(1, sizeof(*a))))
 		return 0;
-	memcpy(&a->event, data, sizeof(a->event));
-	a->maps = read_maps(a->event.tgid, &a->maps_len);
+	/* The maps first: the closer may be exiting. */
+	a->maps = read_maps(((const struct fw_event *)data)->tgid, &a->maps_len);
+	memcpy(&a->taken, data, sizeof(a->taken));
 	pthread_mutex_lock(&t->lock);
 	*t->tail = a;
 	t->tail = &a->next;
@@ -482,7 +483,7 @@ int fw_tracer_take_announcements(struct fw_tracer *t, fw_announcement_fn fn, voi
 	for (; a; a = next, n++) {
 		next = a->next;
 		if (fn)
-			fn(ctx, &a->event, a->maps, a->maps_len);
+			fn(ctx, &a->taken, a->maps, a->maps_len);
 		free(a->maps);
 		free(a);
 	}

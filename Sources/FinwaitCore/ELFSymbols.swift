@@ -89,9 +89,15 @@ struct ELFLayout {
   }
 
   var segments: [(offset: UInt64, address: UInt64, size: UInt64)] = []
+  /// The PT_LOAD segments mapped executable (PF_X): (file offset, file size).
+  var executable: [(offset: UInt64, size: UInt64)] = []
+  /// PT_NOTE segments: (file offset, file size).
+  var notes: [(offset: UInt64, size: UInt64)] = []
   var sections: [Section] = []
 
-  init?(reading read: (UInt64, Int) -> [UInt8]?) {
+  /// `headersOnly`: the program headers, not the section headers (which a
+  /// stripped file may lack).
+  init?(reading read: (UInt64, Int) -> [UInt8]?, headersOnly: Bool = false) {
     // "\x7fELF", 64-bit, little-endian.
     guard let header = read(0, 64).map(LittleEndianBytes.init), header.bytes[0..<6] == [0x7f, 0x45, 0x4c, 0x46, 2, 1],
       let phoff = header.u64(32), let shoff = header.u64(40), let phentsize = header.u16(54).map(Int.init),
@@ -102,12 +108,15 @@ struct ELFLayout {
 
     if let table = read(phoff, phnum * phentsize).map(LittleEndianBytes.init) {
       for at in stride(from: 0, to: phnum * phentsize, by: phentsize) {
-        guard let type = table.u32(at), let offset = table.u64(at + 8), let vaddr = table.u64(at + 16),
-          let filesz = table.u64(at + 32)
+        guard let type = table.u32(at), let flags = table.u32(at + 4), let offset = table.u64(at + 8),
+          let vaddr = table.u64(at + 16), let filesz = table.u64(at + 32)
         else { break }
         if type == 1 { segments.append((offset, vaddr, filesz)) }  // PT_LOAD
+        if type == 1 && flags & 1 != 0 { executable.append((offset, filesz)) }  // PF_X
+        if type == 4 { notes.append((offset, filesz)) }  // PT_NOTE
       }
     }
+    if headersOnly { return }
 
     guard let table = read(shoff, shnum * shentsize).map(LittleEndianBytes.init) else { return nil }
     var nameOffsets: [UInt32] = []
@@ -166,5 +175,69 @@ func sliceReader(_ bytes: [UInt8]) -> (UInt64, Int) -> [UInt8]? {
   { offset, count in
     guard offset <= UInt64(bytes.count), count >= 0, count <= bytes.count - Int(offset) else { return nil }
     return Array(bytes[Int(offset)..<Int(offset) + count])
+  }
+}
+
+/// What places a file's code without its process: its GNU build id (the
+/// kernel's name for a file in a stack, `bpf_get_stack(BPF_F_USER_BUILD_ID)`)
+/// and its executable segments. Read from the program headers and their
+/// notes, as the kernel reads the build id, so stripped files have both.
+public struct ELFCode: Sendable, Equatable {
+  public struct Segment: Sendable, Equatable {
+    public var offset: UInt64
+    public var size: UInt64
+    public init(offset: UInt64, size: UInt64) {
+      self.offset = offset
+      self.size = size
+    }
+  }
+
+  /// As the kernel gives it in a stack (`StackOrigin.Frame.buildID`): the
+  /// first 20 bytes, a shorter id zero-padded.
+  public var buildID: [UInt8]
+  public var executable: [Segment]
+
+  public init(buildID: [UInt8], executable: [Segment]) {
+    self.buildID = buildID
+    self.executable = executable
+  }
+
+  /// Notes read per segment at most (build ids are in the first few).
+  static let noteLimit = 64 << 10
+
+  /// A whole file in memory (tests).
+  public init?(bytes: [UInt8]) {
+    self.init(reading: sliceReader(bytes))
+  }
+
+  /// nil: not ELF64 little-endian, or no NT_GNU_BUILD_ID note.
+  public init?(reading read: (UInt64, Int) -> [UInt8]?) {
+    guard let layout = ELFLayout(reading: read, headersOnly: true) else { return nil }
+    var found: [UInt8]?
+    for note in layout.notes where found == nil {
+      guard note.size <= UInt64(Self.noteLimit), let bytes = read(note.offset, Int(note.size)) else { continue }
+      found = Self.buildID(inNotes: LittleEndianBytes(bytes))
+    }
+    guard let found else { return nil }
+    buildID = Array((found + [UInt8](repeating: 0, count: 20)).prefix(20))
+    executable = layout.executable.map { Segment(offset: $0.offset, size: $0.size) }
+  }
+
+  /// The desc of the first NT_GNU_BUILD_ID (3) note named "GNU".
+  static func buildID(inNotes notes: LittleEndianBytes) -> [UInt8]? {
+    func aligned(_ n: Int) -> Int { (n + 3) & ~3 }
+    var at = 0
+    while let namesz = notes.u32(at).map(Int.init), let descsz = notes.u32(at + 4).map(Int.init),
+      let type = notes.u32(at + 8)
+    {
+      let name = at + 12
+      let desc = name + aligned(namesz)
+      guard namesz <= notes.end, descsz <= notes.end, desc + descsz <= notes.end else { return nil }
+      if type == 3, namesz == 4, notes.bytes[name..<name + 4] == [0x47, 0x4e, 0x55, 0], descsz > 0 {
+        return Array(notes.bytes[desc..<desc + descsz])
+      }
+      at = desc + aligned(descsz)
+    }
+    return nil
   }
 }

@@ -1,3 +1,5 @@
+import CFinwaitEvent
+
 /// One line of /proc/PID/maps: `start-end perms offset dev inode path`.
 public struct Mapping: Sendable, Equatable {
   public var start: UInt64
@@ -8,6 +10,15 @@ public struct Mapping: Sendable, Equatable {
   public var device: String
   public var inode: UInt64
   public var path: String
+
+  public init(start: UInt64, end: UInt64, offset: UInt64, device: String, inode: UInt64, path: String) {
+    self.start = start
+    self.end = end
+    self.offset = offset
+    self.device = device
+    self.inode = inode
+    self.path = path
+  }
 
   /// Executable file mappings only (`r-xp ... /usr/lib/...`); nil for others.
   public init?(mapsLine line: Substring) {
@@ -37,6 +48,105 @@ public struct Mapping: Sendable, Equatable {
   public func fileOffset(of address: UInt64) -> UInt64 { address - start + offset }
 
   public func holds(_ address: UInt64) -> Bool { address >= start && address < end }
+}
+
+/// A file found on disk with the code a stack's frames fall in.
+public struct LocatedFile: Sendable, Equatable {
+  public var path: String
+  /// As /proc/PID/maps prints them.
+  public var device: String
+  public var inode: UInt64
+  public var code: ELFCode
+
+  public init(path: String, device: String, inode: UInt64, code: ELFCode) {
+    self.path = path
+    self.device = device
+    self.inode = inode
+    self.code = code
+  }
+}
+
+/// What the kernel saw of a stack's files at the FIN: per frame of the
+/// stack map (same walk, same order), the mapped file's build id and the
+/// frame's file offset, or nil where it could not tell; and the closer's
+/// executable path (its mount namespace's). Enough to place every frame
+/// once the closer, and its /proc/PID/maps, are gone.
+public struct StackOrigin: Sendable, Equatable {
+  public struct Frame: Sendable, Equatable {
+    /// As the kernel gives it: 20 bytes, a shorter id zero-padded.
+    public var buildID: [UInt8]
+    public var fileOffset: UInt64
+    public init(buildID: [UInt8], fileOffset: UInt64) {
+      self.buildID = buildID
+      self.fileOffset = fileOffset
+    }
+  }
+
+  public var frames: [Frame?]
+  public var executable: String?
+
+  public init(frames: [Frame?], executable: String?) {
+    self.frames = frames
+    self.executable = executable
+  }
+
+  /// As the kernel wrote it into a stack announcement.
+  public init(_ a: borrowing fw_stack_announcement) {
+    var frames: [Frame?] = []
+    withUnsafeBytes(of: a.frames) { raw in
+      for f in raw.bindMemory(to: fw_build_id_frame.self) {
+        guard f.status != FW_FRAME_EMPTY.rawValue else { break }
+        guard f.status == FW_FRAME_BUILD_ID.rawValue else {
+          frames.append(nil)
+          continue
+        }
+        frames.append(Frame(buildID: withUnsafeBytes(of: f.build_id) { Array($0) }, fileOffset: f.offset))
+      }
+    }
+    self.frames = frames
+    let depth = Int(a.exe_depth)
+    executable = depth == 0 || depth > Int(FW_EXE_DEPTH) ? nil : withUnsafeBytes(of: a.exe) { raw in
+      let slot = Int(FW_EXE_NAME_BYTES)
+      var path = ""
+      for i in (0..<depth).reversed() {
+        let name = raw[i * slot..<(i + 1) * slot].prefix { $0 != 0 }
+        if !name.isEmpty { path += "/" + String(decoding: name, as: UTF8.self) }  // empty: a mount crossed
+      }
+      return path.isEmpty ? nil : path
+    }
+  }
+
+  /// The distinct build ids of the frames, innermost first.
+  public var buildIDs: [[UInt8]] {
+    var seen: [[UInt8]] = []
+    for case let f? in frames where !seen.contains(f.buildID) { seen.append(f.buildID) }
+    return seen
+  }
+
+  /// Mappings as /proc/PID/maps would have shown them for the files the
+  /// frames fall in: each located file's executable segments, placed by a
+  /// frame's address less its file offset (`addresses`: the stack map's).
+  /// A file whose segments do not hold that frame (another file with the
+  /// same build id, or a wrong one) places nothing.
+  public func mappings(for addresses: [UInt64], locate: ([UInt8]) -> LocatedFile?) -> [Mapping] {
+    var placed: [Mapping] = []
+    var done: Set<[UInt8]> = []
+    for (address, frame) in zip(addresses, frames) {
+      guard let frame, !done.contains(frame.buildID), let file = locate(frame.buildID),
+        frame.fileOffset <= address
+      else { continue }
+      done.insert(frame.buildID)
+      let base = address - frame.fileOffset
+      let page: UInt64 = 4096
+      let segments = file.code.executable.map { s in
+        let first = s.offset & ~(page - 1)
+        return Mapping(start: base &+ first, end: base &+ ((s.offset &+ s.size &+ page - 1) & ~(page - 1)),
+                       offset: first, device: file.device, inode: file.inode, path: file.path)
+      }
+      if segments.contains(where: { $0.holds(address) }) { placed += segments }
+    }
+    return placed
+  }
 }
 
 extension Substring {

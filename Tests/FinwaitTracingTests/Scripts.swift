@@ -52,7 +52,10 @@ final class ScriptedSockets: SocketTable {
 final class ScriptedProcesses: ProcessImages {
   var maps: [UInt32: String] = [:]
   var files: [String: [UInt8]] = [:]
+  /// finwait's own pid, whose maps lead to its own libraries.
+  var ownProcess: UInt32 = 0
   private(set) var mapsRead: [UInt32] = []
+  private(set) var pathsOpened: [String] = []
 
   func maps(of pid: UInt32) -> String? {
     mapsRead.append(pid)
@@ -65,6 +68,12 @@ final class ScriptedProcesses: ProcessImages {
     var opened: [UInt64: any MappedFile] = [:]
     for m in mappings { if let bytes = files[m.path] { opened[m.start] = Bytes(bytes) } }
     return opened
+  }
+
+  func open(path: String) -> OpenedFile? {
+    pathsOpened.append(path)
+    guard let bytes = files[path] else { return nil }
+    return OpenedFile(file: Bytes(bytes), device: "fd:01", inode: UInt64(path.utf8.count))
   }
 
   final class Bytes: MappedFile {

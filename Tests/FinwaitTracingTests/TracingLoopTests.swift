@@ -1,3 +1,4 @@
+import Foundation
 import CFinwaitEvent
 import FinwaitCore
 import FinwaitTestSupport
@@ -254,6 +255,65 @@ final class TracingLoopTests: XCTestCase {
     let bare = try XCTUnwrap((records.first { $0["stack_id"] as? Int == 6 })?["stack"] as? [[String: Any]])
     XCTAssertTrue(bare.first?["module"] is NSNull, "\(bare)")
     XCTAssertEqual(run.processes.mapsRead, [501], "/proc is read only for the stack never announced")
+  }
+
+  /// A closer gone even before the source's thread woke (finwait was
+  /// descheduled) is named from what the kernel saw at its FIN: each frame's
+  /// build id and file offset, the file found at the executable path the
+  /// kernel gave or among finwait's own libraries. A frame in a file found
+  /// nowhere stays an address.
+  func testACloserGoneBeforeItsWakeupIsNamedFromWhatTheKernelSaw() throws {
+    let path = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    let code = try XCTUnwrap(ELFCode(bytes: bytes))
+    let elf = try XCTUnwrap(ELFSymbols(bytes))
+    // Two functions of this binary, as if the closer had called them.
+    let functions = elf.symbols.filter { $0.size >= 16 }.prefix(2)
+    let offsets = try functions.map { f in
+      let s = try XCTUnwrap(elf.segments.first { f.address >= $0.address && f.address < $0.address + $0.size })
+      return f.address - s.address + s.offset + 8
+    }
+    let base: UInt64 = 0x5555_0000_0000
+    let libc = ELFCode(buildID: [UInt8](repeating: 0xc0, count: 20), executable: [.init(offset: 0, size: 0x1000)])
+    let frames: [StackOrigin.Frame?] = [.init(buildID: code.buildID, fileOffset: offsets[0]), nil,
+                                        .init(buildID: libc.buildID, fileOffset: 0x10)]
+    let fw2 = start + 20 * ms
+    let announce = KernelRecords.raw(kind: FW_KIND_STACK, ts: fw2 - ms, owner: (501, "app"), stack: 4, netns: 1)
+    var leave = KernelRecords.raw(kind: FW_KIND_LEAVE, socket: socket, ts: fw2 + 5 * ms, fw1: fw2 - ms, fw2: fw2,
+                                  end: FW_END_PEER_FIN, owner: (501, "app"), stack: 4, sport: 41300, netns: 1)
+    leave.stack_id = 4
+    var second = KernelRecords.raw(kind: FW_KIND_LEAVE, socket: socket + 64, ts: fw2 + 6 * ms, fw1: fw2 - ms, fw2: fw2,
+                                   end: FW_END_PEER_FIN, owner: (502, "app"), stack: 5, sport: 41301, netns: 1)
+    second.stack_id = 5
+    let run = LoopRun([[], [leave], [second], []])
+    run.configuration.kernel.captureStacks = true
+    run.reconcile = false
+    run.source.stacks = [4: [base + offsets[0], 0x7000_0000_0000, 0x7f00_0000_0010],
+                         5: [base + 0x1000 + offsets[1]]]
+    run.source.origins = [4: StackOrigin(frames: frames, executable: "/srv/app"),
+                          5: StackOrigin(frames: [.init(buildID: code.buildID, fileOffset: offsets[1])], executable: nil)]
+    run.processes.files["/srv/app"] = bytes
+    run.processes.ownProcess = 7
+    run.processes.maps[7] = "7f0000000000-7f0000001000 r-xp 00000000 fd:01 9 /lib/libc.so.6\n"
+    let second5 = KernelRecords.raw(kind: FW_KIND_STACK, ts: fw2, owner: (502, "app"), stack: 5, netns: 1)
+    run.source.beforeDrain = { [clock = run.clock, source = run.source] i in
+      clock.now += 100 * ms
+      if i == 1 { source.announced = [(announce, nil)] }  // gone before its maps were read
+      if i == 2 { source.announced = [(second5, nil)] }
+    }
+    try run.run(jsonTrace())
+    let records = run.records("fin_wait2")
+    XCTAssertEqual(records.count, 2, "\(run.stdout.lines)")
+    let named = try XCTUnwrap((records.first { $0["stack_id"] as? Int == 4 })?["stack"] as? [[String: Any]])
+    XCTAssertEqual(named.map { $0["module"] as? String }, ["/srv/app", nil, nil], "\(named)")
+    XCTAssertEqual(named.first?["symbol"] as? String, functions.first?.name)
+    XCTAssertEqual(named.first?["offset"] as? Int, 8)
+    // A second process of the same executable, without a path: found by build id, as learned.
+    let again = try XCTUnwrap((records.first { $0["stack_id"] as? Int == 5 })?["stack"] as? [[String: Any]])
+    XCTAssertEqual(again.first?["symbol"] as? String, functions.last?.name, "\(again)")
+    XCTAssertEqual(run.processes.pathsOpened.filter { $0 == "/srv/app" }.count, 1, "each file is looked for once")
+    XCTAssertEqual(run.processes.pathsOpened.filter { $0 == "/lib/libc.so.6" }.count, 1,
+                   "finwait's own libraries are read once")
   }
 
   func testReadyComesAfterTheConnectionsFoundAtStart() throws {

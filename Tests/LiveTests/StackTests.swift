@@ -128,6 +128,35 @@ final class StackTests: XCTestCase {
     }
   }
 
+  /// Closers that exit while finwait cannot run at all (stopped here, as a
+  /// descheduled vCPU or a loaded node leaves it) are named anyway, the
+  /// caller libc's wrapper hides included: from what the kernel saw at the
+  /// FIN (each frame's build id and file offset, the executable's path).
+  func testClosersGoneBeforeFinwaitRunsAreNamedFromWhatTheKernelSaw() throws {
+    let port = Live.port(129)
+    let finwait = try FinwaitProcess(["--json", "--stack", "--port", String(port)])
+    let pid = finwait.process.processIdentifier
+    XCTAssertEqual(kill(pid, SIGSTOP), 0)
+    let closers: [(port: Int, symbol: String, caller: String)]
+    do {
+      defer { kill(pid, SIGCONT) }
+      closers = [
+        (try closeFromKnownFunctions("shutdown_wr", port: port, holdMs: 0).port, "shutdown", "finish_response"),
+        (try closeFromKnownFunctions("close_mt", port: port, holdMs: 0).port, "close", "drop_connection"),
+      ]
+    }
+    XCTAssertEqual(try finwait.stop(), 0, finwait.stderr.text)
+    let records = try finwait.validatedRecords()
+    for closer in closers {
+      let r = try XCTUnwrap(records.first { $0["type"] as? String == "fin_wait2" && $0["sport"] as? Int == closer.port },
+                            "\(records)")
+      let f = frames(r)
+      XCTAssertEqual(f.prefix(4).map(\.symbol), [closer.symbol, closer.caller, "serve_request", "main"], "\(r)")
+      XCTAssertEqual(f.prefix(4).map(\.module), ["libc.so.6", "fwstack", "fwstack", "fwstack"], "\(r)")
+      XCTAssertTrue(f.count > 1 && f[1].recovered, "\(f)")
+    }
+  }
+
   /// Without CAP_SYS_NICE the reader of new call sites runs at normal
   /// priority: one warning, and a closer that stays names its frames still.
   func testWithoutSysNiceOneWarningAndCallSitesStillNamed() throws {

@@ -186,6 +186,33 @@ static void prove_sockets(int port)
 
 static const char *const stages[] = { "none", "open", "load", "attach", "ringbuf" };
 
+/* `--stack` announcements: what the kernel saw of the closer's files. */
+struct announced {
+	int count, build_ids;
+	char exe[FW_EXE_DEPTH * FW_EXE_NAME_BYTES];
+};
+
+static void on_announcement(void *ctx, const struct fw_stack_announcement *a, const char *maps, size_t len)
+{
+	struct announced *seen = ctx;
+	char path[sizeof(seen->exe)] = "";
+
+	(void)maps;
+	(void)len;
+	seen->count++;
+	for (int i = 0; i < FW_STACK_DEPTH && a->frames[i].status != FW_FRAME_EMPTY; i++)
+		seen->build_ids += a->frames[i].status == FW_FRAME_BUILD_ID;
+	/* Leaf first, an empty step where a mount was crossed. */
+	for (int i = (int)a->exe_depth - 1; i >= 0 && a->exe_depth <= FW_EXE_DEPTH; i--) {
+		if (!a->exe[i][0])
+			continue;
+		strncat(path, "/", sizeof(path) - strlen(path) - 1);
+		strncat(path, a->exe[i], sizeof(path) - strlen(path) - 1);
+	}
+	if (!seen->exe[0])
+		memcpy(seen->exe, path, sizeof(path));
+}
+
 /* Loads the tracer, drives both connections and checks their records.
  * `prefix` starts the check names of each way of running it: `attach`, the
  * program to attach; with `regs_from_stack`, the closer's registers are read
@@ -199,6 +226,8 @@ static void prove_tracer(const char *prefix, const char *fwdrive, int port, enum
 		.max_tracked = FW_DEFAULT_MAX_TRACKED,
 		.wakeup_bytes = FW_DEFAULT_WAKEUP_BYTES,
 		.regs_from_stack = regs_from_stack,
+		/* The stack variant also takes the closers' stacks and files. */
+		.capture_stack = regs_from_stack,
 	};
 	struct fw_tracer *t;
 	enum fw_stage failed;
@@ -274,6 +303,18 @@ static void prove_tracer(const char *prefix, const char *fwdrive, int port, enum
 	if (s->have_leave) {
 		check_record(label, "leave", &s->leave, pids[1], FW_PATH_CLOSE, FW_SYSCALL_CLOSE, NR_CLOSE);
 		check_leave(label, s, FW_END_TIMEWAIT_ORPHAN, 1);
+	}
+	if (cfg.capture_stack) {
+		struct announced seen = {};
+		const char *want = strrchr(fwdrive, '/'), *leaf;
+
+		fw_tracer_take_announcements(t, on_announcement, &seen);
+		want = want ? want + 1 : fwdrive;
+		leaf = strrchr(seen.exe, '/');
+		snprintf(name, sizeof(name), "%sannouncement", prefix);
+		check(seen.count >= 1 && seen.build_ids >= 1 && leaf && strcmp(leaf + 1, want) == 0, name,
+		      "%d announcement(s), %d frame(s) with a build id, executable %s", seen.count, seen.build_ids,
+		      seen.exe[0] ? seen.exe : "(none)");
 	}
 	fw_tracer_stop(t);
 }

@@ -76,9 +76,11 @@ int fw_tracer_stack(struct fw_tracer *tracer, __s16 id, __u64 *ips, int max);
 int fw_tracer_stack_note(struct fw_tracer *tracer, __s16 id, struct fw_stack_note *note);
 /* The most of a /proc/PID/maps that naming a stack reads (C reader thread and Swift alike). */
 #define FW_MAPS_MAX_BYTES (8u << 20)
-/* Called with each stack announcement (a FW_KIND_STACK record) and the
- * closer's /proc/PID/maps as read when it came (maps NULL: already gone). */
-typedef void (*fw_announcement_fn)(void *ctx, const struct fw_event *event, const char *maps, size_t maps_len);
+/* Called with each stack announcement (a FW_KIND_STACK record and what the
+ * kernel saw of the closer's files) and the closer's /proc/PID/maps as read
+ * when it came (maps NULL: already gone). */
+typedef void (*fw_announcement_fn)(void *ctx, const struct fw_stack_announcement *announcement, const char *maps,
+				   size_t maps_len);
 /* With --stack, a thread of the tracer's own takes each announcement as the
  * kernel wakes it and reads the closer's maps at once. Hands over, in order,
  * what it took since the last call; returns how many. */

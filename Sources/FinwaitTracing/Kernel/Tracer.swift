@@ -114,10 +114,11 @@ public final class Tracer: RecordSource {
     withoutActuallyEscaping(each) { each in
       var each = each
       withUnsafeMutablePointer(to: &each) { context in
-        _ = fw_tracer_take_announcements(tracer, { ctx, event, maps, length in
-          guard let ctx, let event else { return }
+        _ = fw_tracer_take_announcements(tracer, { ctx, announcement, maps, length in
+          guard let ctx, let announcement else { return }
           let bytes = maps.map { UnsafeBufferPointer(start: UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self), count: length) }
-          ctx.assumingMemoryBound(to: Announcements.Each.self).pointee(event.pointee, bytes)
+          ctx.assumingMemoryBound(to: Announcements.Each.self).pointee(
+            announcement.pointee.event, StackOrigin(announcement.pointee), bytes)
         }, context)
       }
     }

@@ -7,8 +7,10 @@ import FinwaitCore
 /// The `Tracer` takes them from its reader thread; a scripted source from
 /// its script.
 public final class Announcements {
-  /// One announcement and the closer's maps as read (nil: already gone).
-  public typealias Each = (fw_event, _ maps: UnsafeBufferPointer<UInt8>?) -> Void
+  /// One announcement, what the kernel saw of the closer's files (nil: a
+  /// source that does not say), and the closer's maps as read (nil: already
+  /// gone).
+  public typealias Each = (fw_event, StackOrigin?, _ maps: UnsafeBufferPointer<UInt8>?) -> Void
   /// Calls `each` with every announcement taken since the last call.
   public typealias Take = (_ each: Each) -> Void
   private let take: Take
@@ -27,12 +29,14 @@ public final class Announcements {
     return images
   }
 
-  /// Moves what was taken since into `pending`, pinning each closer's maps.
+  /// Moves what was taken since into `pending`, pinning each closer's maps
+  /// and what the kernel saw of its files.
   private func collect() {
     guard let images else { return }
-    take { event, maps in
+    take { event, origin, maps in
       pending.append(event)
       if let maps { images.pin(maps: String(decoding: maps, as: UTF8.self), of: event.tgid) }
+      if let origin { images.pin(origin: origin, ofStack: event.stack_id) }
     }
   }
 
@@ -58,9 +62,12 @@ public final class Announcements {
 /// `fallback` as it is now. A closer that exits a millisecond after its FIN
 /// is often gone before the loop gets to its announcement; its maps, read
 /// at once, are not, and its files are found from them (`ProcfsImages.open`).
+/// A closer gone even before that wakeup leaves the kernel's view of its
+/// files (`origin(ofStack:)`).
 public final class PinnedImages: ProcessImages {
   private let fallback: any ProcessImages
   private var pinned: [UInt32: String] = [:]
+  private var origins: [Int16: StackOrigin] = [:]
   /// Called before a lookup: lets the source pin what it read meanwhile.
   var collect: () -> Void = {}
 
@@ -73,9 +80,15 @@ public final class PinnedImages: ProcessImages {
     pinned[pid] = text
   }
 
+  /// What the kernel saw of stack `id`'s files, until `unpinAll`.
+  public func pin(origin: StackOrigin, ofStack id: Int16) {
+    origins[id] = origin
+  }
+
   /// After the announcements that pinned them were handled.
   public func unpinAll() {
     pinned.removeAll(keepingCapacity: true)
+    origins.removeAll(keepingCapacity: true)
   }
 
   public func maps(of pid: UInt32) -> String? {
@@ -90,4 +103,13 @@ public final class PinnedImages: ProcessImages {
   public func open(_ mappings: [Mapping], pid: UInt32) -> [UInt64: any MappedFile] {
     fallback.open(mappings, pid: pid)
   }
+
+  public func open(path: String) -> OpenedFile? { fallback.open(path: path) }
+
+  public func origin(ofStack id: Int16) -> StackOrigin? {
+    collect()
+    return origins[id] ?? fallback.origin(ofStack: id)
+  }
+
+  public var ownProcess: UInt32 { fallback.ownProcess }
 }

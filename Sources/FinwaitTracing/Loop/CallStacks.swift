@@ -4,8 +4,10 @@ import FinwaitCore
 /// `--stack`: the kernel's stack ids, named. A stack is named when its
 /// FW_KIND_STACK record arrives (the kernel wakes us for it), while the
 /// closer most likely still runs: its /proc/PID/maps places the addresses
-/// and its memory shows whether a word of its stack is a return address. An id
-/// whose announcement was lost is named from a record's owner, if alive.
+/// and its memory shows whether a word of its stack is a return address. A
+/// closer already gone is placed from what the kernel saw at its FIN (each
+/// frame's build id and file offset, `FilesByBuildID`). An id whose
+/// announcement was lost is named from a record's owner, if alive.
 /// Ids are never reused by the kernel, so a named stack never goes stale.
 public final class CallStacks {
   private unowned let tracer: any StackSource
@@ -14,6 +16,7 @@ public final class CallStacks {
   /// Signature -> the first id named with it.
   private var sites: [String: Int16] = [:]
   private var symbolizer = StackSymbolizer()
+  private let filesByBuildID = FilesByBuildID()
 
   public init(tracer: any StackSource, processes: any ProcessImages = ProcfsImages()) {
     self.tracer = tracer
@@ -42,15 +45,26 @@ public final class CallStacks {
     record.stack = stack(id, pid: record.connection.owner?.pid)
   }
 
+  /// The closer's maps as read, else as the kernel's view of the stack's
+  /// files places them; nil if neither.
+  private func mappings(of pid: UInt32, stack id: Int16, _ addresses: [UInt64]) -> [Mapping]? {
+    if let text = processes.maps(of: pid) { return Mapping.parse(text) }
+    guard let origin = processes.origin(ofStack: id) else { return nil }
+    let placed = origin.mappings(for: addresses) { [filesByBuildID, processes] buildID in
+      filesByBuildID.locate(buildID, executable: origin.executable, in: processes)
+    }
+    return placed.isEmpty ? nil : placed
+  }
+
   private func resolve(_ id: Int16, pid: UInt32, stackWords: [UInt64]) -> CallStack {
     let addresses = tracer.stack(id)
     var frames = addresses.map { StackFrame(address: $0) }
-    if pid != 0, !addresses.isEmpty, let text = processes.maps(of: pid) {
-      let mappings = Mapping.parse(text)
+    if pid != 0, !addresses.isEmpty, let mappings = mappings(of: pid, stack: id, addresses) {
       // Every file a frame or a stack word falls in is opened before any is
       // parsed: a closer that exits meanwhile is still named from its files.
       let wanted = mappings.filter { m in addresses.contains(where: m.holds) || stackWords.contains(where: m.holds) }
       let files = processes.open(wanted, pid: pid)
+      for m in wanted { if let file = files[m.start] { filesByBuildID.learn(m, from: file) } }
       let processes = processes
       frames = symbolizer.symbolize(
         addresses, stackWords: stackWords, mappings: mappings,

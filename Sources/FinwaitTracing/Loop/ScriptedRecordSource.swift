@@ -23,15 +23,19 @@ public final class ScriptedRecordSource: RecordSource {
   /// maps as read then (nil: already gone), as the `Tracer`'s reader thread
   /// takes them: the loop gets them at its next drain, before `queued`.
   public var announced: [(event: fw_event, maps: String?)] = []
+  /// What the kernel saw of an announced stack's files, by stack id, handed
+  /// over with its announcement.
+  public var origins: [Int16: StackOrigin] = [:]
   private lazy var announcements = Announcements { [unowned self] each in
     let taken = announced
     announced.removeAll()
     for (event, maps) in taken {
+      let origin = origins[event.stack_id]
       guard var maps else {
-        each(event, nil)
+        each(event, origin, nil)
         continue
       }
-      maps.withUTF8 { each(event, $0) }
+      maps.withUTF8 { each(event, origin, $0) }
     }
   }
   /// Runs before each timed drain with its index (advance a clock, change the node).

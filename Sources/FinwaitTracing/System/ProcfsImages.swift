@@ -33,6 +33,17 @@ public final class ProcfsImages: ProcessImages {
     return files
   }
 
+  public func open(path: String) -> OpenedFile? {
+    guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly) else { return nil }
+    guard let id = Self.identity(of: fd) else {
+      try? fd.close()
+      return nil
+    }
+    return OpenedFile(file: OpenFile(fd), device: id.0, inode: id.1)
+  }
+
+  public var ownProcess: UInt32 { UInt32(getpid()) }
+
   static func open(_ mapping: Mapping, pid: UInt32) -> FileDescriptor? {
     let range = String(mapping.start, radix: 16) + "-" + String(mapping.end, radix: 16)
     for path in ["/proc/\(pid)/map_files/\(range)", "/proc/\(pid)/root\(mapping.path)"] {
