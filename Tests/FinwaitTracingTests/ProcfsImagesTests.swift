@@ -1,3 +1,4 @@
+import Foundation
 import FinwaitCore
 import XCTest
 @testable import FinwaitTracing
@@ -31,5 +32,24 @@ final class ProcfsImagesTests: XCTestCase {
     let mapping = try ownExecutable()
     let file = try XCTUnwrap(ProcfsImages().open([mapping], pid: UInt32(getpid()))[mapping.start])
     XCTAssertEqual(file.read(at: 0, count: 4), [0x7F, 0x45, 0x4C, 0x46])
+  }
+
+  /// A path named by another process (an executable's, as the kernel saw
+  /// it) opens with the identity /proc/PID/maps would print; a FIFO or a
+  /// directory there is refused without blocking.
+  func testAFileByPathHasItsMapsIdentityAndOnlyRegularFilesOpen() throws {
+    let mapping = try ownExecutable()
+    let opened = try XCTUnwrap(ProcfsImages().open(path: mapping.path))
+    XCTAssertEqual([opened.device, String(opened.inode)], [mapping.device, String(mapping.inode)])
+    XCTAssertEqual(opened.file.read(at: 0, count: 4), [0x7F, 0x45, 0x4C, 0x46])
+    let fifo = NSTemporaryDirectory() + "finwait-fifo-\(getpid())"
+    unlink(fifo)
+    XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+    defer { unlink(fifo) }
+    XCTAssertNil(ProcfsImages().open(path: fifo), "no writer: a blocking open would never return")
+    XCTAssertNil(ProcfsImages().open(path: NSTemporaryDirectory()))
+    var fifoMapping = mapping
+    fifoMapping.path = fifo
+    XCTAssertTrue(ProcfsImages().open([fifoMapping], pid: 0x3fff_fff0).isEmpty)
   }
 }

@@ -34,12 +34,27 @@ public final class ProcfsImages: ProcessImages {
   }
 
   public func open(path: String) -> OpenedFile? {
-    guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly) else { return nil }
+    guard let fd = Self.openRegularFile(path) else { return nil }
     guard let id = Self.identity(of: fd) else {
       try? fd.close()
       return nil
     }
     return OpenedFile(file: OpenFile(fd), device: id.0, inode: id.1)
+  }
+
+  /// A path another process named (a mapping's, an executable's as the
+  /// kernel saw it) may be anything in our namespace: never block opening a
+  /// FIFO there, and read only regular files.
+  static func openRegularFile(_ path: String) -> FileDescriptor? {
+    guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.nonBlocking, .closeOnExec]) else {
+      return nil
+    }
+    var st = stat()
+    guard fstat(fd.rawValue, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+      try? fd.close()
+      return nil
+    }
+    return fd
   }
 
   public var ownProcess: UInt32 { UInt32(getpid()) }
@@ -49,7 +64,7 @@ public final class ProcfsImages: ProcessImages {
     for path in ["/proc/\(pid)/map_files/\(range)", "/proc/\(pid)/root\(mapping.path)"] {
       if let fd = try? FileDescriptor.open(FilePath(path), .readOnly) { return fd }
     }
-    guard let fd = try? FileDescriptor.open(FilePath(mapping.path), .readOnly) else { return nil }
+    guard let fd = openRegularFile(mapping.path) else { return nil }
     if let id = identity(of: fd), id == (mapping.device, mapping.inode) { return fd }
     try? fd.close()
     return nil
