@@ -211,10 +211,10 @@ struct fw_build_id_frame {
 struct fw_stack_announcement {
 	struct fw_event event;
 	struct fw_build_id_frame frames[FW_STACK_DEPTH]; /* as the stack map's, innermost first */
-	__u32 exe_depth;  /* steps in exe; 0: unknown (no file, too deep, or a name too long) */
-	__u32 __pad;
-	/* The executable's path in the closer's mount namespace, from its last
-	 * component up: a name per step, empty where a mount was crossed. */
+	__u32 exe_depth;     /* steps in exe; 0: unknown (no file, too deep, or a name too long) */
+	__u32 exe_root_step; /* the step at the closer's root directory if not its namespace's (chroot), else 0 */
+	/* The executable's path from its mount namespace's root, last component
+	 * first: a name per step, empty where a mount was crossed. */
 	char exe[FW_EXE_DEPTH][FW_EXE_NAME_BYTES];
 };
 

@@ -49,38 +49,36 @@ _Static_assert(sizeof(struct fw_build_id_frame) == sizeof(struct bpf_stack_build
 	       "fw_build_id_frame mirrors struct bpf_stack_build_id");
 
 /* The path of the closer's executable, a step per slot from the leaf up,
- * crossing mounts up to its root directory (a chroot's, else its mount
- * namespace's), as its /proc/PID/exe would show it to itself: a component's
- * name, or an empty slot for a mount crossed. The slot is the loop's own index, so the
- * verifier sees one state per step whatever the path. Left unknown
- * (exe_depth 0) when longer than FW_EXE_DEPTH steps or a name does not fit
- * its slot. */
+ * crossing mounts up to its mount namespace's root: a component's name, or
+ * an empty slot for a mount crossed. The step at which the walk passed the
+ * closer's own root directory, if that is not the namespace's (a chroot),
+ * is noted too, so user space can also try the path as the closer sees it.
+ * The slot is the loop's own index, so the verifier sees one state per step
+ * whatever the path. Left unknown (exe_depth 0) when longer than
+ * FW_EXE_DEPTH steps or a name does not fit its slot. */
 static __always_inline void note_executable(struct fw_stack_announcement *a)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
 	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
 	struct vfsmount *vfsmnt;
 	struct mount *mnt, *parent_mnt;
 	struct dentry *d, *parent;
 	struct qstr name;
 	struct path path, root;
-	struct fs_struct *fs = BPF_CORE_READ(task, fs);
 
 	a->exe_depth = 0;
+	a->exe_root_step = 0;
 	if (!exe || !fs || bpf_core_read(&path, sizeof(path), &exe->f_path) ||
 	    bpf_core_read(&root, sizeof(root), &fs->root))
 		return;
 	d = path.dentry;
 	vfsmnt = path.mnt;
 	mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
-	for (__u32 i = 0; i < FW_EXE_DEPTH; i++) {
-		char *slot = a->exe[i];
-
-		slot[0] = '\0';
-		if (d == root.dentry && vfsmnt == root.mnt) {
-			a->exe_depth = i;
-			return;
-		}
+	/* One pass more than the slots: the last only finds the root. */
+	for (__u32 i = 0; i <= FW_EXE_DEPTH; i++) {
+		if (d == root.dentry && vfsmnt == root.mnt && !a->exe_root_step)
+			a->exe_root_step = i;
 		parent = BPF_CORE_READ(d, d_parent);
 		if (d == BPF_CORE_READ(vfsmnt, mnt_root) || d == parent) {
 			parent_mnt = BPF_CORE_READ(mnt, mnt_parent);
@@ -88,13 +86,17 @@ static __always_inline void note_executable(struct fw_stack_announcement *a)
 				a->exe_depth = i;
 				return;
 			}
+			if (i >= FW_EXE_DEPTH)
+				return;
+			a->exe[i][0] = '\0';
 			d = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = parent_mnt;
 			vfsmnt = (void *)mnt + bpf_core_field_offset(struct mount, mnt);
 			continue;
 		}
-		if (bpf_core_read(&name, sizeof(name), &d->d_name) || name.len >= FW_EXE_NAME_BYTES ||
-		    bpf_probe_read_kernel_str(slot, FW_EXE_NAME_BYTES, name.name) <= 1)
+		if (i >= FW_EXE_DEPTH || bpf_core_read(&name, sizeof(name), &d->d_name) ||
+		    name.len >= FW_EXE_NAME_BYTES ||
+		    bpf_probe_read_kernel_str(a->exe[i], FW_EXE_NAME_BYTES, name.name) <= 1)
 			return;
 		d = parent;
 	}

@@ -89,8 +89,8 @@ struct ELFLayout {
   }
 
   var segments: [(offset: UInt64, address: UInt64, size: UInt64)] = []
-  /// The PT_LOAD segments mapped executable (PF_X): (file offset, file size).
-  var executable: [(offset: UInt64, size: UInt64)] = []
+  /// The PT_LOAD segments mapped executable (PF_X).
+  var executable: [(offset: UInt64, address: UInt64, size: UInt64)] = []
   /// PT_NOTE segments: (file offset, file size).
   var notes: [(offset: UInt64, size: UInt64)] = []
   var sections: [Section] = []
@@ -112,7 +112,7 @@ struct ELFLayout {
           let vaddr = table.u64(at + 16), let filesz = table.u64(at + 32)
         else { break }
         if type == 1 { segments.append((offset, vaddr, filesz)) }  // PT_LOAD
-        if type == 1 && flags & 1 != 0 { executable.append((offset, filesz)) }  // PF_X
+        if type == 1 && flags & 1 != 0 { executable.append((offset, vaddr, filesz)) }  // PF_X
         if type == 4 { notes.append((offset, filesz)) }  // PT_NOTE
       }
     }
@@ -185,9 +185,12 @@ func sliceReader(_ bytes: [UInt8]) -> (UInt64, Int) -> [UInt8]? {
 public struct ELFCode: Sendable, Equatable {
   public struct Segment: Sendable, Equatable {
     public var offset: UInt64
+    /// Its virtual address in the file (p_vaddr).
+    public var address: UInt64
     public var size: UInt64
-    public init(offset: UInt64, size: UInt64) {
+    public init(offset: UInt64, address: UInt64, size: UInt64) {
       self.offset = offset
+      self.address = address
       self.size = size
     }
   }
@@ -220,7 +223,7 @@ public struct ELFCode: Sendable, Equatable {
     }
     guard let found else { return nil }
     buildID = Array((found + [UInt8](repeating: 0, count: 20)).prefix(20))
-    executable = layout.executable.map { Segment(offset: $0.offset, size: $0.size) }
+    executable = layout.executable.map { Segment(offset: $0.offset, address: $0.address, size: $0.size) }
   }
 
   /// The desc of the first NT_GNU_BUILD_ID (3) note named "GNU".

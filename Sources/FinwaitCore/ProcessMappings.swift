@@ -83,11 +83,14 @@ public struct StackOrigin: Sendable, Equatable {
   }
 
   public var frames: [Frame?]
-  public var executable: String?
+  /// Where the closer's executable may be found from finwait, to try in
+  /// order: its path from the mount namespace's root, then, for a closer in
+  /// a chroot, its path below that chroot (finwait may share it).
+  public var executables: [String]
 
-  public init(frames: [Frame?], executable: String?) {
+  public init(frames: [Frame?], executables: [String]) {
     self.frames = frames
-    self.executable = executable
+    self.executables = executables
   }
 
   /// As the kernel wrote it into a stack announcement.
@@ -105,14 +108,23 @@ public struct StackOrigin: Sendable, Equatable {
     }
     self.frames = frames
     let depth = Int(a.exe_depth)
-    executable = depth == 0 || depth > Int(FW_EXE_DEPTH) ? nil : withUnsafeBytes(of: a.exe) { raw in
+    let rootStep = Int(a.exe_root_step)
+    guard depth > 0, depth <= Int(FW_EXE_DEPTH) else {
+      executables = []
+      return
+    }
+    executables = withUnsafeBytes(of: a.exe) { raw in
       let slot = Int(FW_EXE_NAME_BYTES)
-      var path = ""
-      for i in (0..<depth).reversed() {
-        let name = raw[i * slot..<(i + 1) * slot].prefix { $0 != 0 }
-        if !name.isEmpty { path += "/" + String(decoding: name, as: UTF8.self) }  // empty: a mount crossed
+      // Steps 0..<end, leaf first; an empty step is a mount crossed.
+      func path(below end: Int) -> String? {
+        var path = ""
+        for i in (0..<end).reversed() {
+          let name = raw[i * slot..<(i + 1) * slot].prefix { $0 != 0 }
+          if !name.isEmpty { path += "/" + String(decoding: name, as: UTF8.self) }
+        }
+        return path.isEmpty ? nil : path
       }
-      return path.isEmpty ? nil : path
+      return [path(below: depth), rootStep > 0 && rootStep < depth ? path(below: rootStep) : nil].compactMap { $0 }
     }
   }
 
@@ -124,26 +136,28 @@ public struct StackOrigin: Sendable, Equatable {
   }
 
   /// Mappings as /proc/PID/maps would have shown them for the files the
-  /// frames fall in: each located file's executable segments, placed by a
-  /// frame's address less its file offset (`addresses`: the stack map's).
-  /// A file whose segments do not hold that frame (another file with the
-  /// same build id, or a wrong one) places nothing.
+  /// frames fall in: each located file's executable segments, placed by the
+  /// load bias a frame gives (its address less the address its file offset
+  /// has in the file; `addresses`: the stack map's). A frame its file's
+  /// executable segments do not hold (a wrong file, or a frame-pointer walk
+  /// gone astray) places nothing; another frame in the same file may.
   public func mappings(for addresses: [UInt64], locate: ([UInt8]) -> LocatedFile?) -> [Mapping] {
     var placed: [Mapping] = []
     var done: Set<[UInt8]> = []
+    let page: UInt64 = 4096
     for (address, frame) in zip(addresses, frames) {
       guard let frame, !done.contains(frame.buildID), let file = locate(frame.buildID),
-        frame.fileOffset <= address
+        let holder = file.code.executable.first(where: { frame.fileOffset >= $0.offset && frame.fileOffset - $0.offset < $0.size }),
+        frame.fileOffset - holder.offset + holder.address <= address
       else { continue }
+      let bias = address - (frame.fileOffset - holder.offset + holder.address)
       done.insert(frame.buildID)
-      let base = address - frame.fileOffset
-      let page: UInt64 = 4096
-      let segments = file.code.executable.map { s in
+      for s in file.code.executable {
         let first = s.offset & ~(page - 1)
-        return Mapping(start: base &+ first, end: base &+ ((s.offset &+ s.size &+ page - 1) & ~(page - 1)),
-                       offset: first, device: file.device, inode: file.inode, path: file.path)
+        let start = bias &+ (s.address & ~(page - 1))
+        placed.append(Mapping(start: start, end: start &+ ((s.address & (page - 1)) &+ s.size &+ page - 1) & ~(page - 1),
+                              offset: first, device: file.device, inode: file.inode, path: file.path))
       }
-      if segments.contains(where: { $0.holds(address) }) { placed += segments }
     }
     return placed
   }

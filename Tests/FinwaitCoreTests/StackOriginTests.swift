@@ -62,7 +62,7 @@ final class StackOriginTests: XCTestCase {
     let address = text.start + 0x123
     let file = LocatedFile(path: path, device: text.device, inode: text.inode, code: code)
     let origin = StackOrigin(frames: [.init(buildID: code.buildID, fileOffset: text.fileOffset(of: address))],
-                             executable: path)
+                             executables: [path])
     let placed = origin.mappings(for: [address]) { $0 == code.buildID ? file : nil }
     let holder = try XCTUnwrap(placed.first { $0.holds(address) }, "\(placed)")
     XCTAssertEqual(holder.start, text.start)
@@ -73,18 +73,40 @@ final class StackOriginTests: XCTestCase {
 
   func testFramesWithoutAFileOrInAnotherFilePlaceNothing() {
     let code = ELFCode(buildID: [1] + [UInt8](repeating: 0, count: 19),
-                       executable: [.init(offset: 0x1000, size: 0x2000)])
+                       executable: [.init(offset: 0x1000, address: 0x1000, size: 0x2000)])
     let file = LocatedFile(path: "/usr/bin/x", device: "fd:01", inode: 7, code: code)
     let unknown = [UInt8](repeating: 2, count: 20)
     let origin = StackOrigin(frames: [nil, .init(buildID: unknown, fileOffset: 0x1500),
-                                      .init(buildID: code.buildID, fileOffset: 0x1500)], executable: nil)
+                                      .init(buildID: code.buildID, fileOffset: 0x1500)], executables: [])
     let placed = origin.mappings(for: [0x10, 0x7000_1500, 0x5000_1500]) { $0 == code.buildID ? file : nil }
     XCTAssertEqual(placed, [Mapping(start: 0x5000_1000, end: 0x5000_3000, offset: 0x1000, device: "fd:01", inode: 7,
                                     path: "/usr/bin/x")])
-    // A frame its file's code cannot hold (a wrong file): nothing.
-    let outside = StackOrigin(frames: [.init(buildID: code.buildID, fileOffset: 0x9000)], executable: nil)
-    XCTAssertEqual(outside.mappings(for: [0x5000_9000]) { _ in file }, [])
     XCTAssertEqual(origin.buildIDs, [unknown, code.buildID])
+    // A frame outside the file's code (a walk gone astray into its data)
+    // places nothing, and does not keep a later frame from placing it.
+    let astray = StackOrigin(frames: [.init(buildID: code.buildID, fileOffset: 0x9000),
+                                      .init(buildID: code.buildID, fileOffset: 0x1500)], executables: [])
+    XCTAssertEqual(astray.mappings(for: [0x5000_9000], locate: { _ in file }), [])
+    XCTAssertEqual(astray.mappings(for: [0x5000_9000, 0x5000_1500], locate: { _ in file }), placed)
+  }
+
+  /// Segments whose address and file offset differ by different amounts
+  /// (lld, or a linker script): each is placed at its own address.
+  func testEachSegmentIsPlacedAtItsOwnAddress() {
+    let code = ELFCode(buildID: [UInt8](repeating: 3, count: 20),
+                       executable: [.init(offset: 0x1000, address: 0x2000, size: 0x800),
+                                    .init(offset: 0x1800, address: 0x4800, size: 0x100)])
+    let file = LocatedFile(path: "/opt/app", device: "fd:02", inode: 9, code: code)
+    let bias: UInt64 = 0x5555_0000_0000
+    // A frame in the first segment, at file offset 0x1010 (address 0x2010).
+    let origin = StackOrigin(frames: [.init(buildID: code.buildID, fileOffset: 0x1010)], executables: [])
+    let placed = origin.mappings(for: [bias + 0x2010]) { _ in file }
+    XCTAssertEqual(placed.count, 2)
+    // An address in the second segment maps back to its own file offset.
+    let second = bias + 0x4820
+    let holder = placed.first { $0.holds(second) }
+    XCTAssertEqual(holder?.fileOffset(of: second), 0x1820)
+    XCTAssertEqual(placed.first { $0.holds(bias + 0x2010) }?.fileOffset(of: bias + 0x2010), 0x1010)
   }
 
   func testTheAnnouncementAsTheKernelWritesIt() {
@@ -107,6 +129,7 @@ final class StackOriginTests: XCTestCase {
       }
     }
     a.exe_depth = 5
+    a.exe_root_step = 0
     let origin = StackOrigin(a)
     XCTAssertEqual(origin.frames.count, 3)
     XCTAssertEqual(origin.frames[0]?.fileOffset, 0x1234)
@@ -114,10 +137,13 @@ final class StackOriginTests: XCTestCase {
     XCTAssertEqual(origin.frames[0]?.buildID.count, 20)
     XCTAssertEqual(origin.frames[0]?.buildID.last, 0xcd)
     XCTAssertNil(origin.frames[1], "an address only: the kernel could not read the file")
-    XCTAssertEqual(origin.executable, "/usr/local/bin/app")
+    XCTAssertEqual(origin.executables, ["/usr/local/bin/app"])
+    // In a chroot at /usr: the path below it is tried too.
+    a.exe_root_step = 4
+    XCTAssertEqual(StackOrigin(a).executables, ["/usr/local/bin/app", "/local/bin/app"])
     a.exe_depth = 0
-    XCTAssertNil(StackOrigin(a).executable, "unknown: too deep, or a name too long")
+    XCTAssertEqual(StackOrigin(a).executables, [], "unknown: too deep, or a name too long")
     a.exe_depth = UInt32(FW_EXE_DEPTH) + 1
-    XCTAssertNil(StackOrigin(a).executable)
+    XCTAssertEqual(StackOrigin(a).executables, [])
   }
 }

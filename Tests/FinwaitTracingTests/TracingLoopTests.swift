@@ -274,7 +274,8 @@ final class TracingLoopTests: XCTestCase {
       return f.address - s.address + s.offset + 8
     }
     let base: UInt64 = 0x5555_0000_0000
-    let libc = ELFCode(buildID: [UInt8](repeating: 0xc0, count: 20), executable: [.init(offset: 0, size: 0x1000)])
+    let libc = ELFCode(buildID: [UInt8](repeating: 0xc0, count: 20),
+                       executable: [.init(offset: 0, address: 0, size: 0x1000)])
     let frames: [StackOrigin.Frame?] = [.init(buildID: code.buildID, fileOffset: offsets[0]), nil,
                                         .init(buildID: libc.buildID, fileOffset: 0x10)]
     let fw2 = start + 20 * ms
@@ -290,8 +291,8 @@ final class TracingLoopTests: XCTestCase {
     run.reconcile = false
     run.source.stacks = [4: [base + offsets[0], 0x7000_0000_0000, 0x7f00_0000_0010],
                          5: [base + 0x1000 + offsets[1]]]
-    run.source.origins = [4: StackOrigin(frames: frames, executable: "/srv/app"),
-                          5: StackOrigin(frames: [.init(buildID: code.buildID, fileOffset: offsets[1])], executable: nil)]
+    run.source.origins = [4: StackOrigin(frames: frames, executables: ["/gone", "/srv/app"]),
+                          5: StackOrigin(frames: [.init(buildID: code.buildID, fileOffset: offsets[1])], executables: [])]
     run.processes.files["/srv/app"] = bytes
     run.processes.ownProcess = 7
     run.processes.maps[7] = "7f0000000000-7f0000001000 r-xp 00000000 fd:01 9 /lib/libc.so.6\n"

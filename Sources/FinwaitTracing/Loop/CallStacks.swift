@@ -51,7 +51,7 @@ public final class CallStacks {
     if let text = processes.maps(of: pid) { return Mapping.parse(text) }
     guard let origin = processes.origin(ofStack: id) else { return nil }
     let placed = origin.mappings(for: addresses) { [filesByBuildID, processes] buildID in
-      filesByBuildID.locate(buildID, executable: origin.executable, in: processes)
+      filesByBuildID.locate(buildID, executables: origin.executables, in: processes)
     }
     return placed.isEmpty ? nil : placed
   }
@@ -64,7 +64,7 @@ public final class CallStacks {
       // parsed: a closer that exits meanwhile is still named from its files.
       let wanted = mappings.filter { m in addresses.contains(where: m.holds) || stackWords.contains(where: m.holds) }
       let files = processes.open(wanted, pid: pid)
-      for m in wanted { if let file = files[m.start] { filesByBuildID.learn(m, from: file) } }
+      for m in wanted { if let file = files[m.start] { filesByBuildID.learn(m, from: file, in: processes) } }
       let processes = processes
       frames = symbolizer.symbolize(
         addresses, stackWords: stackWords, mappings: mappings,

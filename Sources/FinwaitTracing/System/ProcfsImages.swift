@@ -61,9 +61,9 @@ public final class ProcfsImages: ProcessImages {
 
   static func open(_ mapping: Mapping, pid: UInt32) -> FileDescriptor? {
     let range = String(mapping.start, radix: 16) + "-" + String(mapping.end, radix: 16)
-    for path in ["/proc/\(pid)/map_files/\(range)", "/proc/\(pid)/root\(mapping.path)"] {
-      if let fd = try? FileDescriptor.open(FilePath(path), .readOnly) { return fd }
-    }
+    if let fd = try? FileDescriptor.open(FilePath("/proc/\(pid)/map_files/\(range)"), .readOnly) { return fd }
+    // A path under its root may have changed since it was mapped.
+    if let fd = openRegularFile("/proc/\(pid)/root\(mapping.path)") { return fd }
     guard let fd = openRegularFile(mapping.path) else { return nil }
     if let id = identity(of: fd), id == (mapping.device, mapping.inode) { return fd }
     try? fd.close()
