@@ -172,9 +172,10 @@ struct fw_hist {
 /* Announcements in flight: 96 (struct fw_stack_announcement + 8-byte header). */
 #define FW_STACK_RINGBUF_BYTES (256u << 10)
 #define FW_STACK_TOP_WORDS 8
-/* The closer's executable path as its announcement carries it: up to this
- * many steps (a component, or a mount crossed), each name shorter than
- * FW_EXE_NAME_BYTES. */
+/* The closer's executable path as its announcement carries it: a slot per
+ * step (a component, or a mount crossed), each name shorter than
+ * FW_EXE_NAME_BYTES; a path fits in FW_EXE_DEPTH - 1 steps (the walk's last
+ * pass only finds the root). */
 #define FW_EXE_DEPTH 24
 #define FW_EXE_NAME_BYTES 64
 

@@ -55,7 +55,7 @@ _Static_assert(sizeof(struct fw_build_id_frame) == sizeof(struct bpf_stack_build
  * is noted too, so user space can also try the path as the closer sees it.
  * The slot is the loop's own index, so the verifier sees one state per step
  * whatever the path. Left unknown (exe_depth 0) when longer than
- * FW_EXE_DEPTH steps or a name does not fit its slot. */
+ * FW_EXE_DEPTH - 1 steps or a name does not fit its slot. */
 static __always_inline void note_executable(struct fw_stack_announcement *a)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
@@ -75,8 +75,12 @@ static __always_inline void note_executable(struct fw_stack_announcement *a)
 	d = path.dentry;
 	vfsmnt = path.mnt;
 	mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
-	/* One pass more than the slots: the last only finds the root. */
-	for (__u32 i = 0; i <= FW_EXE_DEPTH; i++) {
+	/* The pass after the last name finds the root, so a path fits in one
+	 * step fewer than there are slots. */
+	for (__u32 i = 0; i < FW_EXE_DEPTH; i++) {
+		char *slot = a->exe[i];
+
+		slot[0] = '\0';
 		if (d == root.dentry && vfsmnt == root.mnt && !a->exe_root_step)
 			a->exe_root_step = i;
 		parent = BPF_CORE_READ(d, d_parent);
@@ -86,17 +90,13 @@ static __always_inline void note_executable(struct fw_stack_announcement *a)
 				a->exe_depth = i;
 				return;
 			}
-			if (i >= FW_EXE_DEPTH)
-				return;
-			a->exe[i][0] = '\0';
 			d = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = parent_mnt;
 			vfsmnt = (void *)mnt + bpf_core_field_offset(struct mount, mnt);
 			continue;
 		}
-		if (i >= FW_EXE_DEPTH || bpf_core_read(&name, sizeof(name), &d->d_name) ||
-		    name.len >= FW_EXE_NAME_BYTES ||
-		    bpf_probe_read_kernel_str(a->exe[i], FW_EXE_NAME_BYTES, name.name) <= 1)
+		if (bpf_core_read(&name, sizeof(name), &d->d_name) || name.len >= FW_EXE_NAME_BYTES ||
+		    bpf_probe_read_kernel_str(slot, FW_EXE_NAME_BYTES, name.name) <= 1)
 			return;
 		d = parent;
 	}
