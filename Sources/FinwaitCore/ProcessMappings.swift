@@ -128,13 +128,6 @@ public struct StackOrigin: Sendable, Equatable {
     }
   }
 
-  /// The distinct build ids of the frames, innermost first.
-  public var buildIDs: [[UInt8]] {
-    var seen: [[UInt8]] = []
-    for case let f? in frames where !seen.contains(f.buildID) { seen.append(f.buildID) }
-    return seen
-  }
-
   /// Mappings as /proc/PID/maps would have shown them for the files the
   /// frames fall in: each located file's executable segments, placed by the
   /// load bias a frame gives (its address less the address its file offset

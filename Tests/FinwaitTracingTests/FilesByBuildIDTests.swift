@@ -19,12 +19,12 @@ final class FilesByBuildIDTests: XCTestCase {
     let files = FilesByBuildID()
     // A container's file at that path: another device and inode.
     let theirs = Mapping(start: 0x1000, end: 0x2000, offset: 0, device: "00:2f", inode: 77, path: "/usr/lib/libx.so")
-    files.learn(theirs, from: ScriptedProcesses.Bytes(bytes), in: processes)
+    files.learn(theirs, in: processes)
     XCTAssertNil(files.locate(code.buildID, executables: [], in: processes))
 
     let ours = Mapping(start: 0x1000, end: 0x2000, offset: 0, device: "fd:01", inode: 16, path: "/usr/lib/libx.so")
     let again = FilesByBuildID()
-    again.learn(ours, from: ScriptedProcesses.Bytes(bytes), in: processes)
+    again.learn(ours, in: processes)
     XCTAssertEqual(again.locate(code.buildID, executables: [], in: processes)?.path, "/usr/lib/libx.so")
   }
 

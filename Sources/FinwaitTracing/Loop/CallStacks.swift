@@ -64,7 +64,7 @@ public final class CallStacks {
       // parsed: a closer that exits meanwhile is still named from its files.
       let wanted = mappings.filter { m in addresses.contains(where: m.holds) || stackWords.contains(where: m.holds) }
       let files = processes.open(wanted, pid: pid)
-      for m in wanted { if let file = files[m.start] { filesByBuildID.learn(m, from: file, in: processes) } }
+      for m in wanted { filesByBuildID.learn(m, in: processes) }
       let processes = processes
       frames = symbolizer.symbolize(
         addresses, stackWords: stackWords, mappings: mappings,

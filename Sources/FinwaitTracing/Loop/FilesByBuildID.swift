@@ -15,14 +15,11 @@ final class FilesByBuildID {
   /// Paths already read: each is opened once.
   private var pathsRead: Set<String> = []
 
-  /// A file mapped by a process whose maps were read, opened as `file`: kept
-  /// if the same file is at its path in our namespace (a container's is not).
-  func learn(_ mapping: Mapping, from file: any MappedFile, in images: any ProcessImages) {
-    guard known.count < Self.capacity, let code = ELFCode(reading: { file.read(at: $0, count: $1) }),
-      known[code.buildID] == nil, pathsRead.count < Self.capacity, pathsRead.insert(mapping.path).inserted,
-      let opened = images.open(path: mapping.path), opened.device == mapping.device, opened.inode == mapping.inode
-    else { return }
-    known[code.buildID] = LocatedFile(path: mapping.path, device: mapping.device, inode: mapping.inode, code: code)
+  /// A file a process whose maps were read had mapped: kept if the same
+  /// file (device and inode) is at its path in our namespace (a container's
+  /// is not).
+  func learn(_ mapping: Mapping, in images: any ProcessImages) {
+    learn(path: mapping.path, in: images, expecting: (mapping.device, mapping.inode))
   }
 
   /// `executables`: where the closer's executable may be, in order.
@@ -38,10 +35,10 @@ final class FilesByBuildID {
     return known[id]
   }
 
-  private func learn(path: String, in images: any ProcessImages) {
+  private func learn(path: String, in images: any ProcessImages, expecting identity: (String, UInt64)? = nil) {
     guard known.count < Self.capacity, pathsRead.count < Self.capacity, pathsRead.insert(path).inserted,
-      let opened = images.open(path: path), let code = ELFCode(reading: { opened.file.read(at: $0, count: $1) }),
-      known[code.buildID] == nil
+      let opened = images.open(path: path), identity.map({ $0 == (opened.device, opened.inode) }) ?? true,
+      let code = ELFCode(reading: { opened.file.read(at: $0, count: $1) }), known[code.buildID] == nil
     else { return }
     known[code.buildID] = LocatedFile(path: path, device: opened.device, inode: opened.inode, code: code)
   }
